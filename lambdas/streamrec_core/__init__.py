@@ -1,0 +1,1 @@
+"""Code shared by the ingest, process and serve functions; included in every function's asset."""

@@ -1,0 +1,87 @@
+"""Names shared by the CDK app, the three functions, the local emulator and the tests.
+
+No string that crosses a boundary (environment variable, table attribute, metric, output) is spelled
+twice: it is defined here and imported everywhere else.
+"""
+
+from __future__ import annotations
+
+SERVICE_NAME = "streamrec"
+METRICS_NAMESPACE = "Streamrec"
+SCHEMA_VERSION = 1
+MODEL_NAME = "covisit-v1"
+
+# --- Environment variables set by CDK on the functions (validated once at cold start) ---------------
+ENV_STREAM_NAME = "STREAM_NAME"
+ENV_USERS_TABLE = "USERS_TABLE"
+ENV_ITEMS_TABLE = "ITEMS_TABLE"
+ENV_DLQ_URL = "DEAD_LETTER_QUEUE_URL"
+ENV_MAX_EVENT_AGE_SECONDS = "MAX_EVENT_AGE_SECONDS"
+ENV_MAX_FUTURE_SKEW_SECONDS = "MAX_FUTURE_SKEW_SECONDS"
+ENV_MAX_BODY_BYTES = "MAX_BODY_BYTES"
+ENV_MAX_EVENTS_PER_REQUEST = "MAX_EVENTS_PER_REQUEST"
+ENV_PUT_RETRY_BUDGET_SECONDS = "PUT_RETRY_BUDGET_SECONDS"
+ENV_USER_TTL_SECONDS = "USER_TTL_SECONDS"
+ENV_ITEM_TTL_SECONDS = "ITEM_TTL_SECONDS"
+ENV_ALLOWED_LATENESS_SECONDS = "ALLOWED_LATENESS_SECONDS"
+ENV_TRENDING_SLOTS = "TRENDING_SLOTS"
+ENV_EXPERIMENTS = "EXPERIMENTS_JSON"
+# Powertools reads these itself.
+ENV_POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+ENV_POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+
+# --- Limits enforced in our own code (the emulator is looser than AWS) ------------------------------
+MAX_EVENTS_PER_REQUEST = 500  # also the PutRecords limit
+MAX_EVENT_BYTES = 8 * 1024
+KINESIS_MAX_RECORD_BYTES = 1024 * 1024
+DDB_BATCH_WRITE_MAX_ITEMS = 25
+DDB_BATCH_GET_MAX_KEYS = 100
+DDB_TRANSACT_MAX_ITEMS = 100
+DDB_MAX_ITEM_BYTES = 400 * 1024
+
+# --- Feature table layout ---------------------------------------------------------------------------
+# Users table: one item per user, written only by the shard that owns the user (partition key user_id).
+USERS_PK = "user_id"
+# Items table: generic pk/sk so item profiles and trending lists share one table and one BatchGetItem.
+ITEMS_PK = "pk"
+ITEMS_SK = "sk"
+TTL_ATTRIBUTE = "expires_at"
+
+# --- Stack outputs (read by the local emulator, tests and tools) ------------------------------------
+OUTPUT_API_URL = "ApiUrl"
+OUTPUT_REST_API_ID = "RestApiId"
+OUTPUT_STREAM_NAME = "StreamName"
+OUTPUT_USERS_TABLE = "UsersTableName"
+OUTPUT_ITEMS_TABLE = "ItemsTableName"
+OUTPUT_DLQ_URL = "DeadLetterQueueUrl"
+OUTPUT_ON_FAILURE_QUEUE_URL = "OnFailureQueueUrl"
+OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
+
+# --- Event types and their weight as evidence of interest -------------------------------------------
+EVENT_TYPES = ("view", "click", "add_to_cart", "favorite", "purchase", "search", "impression")
+ITEM_REQUIRED_TYPES = frozenset({"view", "add_to_cart", "favorite", "purchase"})
+
+# --- Functions: Powertools service names (also the `service` dimension of every EMF metric) ----------
+INGEST_SERVICE = "streamrec-ingest"
+PROCESS_SERVICE = "streamrec-process"
+SERVE_SERVICE = "streamrec-serve"
+
+# --- EMF metric names (namespace METRICS_NAMESPACE, dimension service=<function service>) ------------
+# Alarms and the dashboard are built from these names, so handlers and CDK can never disagree.
+METRIC_EVENTS_ACCEPTED = "EventsAccepted"
+METRIC_EVENTS_REJECTED = "EventsRejected"
+METRIC_EVENTS_RETRIED = "EventsRetried"
+METRIC_EVENTS_FAILED = "EventsFailed"  # valid, but PutRecords still failed after retries
+METRIC_RECORDS_PROCESSED = "RecordsProcessed"
+METRIC_DUPLICATES_SKIPPED = "DuplicatesSkipped"
+METRIC_LATE_EVENTS = "LateEvents"
+METRIC_FEATURE_WRITES = "FeatureWriteRequests"
+METRIC_DLQ_SENDS = "DeadLetterSends"
+METRIC_BATCH_ITEM_FAILURES = "BatchItemFailures"
+METRIC_RECOMMENDATION_LATENCY = "RecommendationLatency"
+METRIC_RECOMMENDATIONS_SERVED = "RecommendationsServed"
+METRIC_FALLBACKS = "RecommendationFallbacks"
+METRIC_VARIANT_IMPRESSIONS = "VariantImpressions"
+METRIC_VARIANT_CLICKS = "VariantClicks"
+METRIC_VARIANT_PURCHASES = "VariantPurchases"
