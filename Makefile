@@ -1,0 +1,74 @@
+# Everything a newcomer needs: `make demo` runs the whole pipeline locally, `make test` runs the tests.
+# Both create the virtual environment on first use; no Docker and no AWS account are needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# pytest-xdist workers; the e2e tests share one local pipeline on one worker (xdist_group).
+WORKERS ?= 2
+
+.PHONY: venv demo up test test-fast e2e e2e-localstack synth cdk-synth deploy bench lint redrive openapi clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+## The main job: the whole pipeline on the embedded emulator, replaying events, showing recommendations.
+## EVENTS=path.jsonl replays a file in the shared data format; N=... sets the generated event count.
+demo: venv
+	$(PY) -m tools.demo $(if $(EVENTS),--events-file $(EVENTS)) $(if $(N),--events $(N)) $(if $(SPEED),--speed $(SPEED))
+
+## Leave the local pipeline running; prints the base URL and API keys, writes .local/endpoint.json.
+up: venv
+	$(PY) -m local_emulator up
+
+## The test suite (what .ci/run runs).
+test: venv
+	$(PY) -m pytest -n $(WORKERS) --dist loadgroup
+
+## Everything but the end-to-end tests.
+test-fast: venv
+	$(PY) -m pytest -n $(WORKERS) -m "not e2e"
+
+e2e: venv
+	$(PY) -m pytest -m e2e
+
+## The same e2e suite against LocalStack (needs Docker): see localstack/README.md.
+e2e-localstack: venv
+	bash localstack/deploy.sh
+	STREAMREC_TARGET=localstack $(PY) -m pytest -m e2e
+
+## Synthesize the CloudFormation template into cdk.out (no CDK CLI needed).
+synth: venv
+	$(PY) app.py
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+## The same through the pinned CDK CLI; `make deploy` ships it to the account in your AWS profile.
+cdk-synth: venv node_modules/.package-lock.json
+	npx cdk synth $(if $(ENV),-c env=$(ENV))
+
+deploy: venv node_modules/.package-lock.json
+	npx cdk deploy $(if $(ENV),-c env=$(ENV))
+
+bench: venv
+	$(PY) -m bench.run_all
+
+redrive: venv
+	$(PY) -m tools.redrive $(ARGS)
+
+openapi: venv
+	$(PY) -m tools.export_openapi
+
+lint: venv
+	$(PY) -m ruff check . && $(PY) -m mypy lambdas stacks local_emulator tools
+
+clean:
+	rm -rf cdk.out .local .pytest_cache .hypothesis
