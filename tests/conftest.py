@@ -1,0 +1,38 @@
+"""Suite-wide test configuration.
+
+Unit and integration tests must never reach the network: AWS credentials are dummies and every boto3
+call goes to moto (in-process `mock_aws` or the emulator's moto server on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Dummy credentials: a test that forgot its moto fixture fails instead of touching a real account.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_SECURITY_TOKEN", "testing")
+os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# Powertools emits EMF to stdout; tests need no namespace validation noise.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Streamrec")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e is marked `e2e` and grouped onto one xdist worker.
+
+    The e2e tests share one local pipeline (moto server + deployed stack + runtime), which is costly to
+    start; grouping them keeps it to one start per run.
+    """
+    e2e_dir = REPO_ROOT / "tests" / "e2e"
+    for item in items:
+        if e2e_dir in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group("e2e"))
