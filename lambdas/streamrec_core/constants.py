@@ -85,3 +85,12 @@ METRIC_FALLBACKS = "RecommendationFallbacks"
 METRIC_VARIANT_IMPRESSIONS = "VariantImpressions"
 METRIC_VARIANT_CLICKS = "VariantClicks"
 METRIC_VARIANT_PURCHASES = "VariantPurchases"
+
+# --- Ingest boundary: Kinesis record and HTTP --------------------------------------------------------
+# Attribute ingest adds to each event in the Kinesis record (receipt time, RFC 3339 UTC).
+RECORD_RECEIVED_AT = "received_at"
+# Optional: comma-separated origins allowed to call the API from a browser; empty or unset = no CORS.
+ENV_CORS_ALLOWED_ORIGINS = "CORS_ALLOWED_ORIGINS"
+API_KEY_HEADER = "x-api-key"
+# Dimension of METRIC_EVENTS_REJECTED naming the field that broke a rule (low cardinality: schema fields).
+METRIC_DIMENSION_FIELD = "field"
