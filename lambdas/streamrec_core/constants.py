@@ -94,3 +94,27 @@ ENV_CORS_ALLOWED_ORIGINS = "CORS_ALLOWED_ORIGINS"
 API_KEY_HEADER = "x-api-key"
 # Dimension of METRIC_EVENTS_REJECTED naming the field that broke a rule (low cardinality: schema fields).
 METRIC_DIMENSION_FIELD = "field"
+
+# --- Infrastructure: more stack outputs, alarm names (stacks/, local emulator, tests) ----------------
+OUTPUT_PRODUCER_API_KEY_ID = "ProducerApiKeyId"
+OUTPUT_READER_API_KEY_ID = "ReaderApiKeyId"
+OUTPUT_API_STAGE = "ApiStageName"
+OUTPUT_DASHBOARD_NAME = "DashboardName"
+# Alarm names are "<stack name>-<suffix>". Alarms read the metrics above with dimension service=<service>
+# only: a metric also emitted with extra dimensions (e.g. METRIC_DIMENSION_FIELD) must also be emitted
+# with service alone, or the alarm never sees it.
+ALARM_ITERATOR_AGE = "iterator-age"
+ALARM_PROCESS_ERRORS = "process-errors"
+ALARM_PROCESS_THROTTLES = "process-throttles"
+ALARM_DLQ_DEPTH = "dlq-depth"
+ALARM_ON_FAILURE_DEPTH = "on-failure-depth"
+ALARM_INGEST_REJECTION_RATE = "ingest-rejection-rate"
+ALARM_KINESIS_WRITE_THROTTLES = "kinesis-write-throttles"
+ALARM_PUT_RECORDS_FAILURES = "put-records-failures"
+ALARM_USERS_READ_THROTTLES = "users-table-read-throttles"
+ALARM_USERS_WRITE_THROTTLES = "users-table-write-throttles"
+ALARM_ITEMS_READ_THROTTLES = "items-table-read-throttles"
+ALARM_ITEMS_WRITE_THROTTLES = "items-table-write-throttles"
+ALARM_API_5XX_RATE = "api-5xx-rate"
+ALARM_API_P99_LATENCY = "api-p99-latency"
+ALARM_SERVE_FALLBACK_RATE = "serve-fallback-rate"
