@@ -118,3 +118,54 @@ ALARM_ITEMS_WRITE_THROTTLES = "items-table-write-throttles"
 ALARM_API_5XX_RATE = "api-5xx-rate"
 ALARM_API_P99_LATENCY = "api-p99-latency"
 ALARM_SERVE_FALLBACK_RATE = "serve-fallback-rate"
+METRIC_REQUESTS_REFUSED = "RequestsRefused"  # whole POST /v1/events requests answered 4xx before validation
+
+# --- Feature tables: attributes and key prefixes (process writes, serve and tools read) -------------
+# Every feature row carries a version number; every write is conditional on the version it read.
+ATTR_VERSION = "version"
+# Users table, one item per user (key USERS_PK).
+USER_HISTORY = "history"  # [[item_id, event_type, event_time_ms, category], ...] oldest first, capped
+USER_AFFINITY = "affinity"  # {category: decayed score at USER_AFFINITY_AT}, capped top-N
+USER_AFFINITY_AT = "affinity_at"  # event time (ms) the affinity scores are decayed to
+USER_COUNTS = "counts"  # {event_type: count of distinct events}
+USER_RECENT_IDS = "recent_ids"  # event ids of the latest applied events (client-resend dedup), capped
+USER_BOUGHT = "bought"  # item ids the user purchased, latest last, capped
+USER_LAST_EVENT_AT = "last_event_at"  # highest event time applied (ms)
+USER_WATERMARKS = "watermarks"  # {shard_id: [highest processed sequence number (string), arrival ms]}
+# Items table (keys ITEMS_PK / ITEMS_SK): item profiles, trending slots and experiment counters.
+ITEM_PK_PREFIX = "item#"
+ITEM_PROFILE_SK = "profile"
+ITEM_ID_ATTR = "item_id"
+ITEM_CATEGORY = "category"
+ITEM_POPULARITY = "popularity"  # {event-time hour (epoch hours, string): weighted count}, windowed
+ITEM_MAX_HOUR = "max_hour"  # latest event-time hour seen
+ITEM_SCORE = "score"  # trending score at ITEM_MAX_HOUR, from ITEM_POPULARITY
+ITEM_COVISIT = "covisit"  # {neighbour item_id: [score, neighbour category]}, capped top-N
+ITEM_COUNTS = "counts"  # {event_type: count}
+TRENDING_GLOBAL_PK = "trending#global"
+TRENDING_CATEGORY_PK_PREFIX = "trending#cat#"
+TRENDING_SLOT_SK_PREFIX = "slot#"
+TRENDING_ENTRIES = "entries"  # {item_id: [decayed score, event-time hour, category]}, capped top-N
+EXPERIMENT_PK_PREFIX = "experiment#"
+EXPERIMENT_VARIANT_SK_PREFIX = "variant#"
+EXPERIMENT_ID_ATTR = "experiment_id"
+EXPERIMENT_VARIANT_ATTR = "variant"
+EXPERIMENT_IMPRESSIONS = "impressions"
+EXPERIMENT_CLICKS = "clicks"
+EXPERIMENT_PURCHASES = "purchases"
+# Experiment id counted for attributed events that name no experiment_id.
+DEFAULT_EXPERIMENT_ID = "default"
+DEFAULT_VARIANT = "default"
+
+# --- Process function: dead-letter message and more metrics -------------------------------------------
+DLQ_PAYLOAD = "payload_base64"
+DLQ_REASON = "reason"
+DLQ_SHARD_ID = "shard_id"
+DLQ_SEQUENCE_NUMBER = "sequence_number"
+DLQ_PARTITION_KEY = "partition_key"
+DLQ_EVENT_SOURCE_ARN = "event_source_arn"
+METRIC_EVENTS_APPLIED = "EventsApplied"
+METRIC_FEATURE_WRITE_CONFLICTS = "FeatureWriteConflicts"
+METRIC_FEATURE_WRITE_THROTTLES = "FeatureWriteThrottles"
+METRIC_REDRIVE_UNCERTAIN = "RedriveUncertain"
+METRIC_EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
