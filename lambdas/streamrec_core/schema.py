@@ -238,10 +238,10 @@ _ATTRIBUTION_REQUIRED: Final = (A_REQUEST_ID, A_VARIANT)
 _RFC3339_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
-_CANONICAL_TS_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 _RULE_REQUIRED: Final = "is required"
 _RULE_UNKNOWN: Final = "unknown field"
+RULE_UNKNOWN_FIELD: Final = _RULE_UNKNOWN
 _RULE_ITEM_REQUIRED: Final = "is required for event_type " + ", ".join(_ITEM_REQUIRED_ORDERED)
 _RULE_NOT_OBJECT: Final = "must be a JSON object"
 _RULE_TOO_LARGE: Final = f"serialized event must be at most {MAX_EVENT_BYTES} bytes"
@@ -254,9 +254,12 @@ _RULE_PROPERTY_COUNT: Final = f"must have at most {PROPERTIES_MAX_KEYS} keys"
 _RULE_UNICODE: Final = "must be valid Unicode (no lone surrogates)"
 
 # Worst-case serialized bytes per character of a string (a control character becomes \u00XX) and per
-# key/value pair apart from string contents (quotes, colon, comma, key name, a number's digits).
+# key/value pair apart from string contents (quotes, colon, comma, key name, a number's digits). An event
+# whose strings hold at most _CHARS_ALWAYS_SMALL characters cannot exceed MAX_EVENT_BYTES.
 _BYTES_PER_CHAR = 6
 _BYTES_PER_PAIR = 48
+_MAX_PAIRS = len(FIELDS) + 1 + PROPERTIES_MAX_KEYS + len(_ATTRIBUTION_RULES)
+_CHARS_ALWAYS_SMALL = (MAX_EVENT_BYTES - _MAX_PAIRS * _BYTES_PER_PAIR) // _BYTES_PER_CHAR
 
 
 def new_event_id() -> str:
@@ -289,6 +292,25 @@ def _parse_rfc3339(value: object) -> datetime | None:
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
+
+
+def _looks_canonical(value: object) -> bool:
+    """True for `YYYY-MM-DDTHH:MM:SS.mmmZ` shapes; cheaper than a regex on the hot path.
+
+    Only the separators are checked: datetime.fromisoformat then rejects any non-digit in between.
+    """
+    return (
+        type(value) is str
+        and len(value) == 24
+        and value[23] == "Z"
+        and value[19] == "."
+        and value[16] == ":"
+        and value[13] == ":"
+        and value[10] == "T"
+        and value[7] == "-"
+        and value[4] == "-"
+        and value.isascii()
+    )
 
 
 def _is_unicode(value: str) -> bool:
@@ -399,7 +421,7 @@ def validate_event(
     for key, value in raw.items():
         spec = specs.get(key)
         if spec is None:
-            if key == RECORD_RECEIVED_AT and now is None and _parse_rfc3339(value) is not None:
+            if key == RECORD_RECEIVED_AT and now is None and _looks_canonical(value):
                 out[key] = value
                 chars += len(value)
             else:
@@ -426,9 +448,9 @@ def validate_event(
                 out[key] = value
                 continue
         elif kind == _TIMESTAMP:
-            if type(value) is str and _CANONICAL_TS_RE.fullmatch(value) is not None:
+            if _looks_canonical(value):
                 try:
-                    moment = datetime.fromisoformat(value)
+                    moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
                     out[key] = value
                     continue
                 except ValueError:
@@ -487,12 +509,9 @@ def validate_event(
         chars += len(event_id)
     out[F_SCHEMA_VERSION] = SCHEMA_VERSION
 
-    # Exact size only when the cheap upper bound says it could matter (rare: long strings).
-    pairs = len(out) + len(out.get(F_PROPERTIES, ())) + len(out.get(F_ATTRIBUTION, ()))
-    if (
-        chars * _BYTES_PER_CHAR + pairs * _BYTES_PER_PAIR > MAX_EVENT_BYTES
-        and len(_dumps(out)) > MAX_EVENT_BYTES
-    ):
+    # Serializing costs more than validating, so measure only when the worst case could exceed the
+    # limit: each character escapes to at most 6 bytes, each key/value pair adds at most 48 more.
+    if chars > _CHARS_ALWAYS_SMALL and len(_dumps(out)) > MAX_EVENT_BYTES:
         return None, [Violation(WHOLE_EVENT, _RULE_TOO_LARGE)]
     return out, bad
 

@@ -1,0 +1,1 @@
+"""The ingest function: POST /v1/events -> validated events -> Kinesis."""
