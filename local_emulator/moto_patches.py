@@ -1,0 +1,102 @@
+"""Small fixes that make moto's Kinesis and Lambda behave like AWS where the emulator depends on it.
+
+Applied inside the emulator's moto server process (see `moto_server`), and available to in-process tests
+through `patched()`. Each patch is a documented moto gap (moto 5.2.5):
+
+1. Kinesis PutRecord(s) after a reshard: moto routes writes by the first shard whose hash range
+   matches, which is the CLOSED parent, so children never receive data. AWS writes only to open shards.
+2. Kinesis SplitShard / MergeShards: moto moves (split) or copies (merge) the parent's records into the
+   children, re-numbering them. In AWS the parent keeps its records, readable until retention ends,
+   and the children start empty; consumers finish the parent first.
+3. Lambda: on every PutRecord moto pushes the record to each mapped function through Docker (one
+   record per invocation, no ESM semantics). Lambda code never runs inside moto here: the local
+   runtime's poller is the event source mapping, so the push is turned off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from moto.awslambda.models import LambdaBackend
+from moto.kinesis.exceptions import InvalidArgumentError
+from moto.kinesis.models import Shard, Stream
+from moto.utilities.utils import md5_hash
+
+_ORIGINALS: dict[str, Any] = {}
+
+
+def _get_shard_for_key(self: Stream, partition_key: str, explicit_hash_key: str) -> Shard | None:
+    if not isinstance(partition_key, str) or len(partition_key) > 256:
+        raise InvalidArgumentError("partition_key")
+    if explicit_hash_key:
+        int_key = int(explicit_hash_key)
+        if int_key >= 2**128:
+            raise InvalidArgumentError("explicit_hash_key")
+    else:
+        int_key = int(md5_hash(partition_key.encode("utf-8")).hexdigest(), 16)
+    for shard in self.shards.values():
+        if shard.is_open and shard.starting_hash <= int_key <= shard.ending_hash:
+            return shard
+    return None
+
+
+def _split_shard(self: Stream, shard_to_split: str, new_starting_hash_key: str) -> None:
+    shard = self.get_shard(shard_to_split)
+    kept = shard.records
+    shard.records = type(kept)()  # the original re-puts whatever it finds: give it nothing
+    try:
+        _ORIGINALS["split_shard"](self, shard_to_split, new_starting_hash_key)
+    finally:
+        shard.records = kept
+
+
+def _merge_shards(self: Stream, shard_to_merge: str, adjacent_shard_to_merge: str) -> None:
+    first, second = self.get_shard(shard_to_merge), self.get_shard(adjacent_shard_to_merge)
+    kept = (first.records, second.records)
+    first.records, second.records = type(kept[0])(), type(kept[1])()
+    try:
+        _ORIGINALS["merge_shards"](self, shard_to_merge, adjacent_shard_to_merge)
+    finally:
+        first.records, second.records = kept
+
+
+def _no_kinesis_push(self: LambdaBackend, *args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def apply() -> None:
+    """Apply all patches (idempotent)."""
+    if _ORIGINALS:
+        return
+    _ORIGINALS["get_shard_for_key"] = Stream.get_shard_for_key
+    _ORIGINALS["split_shard"] = Stream.split_shard
+    _ORIGINALS["merge_shards"] = Stream.merge_shards
+    _ORIGINALS["send_kinesis_message"] = LambdaBackend.send_kinesis_message
+    Stream.get_shard_for_key = _get_shard_for_key  # type: ignore[method-assign]
+    Stream.split_shard = _split_shard  # type: ignore[method-assign]
+    Stream.merge_shards = _merge_shards  # type: ignore[method-assign]
+    LambdaBackend.send_kinesis_message = _no_kinesis_push  # type: ignore[method-assign]
+
+
+def remove() -> None:
+    """Restore moto's own behaviour."""
+    if not _ORIGINALS:
+        return
+    Stream.get_shard_for_key = _ORIGINALS.pop("get_shard_for_key")  # type: ignore[method-assign]
+    Stream.split_shard = _ORIGINALS.pop("split_shard")  # type: ignore[method-assign]
+    Stream.merge_shards = _ORIGINALS.pop("merge_shards")  # type: ignore[method-assign]
+    LambdaBackend.send_kinesis_message = _ORIGINALS.pop("send_kinesis_message")  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def patched() -> Iterator[None]:
+    """Apply the patches for the duration of a block (in-process tests with `mock_aws`)."""
+    already = bool(_ORIGINALS)
+    apply()
+    try:
+        yield
+    finally:
+        if not already:
+            remove()
