@@ -56,7 +56,6 @@ DEFAULT_ENDPOINT_FILE = Path(".local/endpoint.json")
 DEFAULT_SPAN_SECONDS = 3600.0
 # Ingest's default maximum event age (DESIGN.md); a replay squeezed into a longer span would be rejected.
 MAX_EVENT_AGE_SECONDS = 7 * 24 * 3600
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 # Schema v1 fields a source line may carry through (event_id and timestamp are set here). Everything
 # else (raw_event_type, unix_ts, source_line, ...) is dropped, because ingest rejects unknown fields.
@@ -351,29 +350,26 @@ class Replayer:
             body = json.dumps({"events": [events[i] for i in pending]}, separators=(",", ":")).encode()
             headers = {"content-type": "application/json", API_KEY_HEADER: self.api_key}
             summary.requests += 1
-            retry_after = None
             try:
                 response = self.transport(self.url, body, headers)
             except TransportError:
                 response = None
             if response is not None and response.status in (401, 403):
                 raise ReplayError(f"API key refused by {self.url} (HTTP {response.status})")
-            if response is None or response.status in RETRYABLE_STATUSES:
-                retry_after = _header(response, "retry-after") if response else None
-            elif 400 <= response.status < 500:
-                # The whole request was refused (too large, malformed): no retry can fix it.
-                reason = f"request: HTTP {response.status} {_error_message(response.body)}"
-                final.rejected.update({i: reason for i in pending})
-                pending = []
-            else:
-                try:
-                    payload = json.loads(response.body or b"null")
-                except json.JSONDecodeError:
-                    payload = None
+            retry_after = _header(response, "retry-after") if response is not None else None
+            payload = _per_index_document(response)
+            if payload is not None:
+                # Ingest answers by index even on 400 (all rejected) and 503 (nothing stored).
                 outcome = parse_outcome(payload, len(pending))
                 final.accepted += [pending[i] for i in outcome.accepted]
                 final.rejected.update({pending[i]: reason for i, reason in outcome.rejected.items()})
                 pending = [pending[i] for i in sorted(outcome.failed)]
+            elif response is not None and 400 <= response.status < 500 and response.status != 429:
+                # The whole request was refused (too large, malformed): no retry can fix it.
+                reason = f"request: HTTP {response.status} {_error_message(response.body)}"
+                final.rejected.update({i: reason for i in pending})
+                pending = []
+            # Otherwise (no answer, 429, 5xx without a per-index document) the whole request is retried.
             if not pending:
                 break
             if attempt + 1 < self.max_attempts:
@@ -383,6 +379,23 @@ class Replayer:
         summary.rejected.update(final.rejected.values())
         summary.failed += len(final.failed)
         return final
+
+
+def _per_index_document(response: HttpResponse | None) -> dict[str, Any] | None:
+    """The response body when it is ingest's per-index answer, else None."""
+    if response is None or not response.body:
+        return None
+    try:
+        payload = json.loads(response.body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    if isinstance(payload.get("results"), list) or any(
+        isinstance(payload.get(key), list) for key in ("accepted", "rejected", "failed")
+    ):
+        return payload
+    return None
 
 
 def _header(response: HttpResponse, name: str) -> str | None:

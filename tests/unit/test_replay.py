@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from ingest.logic import Limits, build_response, parse_request, validate_batch
 from streamrec_core.schema import validate_event
 
 from tools.generate_clickstream import generate_events, write_jsonl
@@ -307,6 +308,63 @@ def test_parse_outcome_reads_index_lists_and_treats_unmentioned_indexes_as_faile
     assert outcome.accepted == [0]
     assert outcome.rejected == {2: "user_id: x"}
     assert outcome.failed == [1, 3]
+
+
+class IngestLogicApi:
+    """A transport that answers with ingest's own logic; the stream refuses chosen event ids once."""
+
+    def __init__(self, clock: FakeClock, refuse_once: set[str] = frozenset()) -> None:
+        self.clock = clock
+        self.refuse_once = set(refuse_once)
+        self.limits = Limits(max_body_bytes=1 << 20, max_events=500,
+                             max_age=timedelta(days=7), max_future=timedelta(minutes=5))
+        self.bodies: list[list[dict]] = []
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
+        raw = parse_request(body, "application/json", self.limits)
+        self.bodies.append(raw)
+        batch = validate_batch(raw, now=datetime.fromtimestamp(self.clock(), UTC), limits=self.limits)
+        failures = {pos: "throttled" for pos, e in enumerate(batch.events) if e["event_id"] in self.refuse_once}
+        self.refuse_once -= {batch.events[pos]["event_id"] for pos in failures}
+        status, document, extra = build_response(batch, failures, "req-1")
+        return HttpResponse(status, extra, json.dumps(document).encode())
+
+
+def test_replay_reads_ingests_own_answers_and_retries_only_the_refused_events():
+    # Given ingest's logic, one invalid event and a stream that refuses two valid events once
+    clock = FakeClock()
+    source = generate_events(20, users=4, items=10, seed=8)
+    source[5]["user_id"] = "not valid!"
+    refused = {event_id_for(source[2]), event_id_for(source[11])}
+    api = IngestLogicApi(clock, refused)
+    summary = run(source, api, clock=clock)
+    # Then the invalid one is rejected by field, the two are resent alone, and the rest is stored once
+    assert summary.accepted == 19 and summary.failed == 0
+    (reason,) = summary.rejected
+    assert reason.startswith("user_id: ") and summary.rejected[reason] == 1
+    assert [len(b) for b in api.bodies] == [20, 2]
+    assert {e["event_id"] for e in api.bodies[1]} == refused
+
+
+def test_a_batch_ingest_rejects_entirely_is_counted_by_reason_not_resent():
+    # Given events ingest rejects (400 validation_failed still answers by index)
+    clock = FakeClock()
+    source = [dict(TAOBAO_LINE, event_type="teleport", source_line=i) for i in range(3)]
+    api = IngestLogicApi(clock)
+    summary = run(source, api, clock=clock)
+    assert summary.requests == 1 and summary.accepted == 0
+    assert sum(summary.rejected.values()) == 3
+    assert all(reason.startswith("event_type: ") for reason in summary.rejected)
+
+
+def test_a_stream_outage_answer_is_retried_after_its_retry_after():
+    # Given a stream that refuses every event of the first request (ingest answers 503 by index)
+    clock = FakeClock()
+    source = generate_events(4, users=2, items=5, seed=3)
+    api = IngestLogicApi(clock, {event_id_for(e) for e in source})
+    summary = run(source, api, clock=clock)
+    assert summary.accepted == 4 and summary.requests == 2
+    assert clock.sleeps and clock.sleeps[0] >= 1
 
 
 # --- Endpoint file, CLI and real HTTP ---------------------------------------------------------------------
