@@ -1,0 +1,1 @@
+"""One construct per concern: stream, tables, functions, processing, api, monitoring."""

@@ -1,0 +1,384 @@
+"""Alarms (each with its real dimensions and an SNS action) and one dashboard for the whole pipeline.
+
+Thresholds come from `settings.alarms`; custom metrics are the functions' EMF metrics, named in
+`streamrec_core.constants`, with the Powertools default dimension `service`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from streamrec_core import constants as c
+
+from stacks.settings import Settings
+
+SERVICE_DIMENSION = "service"  # Powertools Metrics adds it to every EMF metric
+
+
+@dataclass(frozen=True)
+class Monitored:
+    """What the monitoring construct watches; built by the stack from the other constructs."""
+
+    stream: kinesis.IStream
+    process: lambda_.IFunction
+    ingest: lambda_.IFunction
+    serve: lambda_.IFunction
+    dead_letter_queue: sqs.IQueue
+    on_failure_queue: sqs.IQueue
+    users: dynamodb.ITable
+    items: dynamodb.ITable
+    api_name: str
+    stage_name: str
+
+
+class Monitoring(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, watched: Monitored) -> None:
+        super().__init__(scope, construct_id)
+        a = settings.alarms
+        self._period = a.period
+        self._settings = settings
+        self._stack_name = Stack.of(self).stack_name
+
+        self.key = kms.Key(
+            self,
+            "TopicKey",
+            description="streamrec alarm topic",
+            enable_key_rotation=True,
+            removal_policy=settings.removal_policy,
+        )
+        # CloudWatch publishes alarm notifications to the encrypted topic with this key.
+        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        self.topic = sns.Topic(self, "AlarmTopic", master_key=self.key, enforce_ssl=True)
+        if a.email:
+            self.topic.add_subscription(subs.EmailSubscription(a.email))
+        self._action = cw_actions.SnsAction(self.topic)
+        self.alarms: dict[str, cw.Alarm] = {}
+
+        w = watched
+        lambda_dims = {"FunctionName": w.process.function_name}
+        stream_dims = {"StreamName": w.stream.stream_name}
+        api_dims = {"ApiName": w.api_name, "Stage": w.stage_name}
+
+        # --- processing: freshness, errors, throttles ---
+        self.iterator_age = self._metric("AWS/Lambda", "IteratorAge", lambda_dims, "Maximum")
+        self._alarm(
+            c.ALARM_ITERATOR_AGE,
+            self.iterator_age,
+            a.iterator_age.to_milliseconds(),  # IteratorAge is reported in milliseconds
+            "Oldest record the process function has read is older than the freshness goal",
+        )
+        self._alarm(
+            c.ALARM_PROCESS_ERRORS,
+            self._metric("AWS/Lambda", "Errors", lambda_dims, "Sum"),
+            a.process_errors,
+            "Process function invocations failed (batches are retried, then bisected)",
+        )
+        self._alarm(
+            c.ALARM_PROCESS_THROTTLES,
+            self._metric("AWS/Lambda", "Throttles", lambda_dims, "Sum"),
+            a.process_throttles,
+            "Process function was throttled (concurrency limit)",
+        )
+        # --- queues ---
+        for name, queue, threshold, what in (
+            (c.ALARM_DLQ_DEPTH, w.dead_letter_queue, a.dlq_depth, "Poison records are waiting in the DLQ"),
+            (
+                c.ALARM_ON_FAILURE_DEPTH,
+                w.on_failure_queue,
+                a.on_failure_depth,
+                "Batches exhausted retries or record age; redrive them",
+            ),
+        ):
+            self._alarm(
+                name,
+                self._metric(
+                    "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": queue.queue_name}, "Maximum"
+                ),
+                threshold,
+                what,
+            )
+        # --- ingest and stream ---
+        self._alarm(
+            c.ALARM_INGEST_REJECTION_RATE,
+            self._rate(c.METRIC_EVENTS_REJECTED, c.METRIC_EVENTS_ACCEPTED, c.INGEST_SERVICE, label="rejection rate"),
+            a.ingest_rejection_rate,
+            "Share of events rejected by validation at the door",
+        )
+        self._alarm(
+            c.ALARM_KINESIS_WRITE_THROTTLES,
+            self._metric("AWS/Kinesis", "WriteProvisionedThroughputExceeded", stream_dims, "Sum"),
+            a.kinesis_write_throttles,
+            "Writes to the stream were throttled; raise shards or switch to on-demand",
+        )
+        self._alarm(
+            c.ALARM_PUT_RECORDS_FAILURES,
+            self._metric("AWS/Kinesis", "PutRecords.FailedRecords", stream_dims, "Sum"),
+            a.put_records_failures,
+            "PutRecords entries failed (ingest retries them within its budget)",
+        )
+        # --- tables: ReadThrottleEvents/WriteThrottleEvents carry TableName alone (ThrottledRequests
+        # also needs Operation, so an alarm on TableName alone would never get data) ---
+        for table, read_name, write_name in (
+            (w.users, c.ALARM_USERS_READ_THROTTLES, c.ALARM_USERS_WRITE_THROTTLES),
+            (w.items, c.ALARM_ITEMS_READ_THROTTLES, c.ALARM_ITEMS_WRITE_THROTTLES),
+        ):
+            dims = {"TableName": table.table_name}
+            self._alarm(
+                read_name,
+                self._metric("AWS/DynamoDB", "ReadThrottleEvents", dims, "Sum"),
+                a.dynamodb_throttles,
+                "DynamoDB throttled reads of a feature table",
+            )
+            self._alarm(
+                write_name,
+                self._metric("AWS/DynamoDB", "WriteThrottleEvents", dims, "Sum"),
+                a.dynamodb_throttles,
+                "DynamoDB throttled writes to a feature table",
+            )
+        # --- API and serving ---
+        # 5XXError is 0 or 1 per request, so its Average is the 5xx rate.
+        self._alarm(
+            c.ALARM_API_5XX_RATE,
+            self._metric("AWS/ApiGateway", "5XXError", api_dims, "Average"),
+            a.api_5xx_rate,
+            "Share of API requests answered with a 5xx",
+        )
+        self._alarm(
+            c.ALARM_API_P99_LATENCY,
+            self._metric("AWS/ApiGateway", "Latency", api_dims, "p99"),
+            a.api_p99_latency.to_milliseconds(),
+            "API p99 latency above target",
+        )
+        self._alarm(
+            c.ALARM_SERVE_FALLBACK_RATE,
+            self._ratio(c.METRIC_FALLBACKS, c.METRIC_RECOMMENDATIONS_SERVED, c.SERVE_SERVICE, "fallback rate"),
+            a.serve_fallback_rate,
+            "Share of recommendation responses that fell back to trending",
+        )
+
+        self.dashboard = self._dashboard(w)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _metric(self, namespace: str, name: str, dims: dict[str, str], statistic: str) -> cw.Metric:
+        return cw.Metric(
+            namespace=namespace, metric_name=name, dimensions_map=dims, statistic=statistic, period=self._period
+        )
+
+    def _emf(self, name: str, service: str, statistic: str = "Sum") -> cw.Metric:
+        return self._metric(c.METRICS_NAMESPACE, name, {SERVICE_DIMENSION: service}, statistic)
+
+    def _rate(self, part: str, rest: str, service: str, *, label: str) -> cw.MathExpression:
+        """part / (part + rest). FILL keeps a 100 % rejection visible when `rest` has no data at all."""
+        return cw.MathExpression(
+            expression="FILL(part, 0) / (FILL(part, 0) + FILL(rest, 0))",
+            using_metrics={"part": self._emf(part, service), "rest": self._emf(rest, service)},
+            label=label,
+            period=self._period,
+        )
+
+    def _ratio(self, part: str, total: str, service: str, label: str) -> cw.MathExpression:
+        """part / total, where `total` already counts `part` (fallbacks are among the responses served)."""
+        return cw.MathExpression(
+            expression="FILL(part, 0) / total",
+            using_metrics={"part": self._emf(part, service), "total": self._emf(total, service)},
+            label=label,
+            period=self._period,
+        )
+
+    def _alarm(self, suffix: str, metric: cw.IMetric, threshold: float, description: str) -> cw.Alarm:
+        alarm = cw.Alarm(
+            self,
+            "".join(p.capitalize() for p in suffix.split("-")) + "Alarm",
+            alarm_name=f"{self._stack_name}-{suffix}",
+            alarm_description=f"{description}. Runbook: docs/runbook.md#{suffix}",
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=self._settings.alarms.evaluation_periods,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # No traffic is not an incident; every alarm here measures something that happened.
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms[suffix] = alarm
+        return alarm
+
+    def _dashboard(self, w: Monitored) -> cw.Dashboard:
+        lam = "AWS/Lambda"
+
+        def fn_metrics(fn: lambda_.IFunction, name: str, stat: str = "Sum") -> cw.Metric:
+            return self._metric(lam, name, {"FunctionName": fn.function_name}, stat)
+
+        api_dims = {"ApiName": w.api_name, "Stage": w.stage_name}
+        stream_dims = {"StreamName": w.stream.stream_name}
+
+        def variant_search(metric: str) -> cw.MathExpression:
+            # Variants are data (from settings), so a SEARCH finds every variant series.
+            return cw.MathExpression(
+                expression=(
+                    f"SEARCH('{{{c.METRICS_NAMESPACE},{SERVICE_DIMENSION},variant}} "
+                    f"MetricName=\"{metric}\"', 'Sum', {int(self._period.to_seconds())})"
+                ),
+                label=metric,
+                period=self._period,
+            )
+
+        def graph(title: str, left: list[cw.IMetric], right: list[cw.IMetric] | None = None) -> cw.GraphWidget:
+            return cw.GraphWidget(title=title, left=left, right=right or [], width=8, height=6)
+
+        def header(text: str) -> cw.TextWidget:
+            return cw.TextWidget(markdown=f"## {text}", width=24, height=1)
+
+        board = cw.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{self._stack_name}-pipeline",
+            default_interval=Duration.hours(3),
+        )
+        # Alarms referenced by name (a formatted ARN), not Fn::GetAtt: moto's CloudFormation skips
+        # AWS::CloudWatch::Alarm, and a GetAtt on a skipped resource fails the whole local deploy.
+        by_name = [
+            cw.Alarm.from_alarm_name(self, f"Status{i}", f"{self._stack_name}-{suffix}")
+            for i, suffix in enumerate(self.alarms)
+        ]
+        board.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=by_name, width=24, height=4))
+        board.add_widgets(header("Ingest"))
+        board.add_widgets(
+            graph(
+                "API requests and errors",
+                [self._metric("AWS/ApiGateway", "Count", api_dims, "Sum")],
+                [
+                    self._metric("AWS/ApiGateway", "4XXError", api_dims, "Sum"),
+                    self._metric("AWS/ApiGateway", "5XXError", api_dims, "Sum"),
+                ],
+            ),
+            graph(
+                "Events accepted / rejected / failed",
+                [
+                    self._emf(c.METRIC_EVENTS_ACCEPTED, c.INGEST_SERVICE),
+                    self._emf(c.METRIC_EVENTS_REJECTED, c.INGEST_SERVICE),
+                    self._emf(c.METRIC_EVENTS_FAILED, c.INGEST_SERVICE),
+                ],
+                [self._emf(c.METRIC_EVENTS_RETRIED, c.INGEST_SERVICE)],
+            ),
+            graph(
+                "API latency (ms)",
+                [
+                    self._metric("AWS/ApiGateway", "Latency", api_dims, "p50"),
+                    self._metric("AWS/ApiGateway", "Latency", api_dims, "p99"),
+                ],
+            ),
+        )
+        board.add_widgets(header("Stream"))
+        board.add_widgets(
+            graph(
+                "Incoming records",
+                [self._metric("AWS/Kinesis", "IncomingRecords", stream_dims, "Sum")],
+                [self._metric("AWS/Kinesis", "IncomingBytes", stream_dims, "Sum")],
+            ),
+            graph(
+                "Write throttles and failed PutRecords entries",
+                [
+                    self._metric("AWS/Kinesis", "WriteProvisionedThroughputExceeded", stream_dims, "Sum"),
+                    self._metric("AWS/Kinesis", "PutRecords.FailedRecords", stream_dims, "Sum"),
+                ],
+            ),
+            graph("Iterator age (ms): freshness", [self.iterator_age]),
+        )
+        board.add_widgets(header("Processing"))
+        board.add_widgets(
+            graph(
+                "Process invocations, errors, throttles",
+                [fn_metrics(w.process, "Invocations")],
+                [fn_metrics(w.process, "Errors"), fn_metrics(w.process, "Throttles")],
+            ),
+            graph(
+                "Records processed / duplicates / late",
+                [
+                    self._emf(c.METRIC_RECORDS_PROCESSED, c.PROCESS_SERVICE),
+                    self._emf(c.METRIC_DUPLICATES_SKIPPED, c.PROCESS_SERVICE),
+                    self._emf(c.METRIC_LATE_EVENTS, c.PROCESS_SERVICE),
+                ],
+                [
+                    self._emf(c.METRIC_FEATURE_WRITES, c.PROCESS_SERVICE),
+                    self._emf(c.METRIC_BATCH_ITEM_FAILURES, c.PROCESS_SERVICE),
+                ],
+            ),
+            graph(
+                "Process duration (ms)",
+                [fn_metrics(w.process, "Duration", "p50"), fn_metrics(w.process, "Duration", "p99")],
+            ),
+        )
+        board.add_widgets(header("Dead letters"))
+        board.add_widgets(
+            graph(
+                "Queue depth",
+                [
+                    self._metric(
+                        "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": q.queue_name}, "Maximum"
+                    )
+                    for q in (w.dead_letter_queue, w.on_failure_queue)
+                ],
+            ),
+            graph("DLQ sends", [self._emf(c.METRIC_DLQ_SENDS, c.PROCESS_SERVICE)]),
+        )
+        board.add_widgets(header("Feature tables"))
+        table_widgets = []
+        for label, table in (("users", w.users), ("items", w.items)):
+            dims = {"TableName": table.table_name}
+            table_widgets.append(
+                graph(
+                    f"{label} table: consumed capacity and throttles",
+                    [
+                        self._metric("AWS/DynamoDB", "ConsumedReadCapacityUnits", dims, "Sum"),
+                        self._metric("AWS/DynamoDB", "ConsumedWriteCapacityUnits", dims, "Sum"),
+                    ],
+                    [
+                        self._metric("AWS/DynamoDB", "ReadThrottleEvents", dims, "Sum"),
+                        self._metric("AWS/DynamoDB", "WriteThrottleEvents", dims, "Sum"),
+                    ],
+                )
+            )
+        board.add_widgets(*table_widgets)
+        board.add_widgets(header("Serving"))
+        board.add_widgets(
+            graph(
+                "Recommendations served / fallbacks",
+                [
+                    self._emf(c.METRIC_RECOMMENDATIONS_SERVED, c.SERVE_SERVICE),
+                    self._emf(c.METRIC_FALLBACKS, c.SERVE_SERVICE),
+                ],
+            ),
+            graph(
+                "Recommendation latency (ms)",
+                [
+                    self._emf(c.METRIC_RECOMMENDATION_LATENCY, c.SERVE_SERVICE, "p50"),
+                    self._emf(c.METRIC_RECOMMENDATION_LATENCY, c.SERVE_SERVICE, "p99"),
+                ],
+            ),
+            graph(
+                "Serve and ingest errors",
+                [fn_metrics(w.serve, "Errors"), fn_metrics(w.ingest, "Errors")],
+                [fn_metrics(w.serve, "Throttles"), fn_metrics(w.ingest, "Throttles")],
+            ),
+        )
+        board.add_widgets(header("Experiments"))
+        board.add_widgets(
+            graph("Impressions per variant", [variant_search(c.METRIC_VARIANT_IMPRESSIONS)]),
+            graph("Clicks per variant", [variant_search(c.METRIC_VARIANT_CLICKS)]),
+            graph("Purchases per variant", [variant_search(c.METRIC_VARIANT_PURCHASES)]),
+        )
+        return board

@@ -1,0 +1,47 @@
+"""Feature tables: users (one item per user) and items (profiles, windows, trending lists on pk/sk).
+
+Keys and the TTL attribute come from `streamrec_core.constants`, the same names the functions use.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+from streamrec_core import constants as c
+
+
+class FeatureTables(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="streamrec feature tables",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        common = dict(
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            time_to_live_attribute=c.TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=removal_policy,
+        )
+        self.users = dynamodb.Table(
+            self,
+            "Users",
+            partition_key=dynamodb.Attribute(name=c.USERS_PK, type=dynamodb.AttributeType.STRING),
+            **common,
+        )
+        self.items = dynamodb.Table(
+            self,
+            "Items",
+            partition_key=dynamodb.Attribute(name=c.ITEMS_PK, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=c.ITEMS_SK, type=dynamodb.AttributeType.STRING),
+            **common,
+        )
