@@ -34,6 +34,10 @@ def generated() -> dict[Path, str]:
     return {OPENAPI_PATH: render(build_openapi()), EVENT_SCHEMA_PATH: render(json_schema())}
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail when the committed files are stale")
@@ -48,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(REPO_ROOT)}")
+            print(f"wrote {_shown(path)}")
     if stale:
-        names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in stale)
+        names = ", ".join(_shown(p) for p in stale)
         print(f"stale: {names}; run `make openapi` (python -m tools.export_openapi)", file=sys.stderr)
         return 1
     return 0

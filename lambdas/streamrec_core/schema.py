@@ -484,7 +484,7 @@ def validate_event(
         bad.append(Violation(F_EVENT_TYPE, _RULE_REQUIRED))
     if F_USER_ID not in raw:
         bad.append(Violation(F_USER_ID, _RULE_REQUIRED))
-    if F_ITEM_ID not in raw and raw.get(F_EVENT_TYPE) in ITEM_REQUIRED_TYPES:
+    if F_ITEM_ID not in raw and out.get(F_EVENT_TYPE) in ITEM_REQUIRED_TYPES:
         bad.append(Violation(F_ITEM_ID, _RULE_ITEM_REQUIRED))
 
     if now is not None:
