@@ -36,6 +36,7 @@ class Progress:
         self._started = clock()
         self._last_draw = float("-inf")
         self._last_decile = -1
+        self._last_line_done = -1  # `done` when a plain line was last written
 
     def update(self, advance: int, status: str = "") -> None:
         """Record ``advance`` more units of work; ``status`` replaces the text after the bar."""
@@ -74,6 +75,7 @@ class Progress:
                 self.stream.flush()
             return
         decile = int(10 * self.done / self.total) if self.total else -1
-        if final or decile > self._last_decile:
+        if decile > self._last_decile or (final and self.done != self._last_line_done):
             self._last_decile = decile
+            self._last_line_done = self.done
             self.stream.write(self.line() + "\n")
