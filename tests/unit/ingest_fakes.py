@@ -117,3 +117,37 @@ def proxy_event(body: Any, *, content_type: str | None = "application/json", **o
     event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
     event.update(overrides)
     return event
+
+
+def ingest_config(**overrides: Any) -> Any:
+    """An IngestConfig as CDK's dev profile would give it, with overrides."""
+    from datetime import timedelta
+
+    from ingest.config import IngestConfig
+
+    values: dict[str, Any] = {
+        "stream_name": "streamrec-events",
+        "max_event_age": timedelta(days=7),
+        "max_future_skew": timedelta(minutes=5),
+        "max_body_bytes": 1_048_576,
+        "max_events_per_request": 500,
+        "put_retry_budget_seconds": 5.0,
+        "cors_allowed_origins": (),
+    }
+    values.update(overrides)
+    return IngestConfig(**values)
+
+
+def emf_metrics(stdout: str) -> list[dict[str, Any]]:
+    """The EMF documents Powertools printed: [{"dimensions": {...}, "metrics": {name: value}}]."""
+    found = []
+    for line in stdout.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        doc = json.loads(line)
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            dims = {d: doc[d] for group in directive["Dimensions"] for d in group}
+            values = {m["Name"]: sum(doc[m["Name"]]) if isinstance(doc[m["Name"]], list) else doc[m["Name"]]
+                      for m in directive["Metrics"]}
+            found.append({"namespace": directive["Namespace"], "dimensions": dims, "metrics": values})
+    return found
