@@ -1,0 +1,652 @@
+"""Feature logic: how one event changes the feature rows. Pure Python, no AWS.
+
+A *row* is a plain dict holding exactly the attributes stored in DynamoDB (keys included), so the
+feature store can write it as is and serve, tools and tests can read it back. Rows are addressed by a
+`Key` = (table, partition key, sort key): ``("users", user_id, "")`` or ``("items", pk, sk)``.
+
+Every state change is a per-event fold: ``plan_event`` decides what a record does (apply it, skip it as
+already applied or as a client resend, apply it as late) and which rows it touches, ``apply_event``
+changes those rows. The process function folds a shard's records in sequence order and commits the
+touched rows of consecutive records atomically (see docs/processing.md); the offline evaluation and the
+tests fold the same functions over an in-memory dict (`MemoryFeatures`). Because the fold is per event,
+the result does not depend on where batch boundaries fall.
+
+Numbers: counts and popularity weights are integers (exact, order-independent sums); decayed scores
+are floats. Sequence numbers are compared as integers but stored as strings (AWS's have 56 digits,
+more than a DynamoDB number holds).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from streamrec_core.constants import (
+    ATTR_VERSION,
+    DEFAULT_EXPERIMENT_ID,
+    EXPERIMENT_CLICKS,
+    EXPERIMENT_ID_ATTR,
+    EXPERIMENT_IMPRESSIONS,
+    EXPERIMENT_PK_PREFIX,
+    EXPERIMENT_PURCHASES,
+    EXPERIMENT_VARIANT_ATTR,
+    EXPERIMENT_VARIANT_SK_PREFIX,
+    ITEM_CATEGORY,
+    ITEM_COUNTS,
+    ITEM_COVISIT,
+    ITEM_ID_ATTR,
+    ITEM_MAX_HOUR,
+    ITEM_PK_PREFIX,
+    ITEM_POPULARITY,
+    ITEM_PROFILE_SK,
+    ITEM_SCORE,
+    ITEMS_PK,
+    ITEMS_SK,
+    RECORD_RECEIVED_AT,
+    TRENDING_CATEGORY_PK_PREFIX,
+    TRENDING_ENTRIES,
+    TRENDING_GLOBAL_PK,
+    TRENDING_SLOT_SK_PREFIX,
+    TTL_ATTRIBUTE,
+    USER_AFFINITY,
+    USER_AFFINITY_AT,
+    USER_BOUGHT,
+    USER_COUNTS,
+    USER_HISTORY,
+    USER_LAST_EVENT_AT,
+    USER_RECENT_IDS,
+    USER_WATERMARKS,
+    USERS_PK,
+)
+
+Key = tuple[str, str, str]
+Row = dict[str, Any]
+
+USERS: Final = "users"
+ITEMS: Final = "items"
+
+HOUR_MS: Final = 3_600_000
+
+# Evidence of interest per event type: purchase > cart > favourite > view (DESIGN, covisit-v1).
+TYPE_WEIGHTS: Final[Mapping[str, int]] = {
+    "view": 1,
+    "click": 1,
+    "favorite": 2,
+    "add_to_cart": 3,
+    "purchase": 4,
+}
+# Event types that change item features when they name an item.
+ITEM_EVENT_TYPES: Final = frozenset(TYPE_WEIGHTS)
+# Attributed event types counted per experiment variant, and the counter each increments.
+EXPERIMENT_COUNTERS: Final[Mapping[str, str]] = {
+    "impression": EXPERIMENT_IMPRESSIONS,
+    "click": EXPERIMENT_CLICKS,
+    "purchase": EXPERIMENT_PURCHASES,
+}
+
+# What a record does (plan_event's verdict).
+APPLY: Final = "apply"  # a new event: user row, item rows, trending, experiment counters
+LATE: Final = "late"  # a new event later than the allowed lateness: user row (+ experiment counters) only
+DUPLICATE: Final = "duplicate"  # a client resend of an applied event_id: only the watermark moves
+SEEN: Final = "seen"  # sequence number at or below the user's watermark: already processed, no effect
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureConfig:
+    """Tunables of the feature fold. Caps keep every row far below DynamoDB's 400 KB item limit."""
+
+    user_ttl_seconds: int
+    item_ttl_seconds: int
+    allowed_lateness_ms: int
+    trending_slots: int
+    history_cap: int = 50
+    recent_ids_cap: int = 200
+    bought_cap: int = 50
+    affinity_cap: int = 20
+    affinity_half_life_ms: int = 3 * 24 * HOUR_MS
+    session_gap_ms: int = 30 * 60_000
+    covisit_partners: int = 5
+    covisit_max: int = 100  # when a neighbour map grows past this ...
+    covisit_keep: int = 75  # ... it is cut to the best this many (amortizes the sort)
+    popularity_window_hours: int = 48
+    trending_half_life_hours: float = 6.0
+    trending_max: int = 100
+    trending_keep: int = 75
+    # A watermark entry of a shard that has not written the row for this long is dropped: no record of
+    # that shard can be delivered again by then (record age, on-failure queue retention, redrive).
+    watermark_horizon_ms: int = 30 * 24 * HOUR_MS
+    watermark_cap: int = 32
+
+    def __post_init__(self) -> None:
+        if self.trending_slots < 1:
+            raise ValueError("trending_slots must be >= 1")
+        if not 0 < self.covisit_keep <= self.covisit_max:
+            raise ValueError("need 0 < covisit_keep <= covisit_max")
+        if not 0 < self.trending_keep <= self.trending_max:
+            raise ValueError("need 0 < trending_keep <= trending_max")
+
+
+@dataclass(slots=True)
+class Event:
+    """One validated record, as the fold sees it."""
+
+    event_id: str
+    event_type: str
+    user_id: str
+    item_id: str | None
+    category: str | None
+    time_ms: int  # event time
+    received_ms: int  # ingest receipt time (fixed in the record, so lateness is deterministic)
+    shard_id: str
+    seq: int
+    sequence_number: str
+    arrival_ms: int  # Kinesis approximate arrival time
+    experiment_id: str | None = None
+    variant: str | None = None
+
+
+# --- Time -------------------------------------------------------------------------------------------
+_HOUR_PREFIX_CACHE: dict[str, int] = {}
+
+
+def timestamp_ms(value: str) -> int:
+    """Epoch milliseconds of an RFC 3339 timestamp (fast path for the normalized 'YYYY-MM-DDTHH:MM:SS.mmmZ')."""
+    if len(value) == 24 and value[-1] == "Z" and value[19] == ".":
+        prefix = value[:13]
+        base = _HOUR_PREFIX_CACHE.get(prefix)
+        if base is None:
+            base = int(datetime.fromisoformat(prefix + ":00:00+00:00").timestamp()) * 1000
+            if len(_HOUR_PREFIX_CACHE) > 10_000:
+                _HOUR_PREFIX_CACHE.clear()
+            _HOUR_PREFIX_CACHE[prefix] = base
+        return base + int(value[14:16]) * 60_000 + int(value[17:19]) * 1000 + int(value[20:23])
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def event_from_record(
+    event: Mapping[str, Any], *, shard_id: str, sequence_number: str, arrival_ms: int
+) -> Event:
+    """Build the fold's view of a validated, normalized event (schema v1 plus `received_at`)."""
+    time_ms = timestamp_ms(event["timestamp"])
+    received = event.get(RECORD_RECEIVED_AT)
+    attribution = event.get("attribution")
+    experiment_id = variant = None
+    if isinstance(attribution, Mapping):
+        variant = attribution.get("variant")
+        experiment_id = attribution.get("experiment_id") or DEFAULT_EXPERIMENT_ID
+    return Event(
+        event_id=event["event_id"],
+        event_type=event["event_type"],
+        user_id=event["user_id"],
+        item_id=event.get("item_id"),
+        category=event.get("category"),
+        time_ms=time_ms,
+        received_ms=timestamp_ms(received) if isinstance(received, str) else time_ms,
+        shard_id=shard_id,
+        seq=int(sequence_number),
+        sequence_number=sequence_number,
+        arrival_ms=arrival_ms,
+        experiment_id=experiment_id,
+        variant=variant,
+    )
+
+
+# --- Keys -------------------------------------------------------------------------------------------
+def user_key(user_id: str) -> Key:
+    return (USERS, user_id, "")
+
+
+def item_key(item_id: str) -> Key:
+    return (ITEMS, ITEM_PK_PREFIX + item_id, ITEM_PROFILE_SK)
+
+
+def trending_pk(category: str | None) -> str:
+    return TRENDING_GLOBAL_PK if category is None else TRENDING_CATEGORY_PK_PREFIX + category
+
+
+def trending_key(category: str | None, slot: int) -> Key:
+    """Trending slot `slot` of the global list (category None) or of one category's list."""
+    return (ITEMS, trending_pk(category), f"{TRENDING_SLOT_SK_PREFIX}{slot}")
+
+
+def trending_keys(category: str | None, slots: int) -> list[Key]:
+    """Every slot of one trending list: what a reader merges."""
+    return [trending_key(category, slot) for slot in range(slots)]
+
+
+def experiment_key(experiment_id: str, variant: str) -> Key:
+    return (ITEMS, EXPERIMENT_PK_PREFIX + experiment_id, EXPERIMENT_VARIANT_SK_PREFIX + variant)
+
+
+def slot_for_shard(shard_id: str, slots: int) -> int:
+    """The trending slot a shard writes: a stable hash, so one shard's contributions stay in one row."""
+    return zlib.crc32(shard_id.encode("utf-8")) % slots
+
+
+def key_attributes(key: Key) -> dict[str, str]:
+    """The DynamoDB key attributes of a key."""
+    table, pk, sk = key
+    if table == USERS:
+        return {USERS_PK: pk}
+    return {ITEMS_PK: pk, ITEMS_SK: sk}
+
+
+def new_row(key: Key) -> Row:
+    """The row a key holds before anything was written to it (version 0 = not in the table)."""
+    table, pk, sk = key
+    if table == USERS:
+        return {
+            USERS_PK: pk,
+            ATTR_VERSION: 0,
+            USER_HISTORY: [],
+            USER_AFFINITY: {},
+            USER_AFFINITY_AT: 0,
+            USER_COUNTS: {},
+            USER_RECENT_IDS: [],
+            USER_BOUGHT: [],
+            USER_LAST_EVENT_AT: 0,
+            USER_WATERMARKS: {},
+            TTL_ATTRIBUTE: 0,
+        }
+    row: Row = {ITEMS_PK: pk, ITEMS_SK: sk, ATTR_VERSION: 0}
+    if pk.startswith(ITEM_PK_PREFIX):
+        row.update(
+            {
+                ITEM_ID_ATTR: pk[len(ITEM_PK_PREFIX) :],
+                ITEM_CATEGORY: "",
+                ITEM_POPULARITY: {},
+                ITEM_MAX_HOUR: 0,
+                ITEM_SCORE: 0.0,
+                ITEM_COVISIT: {},
+                ITEM_COUNTS: {},
+                TTL_ATTRIBUTE: 0,
+            }
+        )
+    elif pk.startswith(EXPERIMENT_PK_PREFIX):
+        row.update(
+            {
+                EXPERIMENT_ID_ATTR: pk[len(EXPERIMENT_PK_PREFIX) :],
+                EXPERIMENT_VARIANT_ATTR: sk[len(EXPERIMENT_VARIANT_SK_PREFIX) :],
+                EXPERIMENT_IMPRESSIONS: 0,
+                EXPERIMENT_CLICKS: 0,
+                EXPERIMENT_PURCHASES: 0,
+            }
+        )
+    else:  # trending slot
+        row.update({TRENDING_ENTRIES: {}, ITEM_MAX_HOUR: 0, TTL_ATTRIBUTE: 0})
+    return row
+
+
+# --- Decay ------------------------------------------------------------------------------------------
+class _Decay:
+    """0.5 ** (steps / half_life) with a table for small integer steps."""
+
+    __slots__ = ("half_life", "table")
+
+    def __init__(self, half_life: float, size: int = 512) -> None:
+        self.half_life = half_life
+        self.table = [0.5 ** (step / half_life) for step in range(size)]
+
+    def __call__(self, steps: int) -> float:
+        if steps < len(self.table):
+            return self.table[steps]
+        return 0.5 ** (steps / self.half_life)
+
+
+_DECAYS: dict[float, _Decay] = {}
+
+
+def hour_decay(half_life_hours: float) -> _Decay:
+    decay = _DECAYS.get(half_life_hours)
+    if decay is None:
+        decay = _DECAYS[half_life_hours] = _Decay(half_life_hours)
+    return decay
+
+
+def decayed(score: float, hour: int, to_hour: int, half_life_hours: float) -> float:
+    """A score kept at `hour`, decayed to `to_hour` (never grown when `to_hour` is earlier)."""
+    if to_hour <= hour:
+        return float(score)
+    return float(score) * hour_decay(half_life_hours)(to_hour - hour)
+
+
+# --- Planning and applying one event ----------------------------------------------------------------
+@dataclass(slots=True)
+class Plan:
+    """What one record will do and the rows it touches (the user row first)."""
+
+    verdict: str
+    keys: list[Key]
+    category: str = ""
+    partners: tuple[tuple[str, str], ...] = ()  # (item_id, category) paired with this event's item
+
+
+def event_category(rows: Mapping[Key, Row], event: Event) -> str:
+    """The event's category, else the item's stored category, else ''."""
+    if event.category:
+        return event.category
+    if event.item_id is not None:
+        profile = rows.get(item_key(event.item_id))
+        if profile is not None:
+            return profile.get(ITEM_CATEGORY) or ""
+    return ""
+
+
+def covisit_partners(history: list[list[Any]], event: Event, cfg: FeatureConfig) -> tuple[tuple[str, str], ...]:
+    """Items the event's item is paired with: the user's latest distinct items before it, in one session.
+
+    Taken from the user's stored history as it stands before the event, so a redelivery of the same
+    events in the same order always forms the same pairs.
+    """
+    item = event.item_id
+    start = event.time_ms - cfg.session_gap_ms
+    found: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index in range(len(history) - 1, -1, -1):
+        other, _type, when, category = history[index]
+        if when > event.time_ms:
+            continue
+        if when < start:
+            break
+        if other == item or other in seen:
+            continue
+        seen.add(other)
+        found.append((other, category))
+        if len(found) >= cfg.covisit_partners:
+            break
+    return tuple(found)
+
+
+def user_watermark(user: Row | None, shard_id: str) -> int | None:
+    if user is None:
+        return None
+    entry = user[USER_WATERMARKS].get(shard_id)
+    return None if entry is None else int(entry[0])
+
+
+def plan_event(rows: Mapping[Key, Row], event: Event, cfg: FeatureConfig, *, redrive: bool = False) -> Plan:
+    """Decide what `event` does given the current rows (read-only), and which rows it touches.
+
+    `rows` must hold the user's row and the event item's profile when they exist (absent = new).
+    In redrive mode a sequence number at or below the watermark does not prove the record was applied
+    (the event source mapping skipped a range and went on); the user's recent event ids decide instead.
+    """
+    ukey = user_key(event.user_id)
+    user = rows.get(ukey)
+    if user is not None:
+        mark = user_watermark(user, event.shard_id)
+        if mark is not None and event.seq <= mark and not redrive:
+            return Plan(SEEN, [])
+        if event.event_id in user[USER_RECENT_IDS]:
+            return Plan(DUPLICATE, [ukey])
+    keys = [ukey]
+    counter = EXPERIMENT_COUNTERS.get(event.event_type)
+    if counter is not None and event.variant is not None:
+        keys.append(experiment_key(event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant))
+    category = event_category(rows, event)
+    if event.received_ms - event.time_ms > cfg.allowed_lateness_ms:
+        return Plan(LATE, keys, category)
+    if event.item_id is None or event.event_type not in ITEM_EVENT_TYPES:
+        return Plan(APPLY, keys, category)
+    partners = covisit_partners(user[USER_HISTORY], event, cfg) if user is not None else ()
+    keys.append(item_key(event.item_id))
+    keys.extend(item_key(other) for other, _ in partners)
+    slot = slot_for_shard(event.shard_id, cfg.trending_slots)
+    keys.append(trending_key(None, slot))
+    if category:
+        keys.append(trending_key(category, slot))
+    return Plan(APPLY, keys, category, partners)
+
+
+def apply_event(rows: MutableMapping[Key, Row], event: Event, plan: Plan, cfg: FeatureConfig) -> None:
+    """Apply a planned event to the rows (creating absent rows). SEEN plans do nothing."""
+    if plan.verdict == SEEN:
+        return
+    for key in plan.keys:
+        if key not in rows or rows[key] is None:
+            rows[key] = new_row(key)
+    user = rows[plan.keys[0]]
+    _advance_watermark(user, event, cfg)
+    if plan.verdict == DUPLICATE:
+        return
+    _apply_user(user, event, plan.category, cfg)
+    counter = EXPERIMENT_COUNTERS.get(event.event_type)
+    if counter is not None and event.variant is not None:
+        rows[experiment_key(event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant)][counter] += 1
+    if plan.verdict == LATE or event.item_id is None or event.event_type not in ITEM_EVENT_TYPES:
+        return
+    _apply_item(rows, event, plan, cfg)
+
+
+def _advance_watermark(user: Row, event: Event, cfg: FeatureConfig) -> None:
+    marks: dict[str, list[Any]] = user[USER_WATERMARKS]
+    entry = marks.get(event.shard_id)
+    if entry is None or int(entry[0]) < event.seq:
+        marks[event.shard_id] = [event.sequence_number, event.arrival_ms]
+    if len(marks) > 1:
+        horizon = event.arrival_ms - cfg.watermark_horizon_ms
+        for shard in [s for s, (_seq, arrival) in marks.items() if arrival < horizon]:
+            del marks[shard]
+        if len(marks) > cfg.watermark_cap:
+            oldest = sorted(marks, key=lambda s: (marks[s][1], s))[: len(marks) - cfg.watermark_cap]
+            for shard in oldest:
+                del marks[shard]
+
+
+def _apply_user(user: Row, event: Event, category: str, cfg: FeatureConfig) -> None:
+    counts = user[USER_COUNTS]
+    counts[event.event_type] = counts.get(event.event_type, 0) + 1
+    ids: list[str] = user[USER_RECENT_IDS]
+    ids.append(event.event_id)
+    if len(ids) > cfg.recent_ids_cap:
+        del ids[: len(ids) - cfg.recent_ids_cap]
+    if event.time_ms > user[USER_LAST_EVENT_AT]:
+        user[USER_LAST_EVENT_AT] = event.time_ms
+    expires = event.received_ms // 1000 + cfg.user_ttl_seconds
+    if expires > user[TTL_ATTRIBUTE]:
+        user[TTL_ATTRIBUTE] = expires
+    if event.item_id is None or event.event_type not in ITEM_EVENT_TYPES:
+        return
+    history: list[list[Any]] = user[USER_HISTORY]
+    entry = [event.item_id, event.event_type, event.time_ms, category]
+    if not history or history[-1][2] <= event.time_ms:
+        history.append(entry)
+    else:  # out of order within the lateness: keep the history sorted by event time
+        index = len(history)
+        while index > 0 and history[index - 1][2] > event.time_ms:
+            index -= 1
+        history.insert(index, entry)
+    if len(history) > cfg.history_cap:
+        del history[: len(history) - cfg.history_cap]
+    if event.event_type == "purchase":
+        bought: list[str] = user[USER_BOUGHT]
+        if event.item_id in bought:
+            bought.remove(event.item_id)
+        bought.append(event.item_id)
+        if len(bought) > cfg.bought_cap:
+            del bought[: len(bought) - cfg.bought_cap]
+    if category:
+        _add_affinity(user, category, TYPE_WEIGHTS[event.event_type], event.time_ms, cfg)
+
+
+def _add_affinity(user: Row, category: str, weight: int, time_ms: int, cfg: FeatureConfig) -> None:
+    scores: dict[str, float] = user[USER_AFFINITY]
+    ref = user[USER_AFFINITY_AT]
+    half_life = cfg.affinity_half_life_ms
+    if time_ms > ref:
+        if scores and ref:
+            factor = 0.5 ** ((time_ms - ref) / half_life)
+            for name in scores:
+                scores[name] = float(scores[name]) * factor
+        user[USER_AFFINITY_AT] = time_ms
+        scores[category] = float(scores.get(category, 0.0)) + weight
+    else:
+        scores[category] = float(scores.get(category, 0.0)) + weight * 0.5 ** ((ref - time_ms) / half_life)
+    if len(scores) > cfg.affinity_cap:
+        weakest = min(scores, key=lambda name: (scores[name], name))
+        del scores[weakest]
+
+
+def _apply_item(rows: MutableMapping[Key, Row], event: Event, plan: Plan, cfg: FeatureConfig) -> None:
+    item = event.item_id
+    assert item is not None
+    weight = TYPE_WEIGHTS[event.event_type]
+    hour = event.time_ms // HOUR_MS
+    item_expires = event.received_ms // 1000 + cfg.item_ttl_seconds
+    profile = rows[item_key(item)]
+    if event.category:
+        profile[ITEM_CATEGORY] = event.category
+    counts = profile[ITEM_COUNTS]
+    counts[event.event_type] = counts.get(event.event_type, 0) + 1
+    _add_popularity(profile, hour, weight, cfg)
+    if item_expires > profile[TTL_ATTRIBUTE]:
+        profile[TTL_ATTRIBUTE] = item_expires
+    category = plan.category
+    for other, other_category in plan.partners:
+        _add_neighbour(profile, other, other_category, weight, cfg)
+        partner = rows[item_key(other)]
+        _add_neighbour(partner, item, category, weight, cfg)
+        if item_expires > partner[TTL_ATTRIBUTE]:
+            partner[TTL_ATTRIBUTE] = item_expires
+    slot = slot_for_shard(event.shard_id, cfg.trending_slots)
+    _add_trending(rows[trending_key(None, slot)], item, category, hour, weight, item_expires, cfg)
+    if category:
+        _add_trending(rows[trending_key(category, slot)], item, category, hour, weight, item_expires, cfg)
+
+
+def _add_popularity(profile: Row, hour: int, weight: int, cfg: FeatureConfig) -> None:
+    """Event-time hour buckets, windowed relative to the latest hour seen; score = decayed sum.
+
+    The kept buckets are those within the window of the highest hour ever seen, whatever the order
+    events arrive in, so the buckets are a function of the set of applied events.
+    """
+    buckets: dict[str, int] = profile[ITEM_POPULARITY]
+    max_hour = profile[ITEM_MAX_HOUR]
+    window = cfg.popularity_window_hours
+    decay = hour_decay(cfg.trending_half_life_hours)
+    if hour > max_hour:
+        profile[ITEM_MAX_HOUR] = max_hour = hour
+        floor = hour - window
+        for name in [h for h in buckets if int(h) <= floor]:
+            del buckets[name]
+        buckets[str(hour)] = buckets.get(str(hour), 0) + weight
+        profile[ITEM_SCORE] = sum(count * decay(hour - int(h)) for h, count in buckets.items())
+        return
+    if hour <= max_hour - window:
+        return  # older than the window: counted (ITEM_COUNTS) but no longer popular
+    name = str(hour)
+    buckets[name] = buckets.get(name, 0) + weight
+    profile[ITEM_SCORE] = float(profile[ITEM_SCORE]) + weight * decay(max_hour - hour)
+
+
+def _add_neighbour(profile: Row, other: str, other_category: str, weight: int, cfg: FeatureConfig) -> None:
+    neighbours: dict[str, list[Any]] = profile[ITEM_COVISIT]
+    entry = neighbours.get(other)
+    if entry is None:
+        neighbours[other] = [weight, other_category]
+        if len(neighbours) > cfg.covisit_max:
+            ranked = sorted(neighbours.items(), key=lambda kv: (-kv[1][0], kv[0]))
+            profile[ITEM_COVISIT] = dict(ranked[: cfg.covisit_keep])
+    else:
+        entry[0] += weight
+        if other_category and not entry[1]:
+            entry[1] = other_category
+
+
+def _add_trending(
+    slot_row: Row, item: str, category: str, hour: int, weight: int, expires: int, cfg: FeatureConfig
+) -> None:
+    """One shard's decayed contribution to an item's trending score (a sharded counter per slot)."""
+    entries: dict[str, list[Any]] = slot_row[TRENDING_ENTRIES]
+    decay = hour_decay(cfg.trending_half_life_hours)
+    entry = entries.get(item)
+    if entry is None:
+        entries[item] = [float(weight), hour, category]
+    else:
+        score, at = float(entry[0]), entry[1]
+        if hour >= at:
+            entry[0] = score * decay(hour - at) + weight
+            entry[1] = hour
+        else:
+            entry[0] = score + weight * decay(at - hour)
+        if category and not entry[2]:
+            entry[2] = category
+    if hour > slot_row[ITEM_MAX_HOUR]:
+        slot_row[ITEM_MAX_HOUR] = hour
+    if expires > slot_row[TTL_ATTRIBUTE]:
+        slot_row[TTL_ATTRIBUTE] = expires
+    if len(entries) > cfg.trending_max:
+        now_hour = slot_row[ITEM_MAX_HOUR]
+        half_life = cfg.trending_half_life_hours
+        ranked = sorted(
+            entries.items(), key=lambda kv: (-decayed(kv[1][0], kv[1][1], now_hour, half_life), kv[0])
+        )
+        slot_row[TRENDING_ENTRIES] = dict(ranked[: cfg.trending_keep])
+
+
+# --- Reading helpers shared by serve, ranking and tools ---------------------------------------------
+def merge_trending(slot_rows: Iterable[Row | None], half_life_hours: float) -> list[tuple[str, float, str]]:
+    """Merge a trending list's slots: (item, score decayed to the newest hour, category), best first.
+
+    Each slot holds one shard's share of an item's decayed score, so an item's score is the sum of its
+    shares, all decayed to the same hour.
+    """
+    rows = [row for row in slot_rows if row]
+    if not rows:
+        return []
+    now_hour = max(int(row.get(ITEM_MAX_HOUR, 0)) for row in rows)
+    totals: dict[str, float] = {}
+    categories: dict[str, str] = {}
+    for row in rows:
+        for item, (score, hour, category) in row.get(TRENDING_ENTRIES, {}).items():
+            totals[item] = totals.get(item, 0.0) + decayed(score, int(hour), now_hour, half_life_hours)
+            if category and item not in categories:
+                categories[item] = category
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(item, score, categories.get(item, "")) for item, score in ranked]
+
+
+# --- An in-memory fold (offline evaluation, reference model in tests) -------------------------------
+class MemoryFeatures:
+    """Folds events into an in-memory table of rows with the same logic the process function uses.
+
+    `apply(event_dict, shard_id, sequence_number)` takes a normalized event (schema v1 fields, optional
+    `received_at`); records with the same shard must come in increasing sequence number order.
+    """
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        self.cfg = cfg
+        self.rows: dict[Key, Row] = {}
+        self.verdicts: dict[str, int] = {APPLY: 0, LATE: 0, DUPLICATE: 0, SEEN: 0}
+
+    def apply(self, event: Mapping[str, Any], shard_id: str = "offline", sequence_number: str | int = 0,
+              arrival_ms: int | None = None) -> str:
+        parsed = event_from_record(
+            event,
+            shard_id=shard_id,
+            sequence_number=str(sequence_number),
+            arrival_ms=arrival_ms if arrival_ms is not None else timestamp_ms(event["timestamp"]),
+        )
+        return self.apply_event(parsed)
+
+    def apply_event(self, event: Event) -> str:
+        plan = plan_event(self.rows, event, self.cfg)
+        apply_event(self.rows, event, plan, self.cfg)
+        self.verdicts[plan.verdict] += 1
+        return plan.verdict
+
+    def user(self, user_id: str) -> Row | None:
+        return self.rows.get(user_key(user_id))
+
+    def item(self, item_id: str) -> Row | None:
+        return self.rows.get(item_key(item_id))
+
+    def trending(self, category: str | None = None) -> list[tuple[str, float, str]]:
+        slots = [self.rows.get(key) for key in trending_keys(category, self.cfg.trending_slots)]
+        return merge_trending(slots, self.cfg.trending_half_life_hours)

@@ -1,0 +1,186 @@
+"""Test helpers for the feature pipeline (process, serve, redrive tests): tables, Kinesis events, faults."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+from streamrec_core import constants as c
+from streamrec_core.feature_store import from_item
+
+USERS_TABLE = "streamrec-users"
+ITEMS_TABLE = "streamrec-items"
+STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/events"
+SHARD = "shardId-000000000000"
+
+
+def create_tables(dynamodb: Any, users: str = USERS_TABLE, items: str = ITEMS_TABLE) -> None:
+    """The two feature tables with the keys the CDK app gives them (constants)."""
+    dynamodb.create_table(
+        TableName=users,
+        KeySchema=[{"AttributeName": c.USERS_PK, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": c.USERS_PK, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName=items,
+        KeySchema=[
+            {"AttributeName": c.ITEMS_PK, "KeyType": "HASH"},
+            {"AttributeName": c.ITEMS_SK, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": c.ITEMS_PK, "AttributeType": "S"},
+            {"AttributeName": c.ITEMS_SK, "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def scan_all(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = dynamodb.scan(**kwargs)
+        rows.extend(from_item(item) for item in page.get("Items", []))
+        if not page.get("LastEvaluatedKey"):
+            return rows
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def table_state(dynamodb: Any, users: str = USERS_TABLE, items: str = ITEMS_TABLE) -> dict[tuple[str, ...], dict]:
+    """Both tables as {key: row}; versions removed (they count writes, which faults legitimately change)."""
+    state: dict[tuple[str, ...], dict] = {}
+    for row in scan_all(dynamodb, users):
+        state[("users", row[c.USERS_PK])] = {k: v for k, v in row.items() if k != c.ATTR_VERSION}
+    for row in scan_all(dynamodb, items):
+        state[("items", row[c.ITEMS_PK], row[c.ITEMS_SK])] = {k: v for k, v in row.items() if k != c.ATTR_VERSION}
+    return state
+
+
+def event(
+    n: int,
+    *,
+    user: str = "u1",
+    item: str | None = "i1",
+    etype: str = "view",
+    ts: str = "2024-05-01T12:00:00.000Z",
+    category: str | None = "c1",
+    event_id: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A normalized event as the Kinesis record carries it (plus received_at)."""
+    body: dict[str, Any] = {
+        "event_id": event_id or f"e{n}",
+        "event_type": etype,
+        "user_id": user,
+        "timestamp": ts,
+        "schema_version": 1,
+        c.RECORD_RECEIVED_AT: ts,
+    }
+    if item is not None:
+        body["item_id"] = item
+    if category is not None:
+        body["category"] = category
+    body.update(extra)
+    return body
+
+
+def kinesis_record(
+    payload: Mapping[str, Any] | bytes,
+    sequence_number: int | str,
+    *,
+    shard: str = SHARD,
+    partition_key: str | None = None,
+    arrival: float = 1_714_564_800.0,
+) -> dict[str, Any]:
+    """One record of a Lambda Kinesis event, exactly as the event source mapping builds it."""
+    data = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
+    key = partition_key
+    if key is None:
+        key = payload.get("user_id", "x") if isinstance(payload, Mapping) else "x"
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": key,
+            "sequenceNumber": str(sequence_number),
+            "data": base64.b64encode(data).decode("ascii"),
+            "approximateArrivalTimestamp": arrival,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard}:{sequence_number}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/process",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": STREAM_ARN,
+    }
+
+
+def kinesis_event(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def client_error(code: str, operation: str, **extra: Any) -> ClientError:
+    response: dict[str, Any] = {"Error": {"Code": code, "Message": f"injected {code}"}}
+    response.update(extra)
+    return ClientError(response, operation)  # type: ignore[arg-type]
+
+
+class CrashAfterWrites(RuntimeError):
+    """Injected: the function dies after some writes (timeout, out of memory, a bug)."""
+
+
+class FaultyDynamoDB:
+    """Wraps a boto3 DynamoDB client and injects faults into TransactWriteItems by call number.
+
+    `plan(n)` returns None (pass through), "throttle" (raise a throttling error, nothing written),
+    "conflict" (a concurrent writer: bump nothing, raise TransactionCanceled/TransactionConflict) or
+    "crash" (raise CrashAfterWrites before the call: the calls so far stay written).
+    """
+
+    def __init__(self, client: Any, plan: Callable[[int], str | None] | None = None) -> None:
+        self._client = client
+        self.plan = plan or (lambda n: None)
+        self.transact_calls = 0
+        self.batch_get_calls = 0
+        self.get_calls = 0
+        self.query_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        self.batch_get_calls += 1
+        return self._client.batch_get_item(**kwargs)
+
+    def get_item(self, **kwargs: Any) -> Any:
+        self.get_calls += 1
+        return self._client.get_item(**kwargs)
+
+    def query(self, **kwargs: Any) -> Any:
+        self.query_calls += 1
+        return self._client.query(**kwargs)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        self.transact_calls += 1
+        fault = self.plan(self.transact_calls)
+        if fault == "throttle":
+            raise client_error(
+                "TransactionCanceledException",
+                "TransactWriteItems",
+                CancellationReasons=[{"Code": "ThrottlingError"}] * len(kwargs["TransactItems"]),
+            )
+        if fault == "throttle-top":
+            raise client_error("ProvisionedThroughputExceededException", "TransactWriteItems")
+        if fault == "conflict":
+            raise client_error(
+                "TransactionCanceledException",
+                "TransactWriteItems",
+                CancellationReasons=[{"Code": "TransactionConflict"}] + [{"Code": "None"}] * (len(kwargs["TransactItems"]) - 1),
+            )
+        if fault == "crash":
+            raise CrashAfterWrites(f"injected crash before write call {self.transact_calls}")
+        return self._client.transact_write_items(**kwargs)
