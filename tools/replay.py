@@ -53,7 +53,8 @@ from tools.progress import Progress  # noqa: E402
 
 MAX_BATCH_SIZE = MAX_EVENTS_PER_REQUEST  # the API's limit per request (and the PutRecords limit behind it)
 DEFAULT_ENDPOINT_FILE = Path(".local/endpoint.json")
-DEFAULT_SPAN_SECONDS = 3600.0
+# Half the default allowed lateness (1 h), so even the oldest replayed event still updates the windows.
+DEFAULT_SPAN_SECONDS = 1800.0
 # Ingest's default maximum event age (DESIGN.md); a replay squeezed into a longer span would be rejected.
 MAX_EVENT_AGE_SECONDS = 7 * 24 * 3600
 
@@ -536,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         "--span-seconds",
         type=float,
         default=DEFAULT_SPAN_SECONDS,
-        help="with --speed 0, the time window before now the events are squeezed into (default 3600)",
+        help="with --speed 0, the time window before now the events are squeezed into (default 1800)",
     )
     parser.add_argument("--batch-size", type=int, default=MAX_BATCH_SIZE, help="events per request (max 500)")
     parser.add_argument("--limit", type=int, help="replay only the first N events")
