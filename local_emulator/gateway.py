@@ -1,0 +1,612 @@
+"""A local REST API gateway serving a deployed API Gateway REST API over HTTP on 127.0.0.1.
+
+Everything comes from what was deployed into moto (`RestApiModel.load`): resources, methods with their
+``apiKeyRequired`` flag and Lambda proxy integrations, stages, API keys and usage plans. Requests are
+handled as API Gateway does:
+
+- URL ``/<stage>/<path>``: an unknown stage gets 403 ``{"message":"Forbidden"}``; a path or method no
+  resource defines gets 403 ``{"message":"Missing Authentication Token"}``.
+- API keys (``x-api-key`` header) on methods that require them: a missing, unknown or disabled key, or a
+  key in no usage plan of this API stage, gets 403 ``{"message":"Forbidden"}``.
+- Usage plans: per-key token bucket at the plan's rate and burst (and per-method overrides) -> 429
+  ``{"message":"Too Many Requests"}``; quota per period -> 429 ``{"message":"Limit Exceeded"}``.
+- Payloads above 10 MB get 413.
+- Lambda proxy integration (AWS_PROXY): the event is API Gateway's REST proxy event (version 1.0); the
+  function's ``{statusCode, headers, multiValueHeaders, body, isBase64Encoded}`` becomes the response. A
+  function error or a malformed response gets 502 ``{"message":"Internal server error"}``.
+- MOCK integrations (CORS preflight) answer with their integration response's header mappings.
+
+``GET /_local/alarms`` (outside any stage) returns the locally evaluated alarms as JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from local_emulator import aws
+
+log = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+ADMIN_PREFIX = "/_local/"
+InvokeByName = Callable[[str, dict[str, Any]], tuple[Any, str | None]]
+
+
+@dataclass
+class Method:
+    """One method of one resource, as deployed."""
+
+    resource_id: str
+    resource_path: str
+    http_method: str
+    api_key_required: bool
+    integration_type: str
+    function_name: str | None
+    mock_headers: dict[str, str] = field(default_factory=dict)
+    mock_status: int = 200
+
+
+@dataclass
+class UsagePlan:
+    """A usage plan's limits and the API stages it covers."""
+
+    plan_id: str
+    stages: set[tuple[str, str]]
+    rate: float | None
+    burst: int | None
+    method_throttles: dict[tuple[str, str], tuple[float | None, int | None]]  # (api, "/path/METHOD")
+    quota_limit: int | None
+    quota_period_s: float | None
+
+
+@dataclass
+class ApiKey:
+    """An API key and the usage plans it belongs to."""
+
+    key_id: str
+    value: str
+    name: str
+    enabled: bool
+    plans: list[UsagePlan] = field(default_factory=list)
+
+
+_QUOTA_PERIODS = {"DAY": 86_400.0, "WEEK": 7 * 86_400.0, "MONTH": 30 * 86_400.0}
+
+
+@dataclass
+class RestApiModel:
+    """One REST API as deployed: its methods by resource path, its stages, and the keys that apply."""
+
+    api_id: str
+    name: str
+    stages: dict[str, dict[str, str]]
+    methods: dict[str, dict[str, Method]]  # resource path -> http method (or ANY) -> method
+    keys_by_value: dict[str, ApiKey]
+    binary_media_types: list[str]
+
+    @classmethod
+    def load(cls, apigateway: Any, api_id: str) -> RestApiModel:
+        """Read an API, its resources, stages, keys and usage plans from API Gateway (moto)."""
+        api = apigateway.get_rest_api(restApiId=api_id)
+        methods: dict[str, dict[str, Method]] = {}
+        paginator = apigateway.get_paginator("get_resources")
+        for page in paginator.paginate(restApiId=api_id, embed=["methods"]):
+            for resource in page["items"]:
+                for verb, method in (resource.get("resourceMethods") or {}).items():
+                    methods.setdefault(resource["path"], {})[verb] = _method(resource, verb, method)
+        stages = {
+            s["stageName"]: dict(s.get("variables") or {})
+            for s in apigateway.get_stages(restApiId=api_id).get("item", [])
+        }
+        plans = [_plan(p) for p in _all_items(apigateway, "get_usage_plans")]
+        keys: dict[str, ApiKey] = {}
+        for item in _all_items(apigateway, "get_api_keys", includeValues=True):
+            keys[item["id"]] = ApiKey(item["id"], item["value"], item.get("name", ""), bool(item.get("enabled")))
+        for plan in plans:
+            for plan_key in _all_items(apigateway, "get_usage_plan_keys", usagePlanId=plan.plan_id):
+                if plan_key["id"] in keys:
+                    keys[plan_key["id"]].plans.append(plan)
+        return cls(
+            api_id=api_id,
+            name=api.get("name", ""),
+            stages=stages,
+            methods=methods,
+            keys_by_value={k.value: k for k in keys.values()},
+            binary_media_types=list(api.get("binaryMediaTypes") or []),
+        )
+
+    def match(self, path: str, verb: str) -> tuple[Method, dict[str, str]] | None:
+        """The method serving `verb` on `path`, with its path parameters (most specific match wins)."""
+        segments = [s for s in path.split("/") if s]
+        best: tuple[tuple[int, ...], Method, dict[str, str]] | None = None
+        for template, verbs in self.methods.items():
+            method = verbs.get(verb) or verbs.get("ANY")
+            if method is None:
+                continue
+            matched = _match_template(template, segments)
+            if matched is None:
+                continue
+            rank, params = matched
+            if best is None or rank > best[0]:
+                best = (rank, method, params)
+        return None if best is None else (best[1], best[2])
+
+    def any_method_on(self, path: str) -> bool:
+        """True when some resource matches `path` (for whatever verb)."""
+        segments = [s for s in path.split("/") if s]
+        return any(_match_template(t, segments) is not None for t in self.methods)
+
+
+def _all_items(apigateway: Any, operation: str, **kwargs: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    position = None
+    while True:
+        args = dict(kwargs, limit=500)
+        if position:
+            args["position"] = position
+        page = getattr(apigateway, operation)(**args)
+        items.extend(page.get("items", []))
+        position = page.get("position")
+        if not position:
+            return items
+
+
+def _method(resource: dict[str, Any], verb: str, method: dict[str, Any]) -> Method:
+    integration = method.get("methodIntegration") or {}
+    kind = integration.get("type", "")
+    function_name = None
+    uri = integration.get("uri") or ""
+    found = re.search(r"functions/(arn:[^/]+)/invocations", uri)
+    if found:
+        # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
+        function_name = found.group(1).split(":")[6]
+    mock_headers: dict[str, str] = {}
+    mock_status = 200
+    if kind == "MOCK":
+        responses = integration.get("integrationResponses") or {}
+        chosen = responses.get("204") or responses.get("200") or next(iter(responses.values()), {})
+        mock_status = int(chosen.get("statusCode", 200))
+        for target, source in (chosen.get("responseParameters") or {}).items():
+            if target.startswith("method.response.header."):
+                mock_headers[target.rsplit(".", 1)[1]] = str(source).strip("'")
+    return Method(
+        resource_id=resource["id"],
+        resource_path=resource["path"],
+        http_method=verb,
+        api_key_required=bool(method.get("apiKeyRequired")),
+        integration_type=kind,
+        function_name=function_name,
+        mock_headers=mock_headers,
+        mock_status=mock_status,
+    )
+
+
+def _plan(item: dict[str, Any]) -> UsagePlan:
+    throttle = item.get("throttle") or {}
+    quota = item.get("quota") or {}
+    stages: set[tuple[str, str]] = set()
+    method_throttles: dict[tuple[str, str], tuple[float | None, int | None]] = {}
+    for stage in item.get("apiStages") or []:
+        stages.add((stage["apiId"], stage["stage"]))
+        for path, limits in (stage.get("throttle") or {}).items():
+            method_throttles[(stage["apiId"], path)] = (limits.get("rateLimit"), limits.get("burstLimit"))
+    return UsagePlan(
+        plan_id=item["id"],
+        stages=stages,
+        rate=throttle.get("rateLimit"),
+        burst=throttle.get("burstLimit"),
+        method_throttles=method_throttles,
+        quota_limit=quota.get("limit"),
+        quota_period_s=_QUOTA_PERIODS.get(quota.get("period", "")),
+    )
+
+
+def _match_template(template: str, segments: list[str]) -> tuple[tuple[int, ...], dict[str, str]] | None:
+    parts = [p for p in template.split("/") if p]
+    params: dict[str, str] = {}
+    rank: list[int] = []
+    for index, part in enumerate(parts):
+        if part.startswith("{") and part.endswith("+}"):
+            if index >= len(segments):
+                return None
+            params[part[1:-2]] = "/".join(segments[index:])
+            rank.append(0)
+            return tuple(rank), params
+        if index >= len(segments):
+            return None
+        if part.startswith("{") and part.endswith("}"):
+            params[part[1:-1]] = unquote(segments[index])
+            rank.append(1)
+        elif part == segments[index]:
+            rank.append(2)
+        else:
+            return None
+    if len(parts) != len(segments):
+        return None
+    return tuple(rank), params
+
+
+class TokenBucket:
+    """API Gateway's throttling model: `burst` tokens, refilled at `rate` per second."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = float(rate)
+        self.capacity = float(burst)
+        self.tokens = float(burst)
+        self._clock = clock
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Take one token; False when the request must be throttled."""
+        with self._lock:
+            now = self._clock()
+            self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return True
+            return False
+
+
+class _Quota:
+    def __init__(self, limit: int, period_s: float, clock: Callable[[], float]) -> None:
+        self.limit, self.period_s, self._clock = limit, period_s, clock
+        self.start, self.used = clock(), 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            if now - self.start >= self.period_s:
+                self.start, self.used = now, 0
+            if self.used >= self.limit:
+                return False
+            self.used += 1
+            return True
+
+
+class ApiGateway:
+    """Serves one `RestApiModel` over HTTP (threaded) and invokes functions through `invoke`."""
+
+    def __init__(
+        self,
+        model: RestApiModel,
+        invoke: InvokeByName,
+        *,
+        port: int = 0,
+        admin: Callable[[str], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_request: Callable[[str, int, float], None] | None = None,
+    ) -> None:
+        self.model = model
+        self._invoke = invoke
+        self._admin = admin
+        self._clock = clock
+        self._on_request = on_request
+        self._buckets: dict[tuple[str, ...], TokenBucket] = {}
+        self._quotas: dict[tuple[str, str], _Quota] = {}
+        self._limits_lock = threading.Lock()
+        gateway = self
+
+        class Handler(_RequestHandler):
+            owner = gateway
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on."""
+        return int(self._server.server_address[1])
+
+    def base_url(self, stage: str) -> str:
+        """The invoke URL of a stage, like API Gateway's ``https://<id>.execute-api.../<stage>``."""
+        return f"http://127.0.0.1:{self.port}/{stage}"
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- request pipeline -----------------------------------------------------------------------
+    def handle(
+        self, verb: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Handle one HTTP request; returns (status, headers, body)."""
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        status, out_headers, out_body = self._handle(verb, raw_path, headers, body, source_ip, request_id)
+        out_headers = [*out_headers, ("x-amzn-RequestId", request_id)]
+        if self._on_request is not None:
+            self._on_request(raw_path, status, (time.perf_counter() - started) * 1000.0)
+        return status, out_headers, out_body
+
+    def _handle(
+        self,
+        verb: str,
+        raw_path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+        request_id: str,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        url = urlsplit(raw_path)
+        if url.path.startswith(ADMIN_PREFIX) and self._admin is not None:
+            return _json(200, self._admin(url.path[len(ADMIN_PREFIX) :]))
+        stage, _, rest = url.path.lstrip("/").partition("/")
+        path = "/" + rest
+        if stage not in self.model.stages:
+            return _json(403, {"message": "Forbidden"})
+        found = self.model.match(path, verb)
+        if found is None:
+            return _json(403, {"message": "Missing Authentication Token"})
+        method, path_params = found
+        header_map = {k.lower(): v for k, v in headers}
+        key: ApiKey | None = None
+        if method.api_key_required:
+            key = self._authorize(header_map.get("x-api-key"), stage)
+            if key is None:
+                return _json(403, {"message": "Forbidden"})
+            throttled = self._throttle(key, stage, method)
+            if throttled is not None:
+                return throttled
+        if len(body) > MAX_PAYLOAD_BYTES:
+            return _json(413, {"message": "Request Too Long"})
+        if method.integration_type == "MOCK":
+            return method.mock_status, list(method.mock_headers.items()), b""
+        if method.integration_type != "AWS_PROXY" or not method.function_name:
+            log.warning("integration %s of %s %s is not emulated", method.integration_type, verb, path)
+            return _json(500, {"message": "Internal server error"})
+        event = self._event(
+            method, verb, path, url.query, headers, body, stage, path_params, key, source_ip, request_id
+        )
+        payload, function_error = self._invoke(method.function_name, event)
+        if function_error is not None:
+            log.warning("function %s failed: %s", method.function_name, payload)
+            return _json(502, {"message": "Internal server error"})
+        response = _proxy_response(payload)
+        if response is None:
+            log.warning("malformed proxy response from %s: %r", method.function_name, payload)
+            return _json(502, {"message": "Internal server error"})
+        return response
+
+    def _authorize(self, value: str | None, stage: str) -> ApiKey | None:
+        if not value:
+            return None
+        key = self.model.keys_by_value.get(value)
+        if key is None or not key.enabled:
+            return None
+        if not any((self.model.api_id, stage) in plan.stages for plan in key.plans):
+            return None
+        return key
+
+    def _throttle(self, key: ApiKey, stage: str, method: Method) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        for plan in key.plans:
+            if (self.model.api_id, stage) not in plan.stages:
+                continue
+            method_path = f"{method.resource_path}/{method.http_method}"
+            rate, burst = plan.method_throttles.get((self.model.api_id, method_path), (plan.rate, plan.burst))
+            if rate is not None and burst is not None:
+                bucket_key = (plan.plan_id, key.key_id, method_path if (self.model.api_id, method_path) in plan.method_throttles else "")
+                if not self._bucket(bucket_key, rate, burst).take():
+                    return _json(429, {"message": "Too Many Requests"})
+            if plan.quota_limit is not None and plan.quota_period_s is not None:
+                if not self._quota(plan, key).take():
+                    return _json(429, {"message": "Limit Exceeded"})
+            return None
+        return None
+
+    def _bucket(self, key: tuple[str, ...], rate: float, burst: int) -> TokenBucket:
+        with self._limits_lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(rate, burst, self._clock)
+            return bucket
+
+    def _quota(self, plan: UsagePlan, key: ApiKey) -> _Quota:
+        with self._limits_lock:
+            quota = self._quotas.get((plan.plan_id, key.key_id))
+            if quota is None:
+                assert plan.quota_limit is not None and plan.quota_period_s is not None
+                quota = self._quotas[(plan.plan_id, key.key_id)] = _Quota(
+                    plan.quota_limit, plan.quota_period_s, self._clock
+                )
+            return quota
+
+    def _event(
+        self,
+        method: Method,
+        verb: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        stage: str,
+        path_params: dict[str, str],
+        key: ApiKey | None,
+        source_ip: str,
+        request_id: str,
+    ) -> dict[str, Any]:
+        single: dict[str, str] = {}
+        multi: dict[str, list[str]] = {}
+        for name, value in [*headers, ("X-Forwarded-For", source_ip), ("X-Forwarded-Proto", "http")]:
+            single[name] = value
+            multi.setdefault(name, []).append(value)
+        query_single: dict[str, str] = {}
+        query_multi: dict[str, list[str]] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            query_single[name] = value
+            query_multi.setdefault(name, []).append(value)
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        text, is_base64 = _body(body, content_type, self.model.binary_media_types)
+        now = _dt.datetime.now(_dt.UTC)
+        return {
+            "resource": method.resource_path,
+            "path": path,
+            "httpMethod": verb,
+            "headers": single or None,
+            "multiValueHeaders": multi or None,
+            "queryStringParameters": query_single or None,
+            "multiValueQueryStringParameters": query_multi or None,
+            "pathParameters": path_params or None,
+            "stageVariables": self.model.stages.get(stage) or None,
+            "requestContext": {
+                "resourceId": method.resource_id,
+                "resourcePath": method.resource_path,
+                "httpMethod": verb,
+                "extendedRequestId": request_id,
+                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "path": f"/{stage}{path}",
+                "accountId": aws.ACCOUNT_ID,
+                "protocol": "HTTP/1.1",
+                "stage": stage,
+                "domainPrefix": self.model.api_id,
+                "requestTimeEpoch": int(now.timestamp() * 1000),
+                "requestId": request_id,
+                "identity": {
+                    "cognitoIdentityPoolId": None,
+                    "accountId": None,
+                    "cognitoIdentityId": None,
+                    "caller": None,
+                    "sourceIp": source_ip,
+                    "principalOrgId": None,
+                    "accessKey": None,
+                    "cognitoAuthenticationType": None,
+                    "cognitoAuthenticationProvider": None,
+                    "userArn": None,
+                    "userAgent": single.get("User-Agent") or single.get("user-agent"),
+                    "user": None,
+                    "apiKey": key.value if key else None,
+                    "apiKeyId": key.key_id if key else None,
+                },
+                "domainName": f"{self.model.api_id}.execute-api.{aws.REGION}.amazonaws.com",
+                "apiId": self.model.api_id,
+            },
+            "body": text,
+            "isBase64Encoded": is_base64,
+        }
+
+
+def _body(body: bytes, content_type: str, binary_types: list[str]) -> tuple[str | None, bool]:
+    if not body:
+        return None, False
+    binary = any(_media_matches(content_type, pattern) for pattern in binary_types)
+    if not binary:
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def _media_matches(content_type: str, pattern: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    pattern = pattern.replace("~1", "/").lower()
+    if pattern == "*/*":
+        return True
+    if pattern.endswith("/*"):
+        return media.startswith(pattern[:-1])
+    return media == pattern
+
+
+def _proxy_response(payload: Any) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    """Map a Lambda proxy response to (status, headers, body); None when it is malformed."""
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return None
+    if not isinstance(payload, dict):
+        return None
+    status = payload.get("statusCode")
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        return None
+    headers: list[tuple[str, str]] = []
+    single = payload.get("headers") or {}
+    multi = payload.get("multiValueHeaders") or {}
+    if not isinstance(single, dict) or not isinstance(multi, dict):
+        return None
+    for name, values in multi.items():
+        if not isinstance(values, list):
+            return None
+        headers.extend((name, str(v)) for v in values)
+    multi_names = {n.lower() for n in multi}
+    headers.extend((name, str(v)) for name, v in single.items() if name.lower() not in multi_names)
+    body = payload.get("body")
+    if body is None:
+        raw = b""
+    elif not isinstance(body, str):
+        return None
+    elif payload.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    else:
+        raw = body.encode("utf-8")
+    return status, headers, raw
+
+
+def _json(status: int, document: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, [("Content-Type", "application/json")], json.dumps(document).encode("utf-8")
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    owner: ApiGateway
+    protocol_version = "HTTP/1.1"
+    server_version = "streamrec-local-apigateway"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s " + format, self.client_address[0], *args)
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            # Do not read 10+ MB just to refuse it; close the connection instead.
+            self.close_connection = True
+            self._reply(413, [("Content-Type", "application/json")], b'{"message": "Request Too Long"}')
+            return
+        body = self.rfile.read(length) if length else b""
+        headers = [(k, v) for k, v in self.headers.items()]
+        try:
+            status, out_headers, out_body = self.owner.handle(
+                self.command, self.path, headers, body, self.client_address[0]
+            )
+        except Exception:  # the gateway must answer, whatever happened behind it
+            log.exception("gateway failure on %s %s", self.command, self.path)
+            status, out_headers, out_body = _json(500, {"message": "Internal server error"})
+        self._reply(status, out_headers, out_body)
+
+    def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
