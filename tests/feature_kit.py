@@ -184,3 +184,77 @@ class FaultyDynamoDB:
         if fault == "crash":
             raise CrashAfterWrites(f"injected crash before write call {self.transact_calls}")
         return self._client.transact_write_items(**kwargs)
+
+
+class MemoryStore:
+    """An in-memory feature store with DynamoDB's semantics that matter here (the StorePort).
+
+    Rows go through the typed-JSON serializer, so what is stored is what DynamoDB would store.
+    Conditions on versions are checked, 100-row transactions enforced, calls counted; `plan(n)` injects
+    faults into the n-th commit: "throttle", "conflict" (a concurrent writer bumped a row) or "crash".
+    """
+
+    def __init__(self, plan: Callable[[int], str | None] | None = None) -> None:
+        from streamrec_core.feature_store import to_item
+
+        self._to_item = to_item
+        self.items: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.plan = plan or (lambda n: None)
+        self.read_calls = 0
+        self.commit_calls = 0
+        self.committed = 0
+        self.largest_commit = 0
+
+    def rows(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        return {key: from_item(item) for key, item in self.items.items()}
+
+    def read(self, keys: Iterable[tuple[str, str, str]], *, consistent: bool = True) -> dict:
+        wanted = list(dict.fromkeys(keys))
+        self.read_calls += (len(wanted) + 99) // 100
+        return {key: (from_item(self.items[key]) if key in self.items else None) for key in wanted}
+
+    def commit(self, writes: Any) -> None:
+        from streamrec_core.feature_store import Throttled, WriteConflict
+
+        self.commit_calls += 1
+        if len(writes) > c.DDB_TRANSACT_MAX_ITEMS:
+            raise ValueError("more than 100 rows in one transaction")
+        if len({key for key, _, _ in writes}) != len(writes):
+            raise ValueError("a transaction may not touch one row twice")
+        fault = self.plan(self.commit_calls)
+        if fault == "throttle":
+            raise Throttled("injected")
+        if fault == "crash":
+            raise CrashAfterWrites(f"injected crash before commit {self.commit_calls}")
+        if fault == "conflict":
+            key = writes[0][0]
+            if key in self.items:  # a concurrent writer rewrote the row unchanged: only the version moved
+                current = from_item(self.items[key])
+                current[c.ATTR_VERSION] += 1
+                self.items[key] = self._to_item(current)
+            else:  # ... or created it empty
+                from streamrec_core.features import new_row
+
+                self.items[key] = self._to_item({**new_row(key), c.ATTR_VERSION: 1})
+        for key, _row, expected in writes:
+            stored = self.items.get(key)
+            version = 0 if stored is None else int(stored[c.ATTR_VERSION]["N"])
+            if version != expected:
+                raise WriteConflict(f"{key}: version {version}, expected {expected}")
+        for key, row, expected in writes:
+            self.items[key] = self._to_item({**row, c.ATTR_VERSION: expected + 1})
+        self.committed += 1
+        self.largest_commit = max(self.largest_commit, len(writes))
+
+
+class ListDeadLetters:
+    """A dead-letter port that keeps the letters (and can fail to send some)."""
+
+    def __init__(self, fail: Callable[[Any], bool] | None = None) -> None:
+        self.sent: list[Any] = []
+        self.fail = fail or (lambda letter: False)
+
+    def send(self, letters: Any) -> list[Any]:
+        failed = [letter for letter in letters if self.fail(letter)]
+        self.sent.extend(letter for letter in letters if letter not in failed)
+        return failed

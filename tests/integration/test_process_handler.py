@@ -1,0 +1,156 @@
+"""process.handler.handler against moto (DynamoDB + SQS), driven by Kinesis events kept as JSON fixtures."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from process import handler as process_handler
+from process.config import ProcessConfig
+from streamrec_core import constants as c
+from streamrec_core.env import ConfigError
+from streamrec_core.features import experiment_key, item_key, user_key
+
+from tests.feature_kit import ITEMS_TABLE, USERS_TABLE, FaultyDynamoDB, create_tables, table_state
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "process"
+ENV = {
+    c.ENV_USERS_TABLE: USERS_TABLE,
+    c.ENV_ITEMS_TABLE: ITEMS_TABLE,
+    c.ENV_DLQ_URL: "set-by-fixture",
+    c.ENV_USER_TTL_SECONDS: "2592000",
+    c.ENV_ITEM_TTL_SECONDS: "604800",
+    c.ENV_ALLOWED_LATENESS_SECONDS: "3600",
+    c.ENV_TRENDING_SLOTS: "4",
+    c.ENV_EXPERIMENTS: "[]",
+}
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "process"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:process"
+    aws_request_id: str = "req-0001"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_tables(dynamodb)
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        spy = FaultyDynamoDB(dynamodb)
+        config = ProcessConfig.from_env({**ENV, c.ENV_DLQ_URL: dlq})
+        process_handler.configure(config, spy, sqs, sleep=lambda s: None)
+        yield dynamodb, sqs, dlq, spy
+        process_handler.reset()
+
+
+def dead_letters(sqs, url: str) -> list[dict]:
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_batch_fixture_is_applied_and_poison_records_are_dead_lettered(aws):
+    dynamodb, sqs, dlq, spy = aws
+    # GIVEN a batch of 6 events (one a client resend), one undecodable and one invalid record
+    event = load("kinesis_batch.json")
+    # WHEN the handler runs
+    response = process_handler.handler(event, FakeContext())
+    # THEN the batch is done, the two poison records are in the DLQ with payload, reason, shard, sequence
+    assert response == {"batchItemFailures": []}
+    letters = sorted(dead_letters(sqs, dlq), key=lambda m: m[c.DLQ_SEQUENCE_NUMBER])
+    assert [m[c.DLQ_REASON].split(":")[0] for m in letters] == ["undecodable", "invalid"]
+    assert letters[1][c.DLQ_REASON] == "invalid: event_type: must be one of " + ", ".join(c.EVENT_TYPES)
+    assert letters[0][c.DLQ_SHARD_ID] == "shardId-000000000003"
+    assert base64.b64decode(letters[0][c.DLQ_PAYLOAD]).startswith(b'{"event_type": "view"')
+    # AND the features count each distinct event once
+    state = table_state(dynamodb)
+    alice = state[("users", "alice")]
+    assert alice[c.USER_COUNTS] == {"view": 1, "add_to_cart": 1, "purchase": 1}
+    assert alice[c.USER_BOUGHT] == ["book-2"]
+    assert alice[c.USER_WATERMARKS]["shardId-000000000003"][0] == "49650000000000000000000000000000000000000000000000005000"
+    assert state[("items", *item_key("book-2")[1:])][c.ITEM_COUNTS] == {"add_to_cart": 1, "purchase": 1}
+    assert set(state[("items", *item_key("book-1")[1:])][c.ITEM_COVISIT]) == {"book-2"}
+    treatment = state[("items", *experiment_key("ranking", "treatment")[1:])]
+    control = state[("items", *experiment_key("ranking", "control")[1:])]
+    assert (treatment[c.EXPERIMENT_PURCHASES], control[c.EXPERIMENT_IMPRESSIONS]) == (1, 1)
+    # AND the writes were coalesced: one transaction for the whole batch, one read pass (+ partners)
+    assert spy.transact_calls == 1 and spy.batch_get_calls <= 2
+
+
+def test_redelivering_the_fixture_leaves_the_tables_unchanged(aws):
+    dynamodb, _sqs, _dlq, spy = aws
+    event = load("kinesis_batch.json")
+    process_handler.handler(event, FakeContext())
+    before = table_state(dynamodb)
+    assert process_handler.handler(event, FakeContext()) == {"batchItemFailures": []}
+    assert table_state(dynamodb) == before
+    assert spy.transact_calls == 1  # nothing new to write
+
+
+def test_throttling_that_persists_reports_the_first_unapplied_record(aws):
+    dynamodb, _sqs, _dlq, spy = aws
+    spy.plan = lambda n: "throttle"
+    event = load("kinesis_batch.json")
+    response = process_handler.handler(event, FakeContext())
+    first = event["Records"][0]["kinesis"]["sequenceNumber"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": first}]}
+    assert table_state(dynamodb) == {}
+
+
+def test_an_unexpected_error_propagates_so_the_mapping_retries_or_bisects(aws):
+    _dynamodb, _sqs, _dlq, spy = aws
+    spy.plan = lambda n: "crash"
+    with pytest.raises(RuntimeError):
+        process_handler.handler(load("kinesis_batch.json"), FakeContext())
+
+
+def test_empty_event_is_a_success(aws):
+    assert process_handler.handler({"Records": []}, FakeContext()) == {"batchItemFailures": []}
+
+
+def test_metrics_are_emitted_with_the_shared_names(aws, capsys):
+    process_handler.handler(load("kinesis_batch.json"), FakeContext())
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = {m["Name"] for blob in emitted for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {
+        c.METRIC_RECORDS_PROCESSED,
+        c.METRIC_DUPLICATES_SKIPPED,
+        c.METRIC_LATE_EVENTS,
+        c.METRIC_FEATURE_WRITES,
+        c.METRIC_DLQ_SENDS,
+        c.METRIC_BATCH_ITEM_FAILURES,
+    } <= names
+    blob = next(b for b in emitted if c.METRIC_FEATURE_WRITES in b)
+    value = lambda name: blob[name][0] if isinstance(blob[name], list) else blob[name]  # noqa: E731
+    assert value(c.METRIC_FEATURE_WRITES) == 1 and value(c.METRIC_DLQ_SENDS) == 2
+    assert value(c.METRIC_DUPLICATES_SKIPPED) == 1 and blob["service"] == c.PROCESS_SERVICE
+
+
+def test_missing_setting_fails_the_cold_start_naming_the_variable():
+    env = dict(ENV)
+    del env[c.ENV_TRENDING_SLOTS]
+    with pytest.raises(ConfigError, match=c.ENV_TRENDING_SLOTS):
+        ProcessConfig.from_env(env)
+
+
+def test_user_row_key_is_the_constant(aws):
+    dynamodb, *_ = aws
+    process_handler.handler(load("kinesis_batch.json"), FakeContext())
+    item = dynamodb.get_item(TableName=USERS_TABLE, Key={c.USERS_PK: {"S": user_key("bob")[1]}})["Item"]
+    assert item[c.USERS_PK]["S"] == "bob" and int(item[c.ATTR_VERSION]["N"]) == 1
