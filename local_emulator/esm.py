@@ -279,10 +279,10 @@ class EsmPoller:
         """
         total = 0
         for _ in range(max_rounds):
-            read_before = self._records_read()
+            read_before = self._records_seen
             invoked = self.poll_once()
             total += invoked
-            if invoked == 0 and self._records_read() == read_before:
+            if invoked == 0 and self._records_seen == read_before:
                 return total
         raise RuntimeError(f"event source mapping still busy after {max_rounds} rounds")
 
@@ -293,6 +293,15 @@ class EsmPoller:
     def checkpoints(self) -> dict[str, int | None]:
         """Per shard, the highest sequence number up to which every record is processed (or discarded)."""
         return {shard_id: shard.checkpoint for shard_id, shard in self._shards.items()}
+
+    def records_read(self) -> int:
+        """Records read from the stream since the poller started (all shards)."""
+        return self._records_seen
+
+    def oldest_pending_age_ms(self) -> float | None:
+        """Age of the oldest record read but not yet processed (the lag a stuck shard builds up)."""
+        arrivals = [lane.buffer[0].arrival for s in self._shards.values() for lane in s.lanes if lane.buffer]
+        return None if not arrivals else max(0.0, (self._clock() - min(arrivals)) * 1000.0)
 
     def buffered_records(self) -> int:
         """Records read from the stream and not yet checkpointed, over all shards."""
@@ -374,9 +383,6 @@ class EsmPoller:
         if next_iterator is None or (shard.closed and not records):
             shard.reached_end = True
         self._records_seen += len(records)
-
-    def _records_read(self) -> int:
-        return self._records_seen
 
     def _new_iterator(self, shard: _Shard) -> str:
         kwargs: dict[str, Any] = {"StreamName": self.config.stream_name, "ShardId": shard.shard_id}

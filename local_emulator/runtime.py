@@ -1,0 +1,355 @@
+"""The local runtime: runs what was deployed into moto and provides what moto cannot.
+
+`Runtime.start(...)` reads the deployment back from moto's APIs and starts:
+- a `LocalFunction` (worker processes) per deployed Lambda function, code from its deployed asset;
+- an `ApiGateway` HTTP server per REST API (Lambda proxy integrations, API keys, usage plans);
+- an `EsmPoller` thread per Kinesis event source mapping (settings from ListEventSourceMappings),
+  sending exhausted batches to the mapping's on-failure destination (SQS or SNS) in moto;
+- a monitor thread recording AWS-service metrics (Lambda, SQS depth, API Gateway) and the functions' EMF
+  into a `MetricStore`, and evaluating the deployed alarms with `AlarmEvaluator`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local_emulator import aws
+from local_emulator.alarms import AlarmEvaluator
+from local_emulator.deploy import DeployedStack
+from local_emulator.esm import BatchOutcome, EsmConfig, EsmPoller
+from local_emulator.gateway import ApiGateway, RestApiModel
+from local_emulator.metrics import MetricStore, ingest_emf
+from local_emulator.workers import FunctionSpec, Invocation, LocalFunction, extract_code
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RuntimeOptions:
+    """Knobs of the local runtime (none changes AWS semantics)."""
+
+    workdir: Path
+    api_port: int = 0
+    # Seconds between polls of a shard with nothing new (AWS polls idle shards about once a second;
+    # shorter here so that freshness measurements reflect the pipeline, not the poll interval).
+    poll_interval_s: float = 0.1
+    # Seconds between alarm evaluations and SQS depth samples.
+    monitor_interval_s: float = 1.0
+    max_concurrency_per_function: int = 2
+    warm: bool = True
+
+
+class _PollerThread:
+    """Drives one `EsmPoller` in a background thread and reports quiet rounds for `wait_until_idle`."""
+
+    def __init__(self, poller: EsmPoller, interval_s: float, name: str) -> None:
+        self.poller = poller
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._condition = threading.Condition()
+        self.rounds = 0
+        self.quiet_rounds_since: int | None = None
+        self.last_quiet_round = -1
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                read_before = self.poller.records_read()
+                invoked = self.poller.poll_once()
+                quiet = invoked == 0 and self.poller.records_read() == read_before
+            except Exception as error:  # keep polling: moto may be briefly busy
+                log.exception("poller %s failed a round", self._thread.name)
+                self.error = error
+                quiet = False
+            with self._condition:
+                self.rounds += 1
+                if quiet and self.poller.is_idle():
+                    self.last_quiet_round = self.rounds
+                self._condition.notify_all()
+            if quiet:
+                self._stop.wait(self._interval)
+
+    def wait_quiet_round_after(self, round_number: int, deadline: float) -> bool:
+        """Wait for an idle, quiet round that started after `round_number`; False on timeout."""
+        with self._condition:
+            while self.last_quiet_round <= round_number + 1:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class Runtime:
+    """Everything that runs locally for a set of deployed stacks."""
+
+    def __init__(self, endpoint: str, stacks: list[DeployedStack], options: RuntimeOptions) -> None:
+        self.endpoint = endpoint
+        self.stacks = stacks
+        self.options = options
+        self.region = aws.REGION
+        self.functions: dict[str, LocalFunction] = {}
+        self.gateways: dict[str, ApiGateway] = {}
+        self.pollers: list[_PollerThread] = []
+        self.metrics = MetricStore(mirror=aws.client("cloudwatch", endpoint))
+        self.alarms: AlarmEvaluator | None = None
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._watched_queues: dict[str, str] = {}
+
+    # --- start / stop -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start functions, API gateways, pollers and the monitor."""
+        self._start_functions()
+        self._start_gateways()
+        self._start_pollers()
+        self._start_monitor()
+
+    def stop(self) -> None:
+        """Stop everything this runtime started."""
+        self._stop.set()
+        for poller in self.pollers:
+            poller.stop()
+        for gateway in self.gateways.values():
+            gateway.stop()
+        if self._monitor is not None:
+            self._monitor.join(timeout=10)
+        for function in self.functions.values():
+            function.close()
+
+    def _start_functions(self) -> None:
+        lambda_client = aws.client("lambda", self.endpoint)
+        s3 = aws.client("s3", self.endpoint)
+        code_root = self.options.workdir / "code"
+        code_root.mkdir(parents=True, exist_ok=True)
+        for stack in self.stacks:
+            for name, code in stack.functions.items():
+                config = lambda_client.get_function(FunctionName=name)["Configuration"]
+                code_dir = extract_code(
+                    code_root, s3=s3, bucket=code.bucket, key=code.key, zip_file=code.zip_file, name=name
+                )
+                concurrency = self.options.max_concurrency_per_function
+                reserved = lambda_client.get_function_concurrency(FunctionName=name).get(
+                    "ReservedConcurrentExecutions"
+                )
+                if reserved:
+                    concurrency = min(concurrency, int(reserved))
+                spec = FunctionSpec(
+                    name=name,
+                    arn=config["FunctionArn"],
+                    handler=config["Handler"],
+                    code_dir=code_dir,
+                    environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+                    timeout_s=float(config.get("Timeout") or 3),
+                    memory_mb=int(config.get("MemorySize") or 128),
+                    role=config.get("Role", ""),
+                    max_concurrency=max(1, concurrency),
+                    log_path=self.options.workdir / "logs" / f"{name}.log",
+                )
+                self.functions[name] = LocalFunction(spec, self.endpoint, self.region, self._on_invocation)
+        if self.options.warm:
+            # Cold starts in parallel: each worker imports boto3 and Powertools.
+            threads = [threading.Thread(target=f.warm) for f in self.functions.values()]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+    def _start_gateways(self) -> None:
+        apigateway = aws.client("apigateway", self.endpoint)
+        api_ids = {
+            physical
+            for stack in self.stacks
+            for logical, physical in stack.physical_ids.items()
+            if stack.template["Resources"].get(logical, {}).get("Type") == "AWS::ApiGateway::RestApi"
+        }
+        for index, api_id in enumerate(sorted(api_ids)):
+            model = RestApiModel.load(apigateway, api_id)
+            port = self.options.api_port + index if self.options.api_port else 0
+            gateway = ApiGateway(
+                model, self.invoke, port=port, admin=self._admin, on_request=self._request_metrics(model)
+            )
+            gateway.start()
+            self.gateways[api_id] = gateway
+
+    def _start_pollers(self) -> None:
+        lambda_client = aws.client("lambda", self.endpoint)
+        names = {f.spec.arn: name for name, f in self.functions.items()}
+        mappings = lambda_client.get_paginator("list_event_source_mappings")
+        for page in mappings.paginate():
+            for mapping in page["EventSourceMappings"]:
+                if ":kinesis:" not in mapping.get("EventSourceArn", ""):
+                    continue
+                function_name = names.get(mapping["FunctionArn"])
+                if function_name is None:
+                    continue
+                config = EsmConfig.from_api(mapping)
+                function = self.functions[function_name]
+                poller = EsmPoller(
+                    aws.client("kinesis", self.endpoint),
+                    config,
+                    invoke=function.invoke,
+                    send_on_failure=self._on_failure_sender(config.on_failure_destination),
+                    invoke_identity_arn=function.spec.role,
+                    on_batch=self._batch_metrics(function_name),
+                    shard_refresh_interval_s=1.0,
+                )
+                thread = _PollerThread(poller, self.options.poll_interval_s, f"esm-{config.uuid[:8]}")
+                thread.start()
+                self.pollers.append(thread)
+
+    def _start_monitor(self) -> None:
+        names = [name for stack in self.stacks for name in stack.alarms]
+        self.alarms = AlarmEvaluator(
+            aws.client("cloudwatch", self.endpoint),
+            aws.client("sns", self.endpoint),
+            self.metrics,
+            state_file=self.options.workdir / "alarms.json",
+            alarm_names=names,
+        )
+        sqs = aws.client("sqs", self.endpoint)
+        for queue in self.alarms.sqs_queues_watched():
+            try:
+                self._watched_queues[queue] = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+            except Exception as error:
+                log.warning("queue %s watched by an alarm not found: %s", queue, error)
+        self._monitor = threading.Thread(target=self._monitor_loop, name="monitor", daemon=True)
+        self._monitor.start()
+
+    # --- invocations and destinations -------------------------------------------------------------
+    def invoke(self, function_name: str, event: Any) -> tuple[Any, str | None]:
+        """Invoke a deployed function synchronously: (payload, function_error)."""
+        function = self.functions.get(function_name)
+        if function is None:
+            return {"errorType": "ResourceNotFoundException", "errorMessage": function_name}, "Unhandled"
+        return function.invoke(event)
+
+    def _on_failure_sender(self, destination: str | None) -> Callable[[dict[str, Any]], None] | None:
+        if not destination:
+            return None
+        if ":sqs:" in destination:
+            name, owner = destination.split(":")[5], destination.split(":")[4]
+            sqs = aws.client("sqs", self.endpoint)
+            url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=owner)["QueueUrl"]
+            return lambda message: sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+        if ":sns:" in destination:
+            sns = aws.client("sns", self.endpoint)
+            return lambda message: sns.publish(TopicArn=destination, Message=json.dumps(message))
+        log.warning("on-failure destination %s is not emulated", destination)
+        return None
+
+    # --- metrics ------------------------------------------------------------------------------------
+    def _on_invocation(self, invocation: Invocation) -> None:
+        dims = {"FunctionName": invocation.function_name}
+        self.metrics.put("AWS/Lambda", "Invocations", dims, 1, "Count")
+        self.metrics.put("AWS/Lambda", "Errors", dims, 1 if invocation.function_error else 0, "Count")
+        self.metrics.put("AWS/Lambda", "Throttles", dims, 0, "Count")
+        self.metrics.put("AWS/Lambda", "Duration", dims, invocation.duration_ms, "Milliseconds")
+        for document in invocation.emf:
+            ingest_emf(self.metrics, document)
+
+    def _batch_metrics(self, function_name: str) -> Callable[[BatchOutcome], None]:
+        def record(outcome: BatchOutcome) -> None:
+            self.metrics.put(
+                "AWS/Lambda", "IteratorAge", {"FunctionName": function_name}, outcome.iterator_age_ms, "Milliseconds"
+            )
+
+        return record
+
+    def _request_metrics(self, model: RestApiModel) -> Callable[[str, int, float], None]:
+        def record(path: str, status: int, latency_ms: float) -> None:
+            stage = path.lstrip("/").split("/", 1)[0]
+            for dimensions in ({"ApiName": model.name}, {"ApiName": model.name, "Stage": stage}):
+                self.metrics.put("AWS/ApiGateway", "Count", dimensions, 1, "Count")
+                self.metrics.put("AWS/ApiGateway", "4XXError", dimensions, int(400 <= status < 500), "Count")
+                self.metrics.put("AWS/ApiGateway", "5XXError", dimensions, int(status >= 500), "Count")
+                self.metrics.put("AWS/ApiGateway", "Latency", dimensions, latency_ms, "Milliseconds")
+
+        return record
+
+    def _monitor_loop(self) -> None:
+        sqs = aws.client("sqs", self.endpoint)
+        while not self._stop.wait(self.options.monitor_interval_s):
+            self.sample(sqs)
+
+    def sample(self, sqs: Any = None) -> None:
+        """One monitor tick: sample queue depths and backlog age, evaluate alarms, mirror metrics."""
+        sqs = sqs or aws.client("sqs", self.endpoint)
+        for name, url in self._watched_queues.items():
+            try:
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+                )["Attributes"]
+            except Exception as error:
+                log.debug("depth of %s unavailable: %s", name, error)
+                continue
+            depth = float(attributes.get("ApproximateNumberOfMessages", 0))
+            self.metrics.put("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth, "Count")
+        for thread in self.pollers:
+            age = thread.poller.oldest_pending_age_ms()
+            if age is not None:
+                name = thread.poller.config.function_arn.split(":")[6]
+                self.metrics.put("AWS/Lambda", "IteratorAge", {"FunctionName": name}, age, "Milliseconds")
+        if self.alarms is not None:
+            for state in self.alarms.evaluate():
+                log.warning("alarm %s is now %s: %s", state.name, state.state, state.reason)
+        self.metrics.flush_mirror()
+
+    def _admin(self, path: str) -> Any:
+        if path.rstrip("/") == "alarms":
+            return self.alarms.snapshot() if self.alarms else {}
+        if path.rstrip("/") == "status":
+            return {
+                "pollers": [
+                    {
+                        "mapping": t.poller.config.uuid,
+                        "checkpoints": t.poller.checkpoints(),
+                        "buffered": t.poller.buffered_records(),
+                        "invocations": t.poller.invocations,
+                    }
+                    for t in self.pollers
+                ],
+                "functions": {n: f.in_flight for n, f in self.functions.items()},
+            }
+        return {"paths": ["/_local/alarms", "/_local/status"]}
+
+    # --- idleness -------------------------------------------------------------------------------------
+    def wait_until_idle(self, timeout_s: float = 60.0) -> None:
+        """Block until every shard is drained, no batch waits for a retry and no function is running.
+
+        Raises TimeoutError if that does not happen within `timeout_s`.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            marks = [t.rounds for t in self.pollers]
+            for thread, mark in zip(self.pollers, marks, strict=True):
+                if not thread.wait_quiet_round_after(mark, deadline):
+                    raise TimeoutError(f"stream processing still busy after {timeout_s} s")
+            busy = any(f.in_flight for f in self.functions.values())
+            still_idle = all(t.poller.is_idle() for t in self.pollers)
+            if not busy and still_idle:
+                # A function that finished meanwhile may have written records: one more round proves it.
+                settled = [t.rounds for t in self.pollers]
+                if all(
+                    t.wait_quiet_round_after(m, deadline) for t, m in zip(self.pollers, settled, strict=True)
+                ) and not any(f.in_flight for f in self.functions.values()):
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"local pipeline still busy after {timeout_s} s")
+            time.sleep(0.02)
