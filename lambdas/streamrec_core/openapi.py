@@ -258,11 +258,20 @@ def _error(description: str) -> dict[str, Any]:
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before resending.", "schema": {"type": "integer"}}}
 
 
+def _gateway_error(description: str) -> dict[str, Any]:
+    """An error API Gateway itself answers: the shared shape where the stack installs gateway responses,
+    API Gateway's default `{"message": ...}` otherwise."""
+    return _json({"anyOf": [_ref("Error"), _ref("GatewayError")]}, description)
+
+
 def _common_errors(*, keyed: bool = True) -> dict[str, Any]:
-    errors: dict[str, Any] = {"500": _error("Internal error (a bug of ours, never caused by input).")}
+    errors: dict[str, Any] = {
+        "500": _error("Internal error (a bug of ours, never caused by input)."),
+        "502": _gateway_error("The function failed or timed out."),
+    }
     if keyed:
-        errors["403"] = _error("Missing or invalid x-api-key.")
-        errors["429"] = _error("Over the usage plan's throttle or quota; retry with backoff.")
+        errors["403"] = _gateway_error("Missing or invalid x-api-key.")
+        errors["429"] = _gateway_error("Over the usage plan's throttle or quota; retry with backoff.")
     return errors
 
 
@@ -308,7 +317,10 @@ def build_openapi() -> dict[str, Any]:
                 "with the per-index lists).",
             ),
             "405": _error("Method not allowed."),
-            "413": _error("Body larger than the configured limit, or more events than allowed."),
+            "413": _json(
+                {"anyOf": [_ref("Error"), _ref("GatewayError")]},
+                "Body larger than the configured limit (or API Gateway's 10 MB), or more events than allowed.",
+            ),
             "415": _error("Content-Type is not application/json."),
             "503": _json(
                 {"allOf": [_ref("IngestResult"), _ref("Error")]},
@@ -437,6 +449,12 @@ def build_openapi() -> dict[str, Any]:
                 "IngestResult": _ingest_result_schema(),
                 "Violation": _violation_schema(),
                 "Error": _error_schema(),
+                "GatewayError": {
+                    "type": "object",
+                    "description": "API Gateway's default error body (403, 429, 502) where not customized.",
+                    "required": ["message"],
+                    "properties": {"message": {"type": "string"}},
+                },
                 "Recommendations": _recommendations_schema(),
                 "SimilarItems": _similar_schema(),
                 "Experiment": _experiment_schema(),
