@@ -40,7 +40,9 @@ def build_app(app: cdk.App) -> StreamrecStack:
     )
     apply_nag_suppressions(stack)
     if str(app.node.try_get_context("nag")).lower() != "false":
-        cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app, verbose=True))
+        # Acknowledged findings are also written into each resource's Metadata, for auditors.
+        checks = cdk_nag.AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
+        cdk.Validations.of(app).add_plugins(checks)
     return stack
 
 

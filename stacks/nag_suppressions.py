@@ -57,25 +57,27 @@ def apply_nag_suppressions(stack: StreamrecStack) -> None:
         "our control, auditable use); its per-request KMS cost is in the cost model.",
     )
     api = stack.api.rest_api
+    cloudwatch_role = api.node.find_child("CloudWatchRole")
     _ack(
-        api,
+        cloudwatch_role,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
         "AmazonAPIGatewayPushToCloudWatchLogs]",
         "The AWS-managed policy AWS documents for API Gateway's account-level CloudWatch role; it is what "
         "execution logging requires and is scoped to CloudWatch Logs.",
     )
     _ack(
-        api,
+        api.deployment_stage,
         "AwsSolutions-APIG3",
         "WAF is an account/organisation-level decision with its own cost; the API is protected by API keys, "
         "usage-plan throttles and quotas, stage throttling, request-size limits and strict schema validation. "
         "Associate a WebACL with the stage where the organisation mandates WAF.",
     )
-    for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
-        _ack(
-            api,
-            rule,
-            "Callers are producer and reader applications identified by API keys tied to usage plans (the "
-            "product's access model); there are no end-user identities to authorize. /v1/health is public "
-            "by design for load balancers and uptime checks and returns no data.",
-        )
+    for method in stack.api.methods.values():
+        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+            _ack(
+                method,
+                rule,
+                "Callers are producer and reader applications identified by API keys tied to usage plans (the "
+                "product's access model); there are no end-user identities to authorize. /v1/health and CORS "
+                "preflights are keyless by design (load balancers; browsers never send keys on preflights).",
+            )

@@ -182,18 +182,20 @@ class Monitoring(Construct):
 
     def _rate(self, part: str, rest: str, service: str, *, label: str) -> cw.MathExpression:
         """part / (part + rest). FILL keeps a 100 % rejection visible when `rest` has no data at all."""
+        p, r = part.lower(), rest.lower()
         return cw.MathExpression(
-            expression="FILL(part, 0) / (FILL(part, 0) + FILL(rest, 0))",
-            using_metrics={"part": self._emf(part, service), "rest": self._emf(rest, service)},
+            expression=f"FILL({p}, 0) / (FILL({p}, 0) + FILL({r}, 0))",
+            using_metrics={p: self._emf(part, service), r: self._emf(rest, service)},
             label=label,
             period=self._period,
         )
 
     def _ratio(self, part: str, total: str, service: str, label: str) -> cw.MathExpression:
         """part / total, where `total` already counts `part` (fallbacks are among the responses served)."""
+        p, t = part.lower(), total.lower()
         return cw.MathExpression(
-            expression="FILL(part, 0) / total",
-            using_metrics={"part": self._emf(part, service), "total": self._emf(total, service)},
+            expression=f"FILL({p}, 0) / {t}",
+            using_metrics={p: self._emf(part, service), t: self._emf(total, service)},
             label=label,
             period=self._period,
         )

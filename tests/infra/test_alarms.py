@@ -1,0 +1,206 @@
+"""Every alarm: metric, namespace, dimensions, statistic, period, threshold from settings, SNS actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from streamrec_core import constants as c
+
+from stacks.settings import AlarmSettings
+from tests.infra.conftest import PROFILES, Synth, ref
+
+
+@dataclass(frozen=True)
+class Plain:
+    namespace: str
+    metric: str
+    statistic: str
+    dims: Callable[[Synth], dict[str, Any]]
+    threshold: Callable[[AlarmSettings], float]
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """An EMF ratio: numerator / denominator (denominator_adds: numerator + other)."""
+
+    numerator: str
+    other: str
+    service: str
+    denominator_adds: bool
+    threshold: Callable[[AlarmSettings], float]
+
+
+def _fn(prefix: str) -> Callable[[Synth], dict[str, Any]]:
+    return lambda s: {"FunctionName": ref(s.one("AWS::Lambda::Function", prefix)[0])}
+
+
+def _queue(prefix: str) -> Callable[[Synth], dict[str, Any]]:
+    return lambda s: {"QueueName": {"Fn::GetAtt": [s.one("AWS::SQS::Queue", prefix)[0], "QueueName"]}}
+
+
+def _table(prefix: str) -> Callable[[Synth], dict[str, Any]]:
+    return lambda s: {"TableName": ref(s.one("AWS::DynamoDB::Table", prefix)[0])}
+
+
+def _stream(s: Synth) -> dict[str, Any]:
+    return {"StreamName": ref(s.one("AWS::Kinesis::Stream")[0])}
+
+
+def _api(s: Synth) -> dict[str, Any]:
+    return {"ApiName": s.props("AWS::ApiGateway::RestApi")["Name"], "Stage": s.settings.api.stage_name}
+
+
+EXPECTED: dict[str, Plain | Ratio] = {
+    c.ALARM_ITERATOR_AGE: Plain(
+        "AWS/Lambda", "IteratorAge", "Maximum", _fn("ProcessingProcess"), lambda a: a.iterator_age.to_milliseconds()
+    ),
+    c.ALARM_PROCESS_ERRORS: Plain("AWS/Lambda", "Errors", "Sum", _fn("ProcessingProcess"), lambda a: a.process_errors),
+    c.ALARM_PROCESS_THROTTLES: Plain(
+        "AWS/Lambda", "Throttles", "Sum", _fn("ProcessingProcess"), lambda a: a.process_throttles
+    ),
+    c.ALARM_DLQ_DEPTH: Plain(
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+        _queue("ProcessingDeadLetterQueue"),
+        lambda a: a.dlq_depth,
+    ),
+    c.ALARM_ON_FAILURE_DEPTH: Plain(
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+        _queue("ProcessingOnFailureQueue"),
+        lambda a: a.on_failure_depth,
+    ),
+    c.ALARM_INGEST_REJECTION_RATE: Ratio(
+        c.METRIC_EVENTS_REJECTED, c.METRIC_EVENTS_ACCEPTED, c.INGEST_SERVICE, True, lambda a: a.ingest_rejection_rate
+    ),
+    c.ALARM_KINESIS_WRITE_THROTTLES: Plain(
+        "AWS/Kinesis", "WriteProvisionedThroughputExceeded", "Sum", _stream, lambda a: a.kinesis_write_throttles
+    ),
+    c.ALARM_PUT_RECORDS_FAILURES: Plain(
+        "AWS/Kinesis", "PutRecords.FailedRecords", "Sum", _stream, lambda a: a.put_records_failures
+    ),
+    c.ALARM_USERS_READ_THROTTLES: Plain(
+        "AWS/DynamoDB", "ReadThrottleEvents", "Sum", _table("TablesUsers"), lambda a: a.dynamodb_throttles
+    ),
+    c.ALARM_USERS_WRITE_THROTTLES: Plain(
+        "AWS/DynamoDB", "WriteThrottleEvents", "Sum", _table("TablesUsers"), lambda a: a.dynamodb_throttles
+    ),
+    c.ALARM_ITEMS_READ_THROTTLES: Plain(
+        "AWS/DynamoDB", "ReadThrottleEvents", "Sum", _table("TablesItems"), lambda a: a.dynamodb_throttles
+    ),
+    c.ALARM_ITEMS_WRITE_THROTTLES: Plain(
+        "AWS/DynamoDB", "WriteThrottleEvents", "Sum", _table("TablesItems"), lambda a: a.dynamodb_throttles
+    ),
+    c.ALARM_API_5XX_RATE: Plain("AWS/ApiGateway", "5XXError", "Average", _api, lambda a: a.api_5xx_rate),
+    c.ALARM_API_P99_LATENCY: Plain(
+        "AWS/ApiGateway", "Latency", "p99", _api, lambda a: a.api_p99_latency.to_milliseconds()
+    ),
+    c.ALARM_SERVE_FALLBACK_RATE: Ratio(
+        c.METRIC_FALLBACKS, c.METRIC_RECOMMENDATIONS_SERVED, c.SERVE_SERVICE, False, lambda a: a.serve_fallback_rate
+    ),
+}
+
+
+def _alarm(synth: Synth, suffix: str) -> dict[str, Any]:
+    name = f"{synth.stack_name}-{suffix}"
+    found = [r["Properties"] for r in synth.of_type("AWS::CloudWatch::Alarm").values()]
+    matching = [p for p in found if p["AlarmName"] == name]
+    assert len(matching) == 1, f"no alarm named {name}"
+    return matching[0]
+
+
+def _dims(props: dict[str, Any]) -> dict[str, Any]:
+    return {d["Name"]: d["Value"] for d in props["Dimensions"]}
+
+
+def test_the_stack_has_exactly_the_expected_alarms(synth: Synth) -> None:
+    names = sorted(r["Properties"]["AlarmName"] for r in synth.of_type("AWS::CloudWatch::Alarm").values())
+    assert names == sorted(f"{synth.stack_name}-{suffix}" for suffix in EXPECTED)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("suffix", sorted(EXPECTED))
+def test_alarm_watches_the_right_metric_with_its_dimensions_and_threshold(
+    synths: dict[str, Synth], profile: str, suffix: str
+) -> None:
+    # Given the alarm as synthesized for this profile
+    synth = synths[profile]
+    props = _alarm(synth, suffix)
+    expected = EXPECTED[suffix]
+    alarms = synth.settings.alarms
+    # Then it compares the right metric with the threshold from settings, over the configured period
+    assert props["Threshold"] == expected.threshold(alarms)
+    assert props["ComparisonOperator"] == "GreaterThanThreshold"
+    assert props["EvaluationPeriods"] == alarms.evaluation_periods
+    period = int(alarms.period.to_seconds())
+    if isinstance(expected, Plain):
+        assert props["Namespace"] == expected.namespace
+        assert props["MetricName"] == expected.metric
+        assert _dims(props) == expected.dims(synth)
+        assert props["Period"] == period
+        statistic = props.get("Statistic") or props.get("ExtendedStatistic")
+        assert statistic == expected.statistic
+    else:
+        metrics = {m["Id"]: m for m in props["Metrics"]}
+        [expression] = [m for m in props["Metrics"] if "Expression" in m]
+        assert expression["ReturnData"] is True
+        by_name = {
+            m["MetricStat"]["Metric"]["MetricName"]: (mid, m["MetricStat"])
+            for mid, m in metrics.items()
+            if "MetricStat" in m
+        }
+        assert set(by_name) == {expected.numerator, expected.other}
+        for _, stat in by_name.values():
+            assert stat["Metric"]["Namespace"] == c.METRICS_NAMESPACE
+            assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": expected.service}]
+            assert stat["Stat"] == "Sum" and stat["Period"] == period
+        num, other = by_name[expected.numerator][0], by_name[expected.other][0]
+        if expected.denominator_adds:
+            assert expression["Expression"] == f"FILL({num}, 0) / (FILL({num}, 0) + FILL({other}, 0))"
+        else:
+            assert expression["Expression"] == f"FILL({num}, 0) / {other}"
+
+
+@pytest.mark.parametrize("suffix", sorted(EXPECTED))
+def test_alarm_notifies_the_alarm_topic_when_it_fires_and_when_it_recovers(synth: Synth, suffix: str) -> None:
+    topic_id, _ = synth.one("AWS::SNS::Topic")
+    props = _alarm(synth, suffix)
+    assert props["AlarmActions"] == [ref(topic_id)]
+    assert props["OKActions"] == [ref(topic_id)]
+    # Quiet periods are not incidents: no data never fires an alarm.
+    assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_thresholds_follow_the_selected_profile(dev: Synth, prod: Synth) -> None:
+    # Given profiles with different freshness goals
+    assert dev.settings.alarms.iterator_age.to_seconds() != prod.settings.alarms.iterator_age.to_seconds()
+    # Then each stack's iterator-age alarm uses its own profile's goal
+    assert _alarm(dev, c.ALARM_ITERATOR_AGE)["Threshold"] != _alarm(prod, c.ALARM_ITERATOR_AGE)["Threshold"]
+
+
+def test_alarm_email_subscribes_only_when_configured(dev: Synth) -> None:
+    # Given the dev profile without an alarm email
+    assert dev.settings.alarms.email is None
+    # Then no subscription exists (an unconfirmed subscription would be noise)
+    assert not dev.of_type("AWS::SNS::Subscription")
+
+
+def test_dashboard_covers_every_part_of_the_pipeline(synth: Synth) -> None:
+    body = synth.props("AWS::CloudWatch::Dashboard")["DashboardBody"]
+    text = "".join(p if isinstance(p, str) else "" for p in body["Fn::Join"][1])
+    for section in ("Ingest", "Stream", "Processing", "Dead letters", "Feature tables", "Serving", "Experiments"):
+        assert f"## {section}" in text
+    for metric in (
+        "IteratorAge",
+        c.METRIC_EVENTS_REJECTED,
+        c.METRIC_DLQ_SENDS,
+        "WriteThrottleEvents",
+        c.METRIC_FALLBACKS,
+        c.METRIC_VARIANT_CLICKS,
+    ):
+        assert metric in text

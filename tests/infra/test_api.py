@@ -1,0 +1,135 @@
+"""The REST API: routes, API keys, usage plans, stage tracing/logging/throttling, CORS from settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stacks.constructs.api import EVENTS_PATH, EXPERIMENT_PATH, HEALTH_PATH, RECOMMENDATIONS_PATH, SIMILAR_PATH
+from stacks.settings import UsagePlanSettings
+from tests.infra.conftest import Synth, arn_of, ref
+
+ROUTES = {
+    ("POST", EVENTS_PATH): "IngestFunction",
+    ("GET", RECOMMENDATIONS_PATH): "ServeFunction",
+    ("GET", SIMILAR_PATH): "ServeFunction",
+    ("GET", EXPERIMENT_PATH): "ServeFunction",
+    ("GET", HEALTH_PATH): "ServeFunction",
+}
+
+
+def _paths(synth: Synth) -> dict[str, str]:
+    """API Gateway resource logical id -> full path, rebuilt from PathPart/ParentId."""
+    resources = synth.of_type("AWS::ApiGateway::Resource")
+    api_id, _ = synth.one("AWS::ApiGateway::RestApi")
+
+    def path(logical_id: str) -> str:
+        props = resources[logical_id]["Properties"]
+        parent = props["ParentId"]
+        prefix = "" if parent == {"Fn::GetAtt": [api_id, "RootResourceId"]} else path(parent["Ref"])
+        return f"{prefix}/{props['PathPart']}"
+
+    return {logical_id: path(logical_id) for logical_id in resources}
+
+
+def _methods(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    paths = _paths(synth)
+    return {
+        (m["Properties"]["HttpMethod"], paths[m["Properties"]["ResourceId"]["Ref"]]): m["Properties"]
+        for m in synth.of_type("AWS::ApiGateway::Method").values()
+    }
+
+
+def test_every_route_exists_and_proxies_to_its_function(synth: Synth) -> None:
+    methods = _methods(synth)
+    for route, function_prefix in ROUTES.items():
+        integration = methods[route]["Integration"]
+        fn_id, _ = synth.one("AWS::Lambda::Function", function_prefix)
+        assert integration["Type"] == "AWS_PROXY", route
+        assert integration["IntegrationHttpMethod"] == "POST"
+        assert arn_of(fn_id) in integration["Uri"]["Fn::Join"][1], route
+
+
+def test_every_route_but_health_and_preflights_requires_an_api_key(synth: Synth) -> None:
+    methods = _methods(synth)
+    keyed = {route for route, m in methods.items() if m.get("ApiKeyRequired") is True}
+    open_routes = set(methods) - keyed
+    assert keyed == set(ROUTES) - {("GET", HEALTH_PATH)}
+    assert open_routes == {("GET", HEALTH_PATH)} | {r for r in methods if r[0] == "OPTIONS"}
+
+
+def test_path_parameters_are_required_and_validated(synth: Synth) -> None:
+    methods = _methods(synth)
+    validator_id, validator = synth.one("AWS::ApiGateway::RequestValidator")
+    assert validator["Properties"]["ValidateRequestParameters"] is True
+    for (verb, path), name in (
+        (("GET", RECOMMENDATIONS_PATH), "user_id"),
+        (("GET", SIMILAR_PATH), "item_id"),
+        (("GET", EXPERIMENT_PATH), "experiment_id"),
+    ):
+        method = methods[(verb, path)]
+        assert method["RequestParameters"] == {f"method.request.path.{name}": True}
+        assert method["RequestValidatorId"] == ref(validator_id)
+
+
+def test_cors_preflights_exist_exactly_when_origins_are_configured(dev: Synth, prod: Synth) -> None:
+    # Given dev allows a browser origin and prod none
+    assert dev.settings.api.cors_allowed_origins and not prod.settings.api.cors_allowed_origins
+    # Then dev answers preflights on every keyed route, through the route's own function, and prod has none
+    dev_methods = _methods(dev)
+    preflights = {path for verb, path in dev_methods if verb == "OPTIONS"}
+    assert preflights == {path for _, path in ROUTES} - {HEALTH_PATH}
+    for path in preflights:
+        verb = "POST" if path == EVENTS_PATH else "GET"
+        assert dev_methods[("OPTIONS", path)]["Integration"]["Uri"] == dev_methods[(verb, path)]["Integration"]["Uri"]
+    assert not [verb for verb, _ in _methods(prod) if verb == "OPTIONS"]
+
+
+def _plan(synth: Synth, name_suffix: str) -> tuple[str, dict[str, Any]]:
+    plans = synth.of_type("AWS::ApiGateway::UsagePlan")
+    [(plan_id, plan)] = [
+        (k, p["Properties"]) for k, p in plans.items() if p["Properties"]["UsagePlanName"].endswith(name_suffix)
+    ]
+    return plan_id, plan
+
+
+def test_two_usage_plans_carry_throttle_and_quota_from_settings(synth: Synth) -> None:
+    api_id, _ = synth.one("AWS::ApiGateway::RestApi")
+    stage_id, _ = synth.one("AWS::ApiGateway::Stage")
+    assert len(synth.of_type("AWS::ApiGateway::UsagePlan")) == 2
+    plan_settings: dict[str, UsagePlanSettings] = {
+        "-producers": synth.settings.api.producers,
+        "-readers": synth.settings.api.readers,
+    }
+    for suffix, expected in plan_settings.items():
+        _, plan = _plan(synth, suffix)
+        assert plan["Throttle"] == {"RateLimit": expected.rate_limit, "BurstLimit": expected.burst_limit}
+        assert plan["Quota"] == {"Limit": expected.quota_limit, "Period": expected.quota_period}
+        assert plan["ApiStages"][0]["ApiId"] == ref(api_id)
+        assert plan["ApiStages"][0]["Stage"] == ref(stage_id)
+
+
+def test_each_plan_has_its_own_api_key(synth: Synth) -> None:
+    keys = synth.of_type("AWS::ApiGateway::ApiKey")
+    assert len(keys) == 2
+    plan_of_key = {
+        k["Properties"]["KeyId"]["Ref"]: k["Properties"]["UsagePlanId"]["Ref"]
+        for k in synth.of_type("AWS::ApiGateway::UsagePlanKey").values()
+    }
+    producers_id, _ = _plan(synth, "-producers")
+    readers_id, _ = _plan(synth, "-readers")
+    assert set(plan_of_key) == set(keys)
+    assert sorted(plan_of_key.values()) == sorted([producers_id, readers_id])
+
+
+def test_stage_is_traced_access_logged_and_throttled_from_settings(synth: Synth) -> None:
+    stage = synth.props("AWS::ApiGateway::Stage")
+    api = synth.settings.api
+    log_group_id, _ = synth.one("AWS::Logs::LogGroup", "ApiAccessLogs")
+    assert stage["StageName"] == api.stage_name
+    assert stage["TracingEnabled"] is True
+    assert stage["AccessLogSetting"]["DestinationArn"] == arn_of(log_group_id)
+    [settings] = stage["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == api.stage_rate_limit
+    assert settings["ThrottlingBurstLimit"] == api.stage_burst_limit
+    # Payloads may hold personal data: never logged by API Gateway.
+    assert settings["DataTraceEnabled"] is False
