@@ -27,6 +27,7 @@ from streamrec_core.http import (
     header,
     http_error_response,
     json_response,
+    preflight_response,
     request_id,
 )
 
@@ -90,7 +91,10 @@ def _get_dependencies() -> Dependencies:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deps = _get_dependencies()
     rid = request_id(event)
-    cors = cors_headers(header(event, "origin"), deps.config.cors_allowed_origins)
+    origin = header(event, "origin")
+    if event.get("httpMethod") == "OPTIONS":
+        return preflight_response(origin, deps.config.cors_allowed_origins, ("POST",))
+    cors = cors_headers(origin, deps.config.cors_allowed_origins)
     try:
         return _handle(event, context, deps, rid, cors)
     except HttpError as exc:

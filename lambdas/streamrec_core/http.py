@@ -234,6 +234,26 @@ def cors_headers(origin: str | None, allowed_origins: Iterable[str]) -> dict[str
     return {}
 
 
+# Request headers a browser may send cross-origin (the API key travels in a header).
+CORS_ALLOW_HEADERS: Final = "Content-Type, X-Api-Key"
+CORS_MAX_AGE_SECONDS: Final = 3600
+
+
+def preflight_response(origin: str | None, allowed_origins: Iterable[str], methods: Iterable[str]) -> dict[str, Any]:
+    """Answer to a CORS preflight (OPTIONS, routed to the function): 204, with the CORS headers only for
+    an allowed origin, so a browser on any other origin is refused by the browser itself."""
+    headers = cors_headers(origin, allowed_origins)
+    if headers:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": ", ".join((*methods, "OPTIONS")),
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                "Access-Control-Max-Age": str(CORS_MAX_AGE_SECONDS),
+            }
+        )
+    return {"statusCode": int(HTTPStatus.NO_CONTENT), "headers": headers, "body": "", "isBase64Encoded": False}
+
+
 def parse_origins(value: str | None) -> tuple[str, ...]:
     """Comma-separated origins from the environment (constants.ENV_CORS_ALLOWED_ORIGINS)."""
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())

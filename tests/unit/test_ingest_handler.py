@@ -262,6 +262,21 @@ def test_cors_origin_is_echoed_only_for_allowed_origins(stream: FakeKinesis) -> 
     assert "Access-Control-Allow-Origin" not in headers
 
 
+def test_cors_preflight_is_answered_for_allowed_origins_only(stream: FakeKinesis) -> None:
+    ingest_handler.configure(ingest_config(cors_allowed_origins=("https://shop.example",)), stream)
+    preflight = proxy_event(None, httpMethod="OPTIONS")
+    preflight["headers"]["Origin"] = "https://shop.example"
+    response = ingest_handler.handler(preflight, FakeLambdaContext())
+    assert response["statusCode"] == 204
+    assert response["headers"]["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "POST" in response["headers"]["Access-Control-Allow-Methods"]
+    assert "x-api-key" in response["headers"]["Access-Control-Allow-Headers"].lower()
+    preflight["headers"]["Origin"] = "https://evil.example"
+    refused = ingest_handler.handler(preflight, FakeLambdaContext())
+    assert refused["statusCode"] == 204 and "Access-Control-Allow-Origin" not in refused["headers"]
+    assert stream.calls == []
+
+
 # --- configuration ----------------------------------------------------------------------------------------
 def test_missing_setting_fails_the_cold_start_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     ingest_handler.reset()
