@@ -331,7 +331,7 @@ def _api(r: _Reader) -> ApiSettings:
     origins = r.list_("cors_allowed_origins")
     for i, origin in enumerate(origins):
         if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
-            raise SettingsError(f"{r.path}.cors_allowed_origins[{i}] must be "*" or an origin like https://example.com")
+            raise SettingsError(f"{r.path}.cors_allowed_origins[{i}] must be '*' or an origin like https://example.com")
     result = ApiSettings(
         stage_name=r.str_("stage_name", re.compile(r"^[A-Za-z0-9_]{1,64}$")),
         stage_rate_limit=r.float_("stage_rate_limit", 0.001, 1_000_000),

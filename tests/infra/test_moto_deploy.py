@@ -1,0 +1,134 @@
+"""The synthesized template deploys into moto's CloudFormation, as the local emulator does.
+
+Same steps as a real `cdk deploy` after bootstrap: the bootstrap version parameter, the assets bucket with
+every file asset (directories zipped), then CreateStack with the template as synthesized. What moto
+accepts and drops is written down in docs/runbook.md ("Local emulator and moto").
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from streamrec_core import constants as c
+
+from tests.infra.conftest import ACCOUNT, REGION, Synth
+
+BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
+
+
+def _zip_dir(path: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(path.rglob("*")):
+            if file.is_file():
+                zf.write(file, file.relative_to(path).as_posix())
+    return buf.getvalue()
+
+
+def _publish_assets(synth: Synth, s3: Any) -> None:
+    manifest = json.loads((synth.outdir / f"{synth.stack_name}.assets.json").read_text())
+    for asset in manifest["files"].values():
+        source = synth.outdir / asset["source"]["path"]
+        body = _zip_dir(source) if source.is_dir() else source.read_bytes()
+        for dest in asset["destinations"].values():
+            bucket = dest["bucketName"].replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
+            s3.put_object(Bucket=bucket, Key=dest["objectKey"], Body=body)
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def deployed(request: pytest.FixtureRequest, synths: dict[str, Synth]) -> Iterator[tuple[Synth, dict[str, str]]]:
+    synth = synths[request.param]
+    with mock_aws():
+        boto3.client("ssm", region_name=REGION).put_parameter(
+            Name=BOOTSTRAP_VERSION_PARAMETER, Value="30", Type="String"
+        )
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}")
+        _publish_assets(synth, s3)
+        cfn = boto3.client("cloudformation", region_name=REGION)
+        cfn.create_stack(
+            StackName=synth.stack_name,
+            TemplateBody=json.dumps(synth.template),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        stack = cfn.describe_stacks(StackName=synth.stack_name)["Stacks"][0]
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+        yield synth, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def test_stack_reaches_create_complete_with_the_data_plane_outputs(deployed: tuple[Synth, dict[str, str]]) -> None:
+    _, outputs = deployed
+    for name in (
+        c.OUTPUT_STREAM_NAME,
+        c.OUTPUT_USERS_TABLE,
+        c.OUTPUT_ITEMS_TABLE,
+        c.OUTPUT_DLQ_URL,
+        c.OUTPUT_ON_FAILURE_QUEUE_URL,
+        c.OUTPUT_ALARM_TOPIC_ARN,
+        c.OUTPUT_REST_API_ID,
+        c.OUTPUT_API_STAGE,
+    ):
+        assert outputs.get(name), name
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    assert kinesis.describe_stream_summary(StreamName=outputs[c.OUTPUT_STREAM_NAME])["StreamDescriptionSummary"][
+        "StreamStatus"
+    ] == "ACTIVE"
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    users = ddb.describe_table(TableName=outputs[c.OUTPUT_USERS_TABLE])["Table"]
+    assert users["KeySchema"] == [{"AttributeName": c.USERS_PK, "KeyType": "HASH"}]
+
+
+def test_functions_deploy_with_their_handlers_and_environment(deployed: tuple[Synth, dict[str, str]]) -> None:
+    synth, outputs = deployed
+    functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
+    by_handler = {f["Handler"]: f for f in functions}
+    assert set(by_handler) == {"ingest.handler.handler", "process.handler.handler", "serve.handler.handler"}
+    ingest_env = by_handler["ingest.handler.handler"]["Environment"]["Variables"]
+    assert ingest_env[c.ENV_STREAM_NAME] == outputs[c.OUTPUT_STREAM_NAME]
+    process_env = by_handler["process.handler.handler"]["Environment"]["Variables"]
+    assert process_env[c.ENV_DLQ_URL] == outputs[c.OUTPUT_DLQ_URL]
+    assert process_env[c.ENV_USERS_TABLE] == outputs[c.OUTPUT_USERS_TABLE]
+
+
+def test_event_source_mapping_keeps_every_setting_in_moto(deployed: tuple[Synth, dict[str, str]]) -> None:
+    synth, outputs = deployed
+    [esm] = boto3.client("lambda", region_name=REGION).list_event_source_mappings()["EventSourceMappings"]
+    es = synth.settings.event_source
+    assert esm["EventSourceArn"].endswith(f":stream/{outputs[c.OUTPUT_STREAM_NAME]}")
+    assert esm["BatchSize"] == es.batch_size
+    assert esm["MaximumBatchingWindowInSeconds"] == es.max_batching_window.to_seconds()
+    assert esm["ParallelizationFactor"] == es.parallelization_factor
+    assert esm["MaximumRetryAttempts"] == es.retry_attempts
+    assert esm["MaximumRecordAgeInSeconds"] == es.max_record_age.to_seconds()
+    assert esm["BisectBatchOnFunctionError"] is True
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert esm["DestinationConfig"]["OnFailure"]["Destination"].endswith(
+        outputs[c.OUTPUT_ON_FAILURE_QUEUE_URL].rsplit("/", 1)[1]
+    )
+
+
+def test_rest_api_routes_and_key_requirements_deploy(deployed: tuple[Synth, dict[str, str]]) -> None:
+    _, outputs = deployed
+    apigw = boto3.client("apigateway", region_name=REGION)
+    resources = apigw.get_resources(restApiId=outputs[c.OUTPUT_REST_API_ID])["items"]
+    keyed = {
+        (verb, r["path"]): m.get("apiKeyRequired")
+        for r in resources
+        for verb, m in r.get("resourceMethods", {}).items()
+        if verb != "OPTIONS"
+    }
+    assert keyed == {
+        ("POST", "/v1/events"): True,
+        ("GET", "/v1/users/{user_id}/recommendations"): True,
+        ("GET", "/v1/items/{item_id}/similar"): True,
+        ("GET", "/v1/experiments/{experiment_id}"): True,
+        ("GET", "/v1/health"): False,
+    }
