@@ -12,7 +12,8 @@
    - ``AWS::ApiGateway::ApiKey``: ``CreateApiKey`` with the template's value or a generated 40-char one;
    - ``AWS::ApiGateway::UsagePlan``: ``CreateUsagePlan`` with its stages, throttle and quota;
    - ``AWS::ApiGateway::UsagePlanKey``: ``CreateUsagePlanKey``;
-   - ``AWS::CloudWatch::Alarm``: ``PutMetricAlarm`` (the local runtime evaluates the ones it can).
+   - ``AWS::CloudWatch::Alarm``: ``PutMetricAlarm`` (the local runtime evaluates the ones it can);
+   - ``AWS::SNS::Subscription``: ``Subscribe`` (SQS, Lambda, email...; moto delivers to SQS queues).
    ``AWS::ApiGateway::Account`` (the account's CloudWatch role) has no local meaning and is skipped.
    Stack outputs that refer to those resources are recomputed from the template.
 The local runtime then reads everything back from moto's APIs, never from a second description.
@@ -45,6 +46,7 @@ SKIPPED_BY_MOTO = (
     "AWS::ApiGateway::UsagePlanKey",
     "AWS::ApiGateway::Account",
     "AWS::CloudWatch::Alarm",
+    "AWS::SNS::Subscription",
 )
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -138,11 +140,21 @@ def deploy_stack(stack: StackArtifact, endpoint: str, region: str = aws.REGION) 
     _wait_complete(cloudformation, stack.stack_name)
     log.info("stack %s created in moto in %.1f s", stack.stack_name, time.monotonic() - started)
 
+    created = _stack_resources(cloudformation, stack.stack_name)
     physical = {
         r["LogicalResourceId"]: r.get("PhysicalResourceId") or ""
-        for r in _stack_resources(cloudformation, stack.stack_name)
-        if r.get("ResourceType") not in SKIPPED_BY_MOTO
+        for r in created
+        if r.get("LogicalResourceId") and r.get("ResourceType") not in SKIPPED_BY_MOTO
     }
+    ignored = sorted(
+        {
+            resource.get("Type", "")
+            for logical_id, resource in stack.template.get("Resources", {}).items()
+            if logical_id not in physical and resource.get("Type") not in SKIPPED_BY_MOTO
+        }
+    )
+    if ignored:
+        log.info("moto's CloudFormation skipped (no local effect): %s", ", ".join(ignored))
     context = StackContext(stack.stack_name, stack_id, stack.template, physical, region=region)
     resolver = Resolver(context, fallback=_fallback_attributes(endpoint, region, context))
     deployed = DeployedStack(stack.stack_name, stack_id, stack.template, physical, outputs={})
@@ -207,6 +219,7 @@ class _SkippedResources:
         self.deployed = deployed
         self.apigateway = aws.client("apigateway", endpoint, region)
         self.cloudwatch = aws.client("cloudwatch", endpoint, region)
+        self.sns = aws.client("sns", endpoint, region)
 
     def create_all(self) -> None:
         resources = self.stack.template.get("Resources", {})
@@ -216,6 +229,7 @@ class _SkippedResources:
             ("AWS::ApiGateway::ApiKey", self._api_key),
             ("AWS::ApiGateway::UsagePlan", self._usage_plan),
             ("AWS::ApiGateway::UsagePlanKey", self._usage_plan_key),
+            ("AWS::SNS::Subscription", self._subscription),
             ("AWS::CloudWatch::Alarm", self._alarm),
         ):
             for logical_id, resource in resources.items():
@@ -288,6 +302,20 @@ class _SkippedResources:
         )
         return f"{props['UsagePlanId']}:{props['KeyId']}"
 
+    def _subscription(self, logical_id: str, props: dict[str, Any]) -> str:
+        attributes = {}
+        for name in ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy"):
+            if name in props:
+                attributes[name] = _attribute_text(props[name])
+        arn = self.sns.subscribe(
+            TopicArn=props["TopicArn"],
+            Protocol=props["Protocol"],
+            Endpoint=props.get("Endpoint", ""),
+            Attributes=attributes,
+            ReturnSubscriptionArn=True,
+        )["SubscriptionArn"]
+        return str(arn)
+
     def _alarm(self, logical_id: str, props: dict[str, Any]) -> str | None:
         name = props.get("AlarmName") or f"{self.stack.stack_name}-{logical_id}"
         kwargs = {k: v for k, v in props.items() if k in _ALARM_FIELDS}
@@ -324,6 +352,15 @@ _ALARM_FIELDS = {
     "Metrics",
     "ThresholdMetricId",
 }
+
+
+def _attribute_text(value: Any) -> str:
+    """SNS subscription attributes are strings: JSON for objects, lowercase for booleans."""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def _throttle(throttle: dict[str, Any]) -> dict[str, Any]:

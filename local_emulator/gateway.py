@@ -584,8 +584,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_PAYLOAD_BYTES:
-            # Do not read 10+ MB just to refuse it; close the connection instead.
-            self.close_connection = True
+            # Drain the body (clients see a broken pipe otherwise), keep none of it, then refuse.
+            remaining = length
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
             self._reply(413, [("Content-Type", "application/json")], b'{"message": "Request Too Long"}')
             return
         body = self.rfile.read(length) if length else b""

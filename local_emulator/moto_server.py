@@ -93,9 +93,31 @@ def _serve(port: int) -> None:
     _, bound_port = server.get_host_and_port()
     sys.stdout.write(f"{READY_PREFIX}{bound_port}\n")
     sys.stdout.flush()
+    # moto imports a service's models on its first request (CloudFormation imports them all): seconds
+    # of work that would otherwise land on the deploy. Do it now, while the caller synthesizes.
+    threading.Thread(target=_warm_up, daemon=True).start()
     # Block until the parent closes our stdin (or dies), then stop.
     sys.stdin.read()
     server.stop()
+
+
+WARM_SERVICES = (
+    "s3", "ssm", "cloudformation", "iam", "kms", "kinesis", "dynamodb", "sqs", "sns", "lambda",
+    "apigateway", "cloudwatch", "logs",
+)
+
+
+def _warm_up() -> None:
+    try:
+        import moto.cloudformation.parsing  # noqa: F401 - imports every service's models
+        from moto.backends import get_backend
+
+        from local_emulator import aws
+
+        for service in WARM_SERVICES:
+            get_backend(service)[aws.ACCOUNT_ID][aws.REGION]  # type: ignore[call-overload]
+    except Exception as error:  # warming is an optimization only
+        logging.getLogger(__name__).warning("moto warm-up failed: %s", error)
 
 
 def main(argv: list[str] | None = None) -> None:

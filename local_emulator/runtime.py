@@ -308,7 +308,8 @@ class Runtime:
                 self.metrics.put("AWS/Lambda", "IteratorAge", {"FunctionName": name}, age, "Milliseconds")
         if self.alarms is not None:
             for state in self.alarms.evaluate():
-                log.warning("alarm %s is now %s: %s", state.name, state.state, state.reason)
+                level = logging.WARNING if state.state == "ALARM" else logging.INFO
+                log.log(level, "alarm %s is now %s: %s", state.name, state.state, state.reason)
         self.metrics.flush_mirror()
 
     def _admin(self, path: str) -> Any:

@@ -1,0 +1,209 @@
+"""The embedded emulator end to end on a tiny CDK app (tests/integration/emulator_app): synthesize, deploy
+the template into moto's server, and check what the local runtime serves: API Gateway's REST proxy
+contract with API keys and usage plans, the Kinesis event source mapping's on-failure destination, and a
+locally evaluated alarm that fires and notifies its SNS topic."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from local_emulator.pipeline import REPO_ROOT, LocalPipeline
+
+APP_DIR = Path(__file__).resolve().parent / "emulator_app"
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    with LocalPipeline.start(
+        profile="test",
+        app_dir=APP_DIR,
+        workdir=tmp_path_factory.mktemp("emulator"),
+        cache_root=REPO_ROOT / ".local" / "cdk.out-fixtures",
+    ) as running:
+        yield running
+
+
+def _call(url, method="GET", key=None, body=None, headers=None):
+    request = urllib.request.Request(url, method=method, data=body, headers=dict(headers or {}))
+    if key is not None:
+        request.add_header("x-api-key", key)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def test_deploy_names_each_api_key_by_its_output(pipeline):
+    """Keys are created with generated values and named after the stack's <Role>ApiKeyId outputs."""
+    assert set(pipeline.api_keys) == {"main", "slow", "idle"}
+    assert all(len(value) == 40 for value in pipeline.api_keys.values())
+    assert pipeline.base_url.endswith("/test")
+
+
+def test_keyed_method_without_api_key_is_forbidden(pipeline):
+    """API Gateway answers 403 {"message":"Forbidden"} when a required API key is missing."""
+    status, _, body = _call(f"{pipeline.base_url}/echo/42")
+    assert status == 403
+    assert json.loads(body) == {"message": "Forbidden"}
+
+
+def test_keyed_method_with_unknown_api_key_is_forbidden(pipeline):
+    """An API key that does not exist is refused like a missing one."""
+    status, _, body = _call(f"{pipeline.base_url}/echo/42", key="x" * 40)
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
+
+
+def test_key_whose_usage_plan_covers_no_stage_is_forbidden(pipeline):
+    """A key only opens the API stages of its usage plans."""
+    status, _, _ = _call(f"{pipeline.base_url}/echo/42", key=pipeline.api_keys["idle"])
+    assert status == 403
+
+
+def test_method_without_key_requirement_needs_no_key(pipeline):
+    status, _, _ = _call(f"{pipeline.base_url}/open")
+    assert status == 201
+
+
+def test_function_receives_the_rest_proxy_event_and_a_lambda_context(pipeline):
+    """The integration receives API Gateway's REST proxy event (version 1.0) and a Lambda context."""
+    # Given a valid key, path and query parameters, a repeated header and a JSON body
+    key = pipeline.api_keys["main"]
+    status, _, raw = _call(
+        f"{pipeline.base_url}/echo/item%2042?k=5&tag=a&tag=b",
+        method="POST",
+        key=key,
+        body=b'{"hello": "world"}',
+        headers={"content-type": "application/json", "x-trace": "t-1"},
+    )
+
+    # Then the function saw every field of the proxy event
+    assert status == 201
+    answer = json.loads(raw)
+    event = answer["event"]
+    assert event["resource"] == "/echo/{id}"
+    assert event["path"] == "/echo/item%2042"
+    assert event["httpMethod"] == "POST"
+    assert event["pathParameters"] == {"id": "item 42"}
+    assert event["queryStringParameters"] == {"k": "5", "tag": "b"}
+    assert event["multiValueQueryStringParameters"] == {"k": ["5"], "tag": ["a", "b"]}
+    headers = {k.lower(): v for k, v in event["headers"].items()}
+    assert headers["x-trace"] == "t-1"
+    assert {k.lower(): v for k, v in event["multiValueHeaders"].items()}["x-trace"] == ["t-1"]
+    assert event["body"] == '{"hello": "world"}'
+    assert event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert context["stage"] == "test"
+    assert context["httpMethod"] == "POST"
+    assert context["resourcePath"] == "/echo/{id}"
+    assert context["identity"]["apiKey"] == key
+    assert context["requestId"]
+    # And a Lambda-like context: name, memory from the template, ARN and remaining time under 5 s
+    assert answer["context"]["function_name"] == pipeline.outputs["EchoFunctionName"]
+    assert answer["context"]["memory_limit_in_mb"] == "256"
+    assert answer["context"]["invoked_function_arn"].endswith(f":function:{pipeline.outputs['EchoFunctionName']}")
+    assert 0 < answer["context"]["remaining_ms"] <= 5000
+
+
+def test_proxy_response_sets_status_headers_and_body(pipeline):
+    """statusCode, headers and multiValueHeaders of the Lambda proxy response reach the client."""
+    status, headers, raw = _call(f"{pipeline.base_url}/open")
+    assert status == 201
+    assert headers["x-single"] == "one"
+    assert headers.get_all("x-multi") == ["a", "b"]
+    assert json.loads(raw)["event"]["resource"] == "/open"
+
+
+def test_function_error_is_a_502(pipeline):
+    """A handler exception becomes 502 {"message":"Internal server error"}, and the runtime survives."""
+    status, _, body = _call(f"{pipeline.base_url}/boom")
+    assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+    assert _call(f"{pipeline.base_url}/open")[0] == 201
+
+
+def test_malformed_proxy_response_is_a_502(pipeline):
+    status, _, body = _call(f"{pipeline.base_url}/malformed")
+    assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+
+
+def test_unknown_route_and_unknown_stage_are_403(pipeline):
+    """API Gateway: no resource -> "Missing Authentication Token"; no stage -> "Forbidden"."""
+    status, _, body = _call(f"{pipeline.base_url}/nowhere")
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+    stage_url = pipeline.base_url.rsplit("/", 1)[0] + "/nostage/open"
+    status, _, body = _call(stage_url)
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
+
+
+def test_usage_plan_throttle_answers_429(pipeline):
+    """A key's usage plan throttle (burst 1, one token per 100 s) refuses the second request in a row."""
+    key = pipeline.api_keys["slow"]
+    first, _, _ = _call(f"{pipeline.base_url}/limited", key=key)
+    second, _, body = _call(f"{pipeline.base_url}/limited", key=key)
+    assert first == 201
+    assert (second, json.loads(body)) == (429, {"message": "Too Many Requests"})
+
+
+def test_payload_over_ten_megabytes_is_refused(pipeline):
+    status, _, _ = _call(
+        f"{pipeline.base_url}/echo/1", method="POST", key=pipeline.api_keys["main"], body=b"x" * (10 * 1024 * 1024 + 1)
+    )
+    assert status == 413
+
+
+def test_poison_record_reaches_the_on_failure_queue_in_aws_shape(pipeline):
+    """The event source mapping (retries 0) sends a failing batch's metadata to its SQS destination."""
+    # Given a poison record on the stream
+    kinesis, sqs = pipeline.client("kinesis"), pipeline.client("sqs")
+    stream = pipeline.outputs["StreamName"]
+    sequence = kinesis.put_record(StreamName=stream, PartitionKey="p", Data=b"poison")["SequenceNumber"]
+
+    # When the pipeline has processed the stream
+    pipeline.wait_until_idle(timeout_s=60)
+
+    # Then the on-failure queue holds AWS's invocation record for it
+    messages = sqs.receive_message(
+        QueueUrl=pipeline.outputs["OnFailureQueueUrl"], MaxNumberOfMessages=10, VisibilityTimeout=0
+    ).get("Messages", [])
+    infos = [json.loads(m["Body"])["KinesisBatchInfo"] for m in messages]
+    mine = [info for info in infos if info["startSequenceNumber"] == sequence]
+    assert len(mine) == 1
+    assert mine[0]["batchSize"] == 1
+    assert mine[0]["streamArn"].endswith(f":stream/{stream}")
+    body = json.loads(next(m["Body"] for m in messages if sequence in m["Body"]))
+    assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert body["responseContext"]["functionError"] == "Unhandled"
+
+
+def test_queue_depth_alarm_fires_and_notifies_its_topic(pipeline):
+    """The template's alarm (skipped by moto's CloudFormation) is evaluated locally from the queue's
+    real depth; on ALARM it is visible in moto's CloudWatch and published to its SNS action."""
+    # Given a poison record processed into the on-failure queue
+    kinesis = pipeline.client("kinesis")
+    kinesis.put_record(StreamName=pipeline.outputs["StreamName"], PartitionKey="p", Data=b"poison")
+    pipeline.wait_until_idle(timeout_s=60)
+
+    # When the alarms are evaluated
+    states = pipeline.evaluate_alarms()
+
+    # Then the depth alarm is in ALARM locally and in moto
+    assert states["fixture-on-failure-depth"]["state"] == "ALARM"
+    described = pipeline.client("cloudwatch").describe_alarms(AlarmNames=["fixture-on-failure-depth"])
+    assert described["MetricAlarms"][0]["StateValue"] == "ALARM"
+    # And the SNS topic delivered CloudWatch's notification to its subscribed queue
+    notifications = []
+    deadline = time.monotonic() + 10
+    while not notifications and time.monotonic() < deadline:
+        received = pipeline.client("sqs").receive_message(
+            QueueUrl=pipeline.outputs["AlarmInboxUrl"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        notifications = [json.loads(m["Body"]) for m in received.get("Messages", [])]
+    assert any(
+        n["AlarmName"] == "fixture-on-failure-depth" and n["NewStateValue"] == "ALARM" for n in notifications
+    )
