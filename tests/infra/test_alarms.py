@@ -183,13 +183,6 @@ def test_thresholds_follow_the_selected_profile(dev: Synth, prod: Synth) -> None
     assert _alarm(dev, c.ALARM_ITERATOR_AGE)["Threshold"] != _alarm(prod, c.ALARM_ITERATOR_AGE)["Threshold"]
 
 
-def test_alarm_email_subscribes_only_when_configured(dev: Synth) -> None:
-    # Given the dev profile without an alarm email
-    assert dev.settings.alarms.email is None
-    # Then no subscription exists (an unconfirmed subscription would be noise)
-    assert not dev.of_type("AWS::SNS::Subscription")
-
-
 def test_dashboard_covers_every_part_of_the_pipeline(synth: Synth) -> None:
     body = synth.props("AWS::CloudWatch::Dashboard")["DashboardBody"]
     text = "".join(p if isinstance(p, str) else "" for p in body["Fn::Join"][1])
