@@ -103,7 +103,7 @@ def parse_kinesis_event(event: Mapping[str, Any]) -> list[KinesisRecord]:
                 sequence_number=sequence_number,
                 partition_key=str(kinesis.get("partitionKey", "")),
                 data=data,
-                arrival_ms=int(float(arrival) * 1000),
+                arrival_ms=int(round(float(arrival) * 1000)),
                 event_source_arn=str(raw.get("eventSourceARN", "")),
                 raw_data=text if data is None else "",
             )
