@@ -87,13 +87,13 @@ class MetricStore:
                 )
 
     def values(self, namespace: str, name: str, dimensions: Dimensions, start: float, end: float) -> list[float]:
-        """Datapoint values with start <= timestamp < end."""
+        """Datapoint values with start < timestamp <= end (a window ending now includes now)."""
         with self._lock:
             series = self._points.get(MetricKey(namespace, name, dimensions))
             if series is None:
                 return []
             times, values = series
-            return values[bisect.bisect_left(times, start) : bisect.bisect_left(times, end)]
+            return values[bisect.bisect_right(times, start) : bisect.bisect_right(times, end)]
 
     def statistic(
         self, namespace: str, name: str, dimensions: Dimensions, stat: str, start: float, end: float
