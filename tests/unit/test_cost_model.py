@@ -159,7 +159,13 @@ def test_lambda_duration_tiers_per_architecture(prices):
 def test_small_profile_lambda_lines(prices):
     # ingest 1,000/100 = 10 req/s, process 1 batch/s (2 shards x 500 events/s x 2 s window = 1,000 = batch
     # size), serve 100 req/s: 111 invocations/s x 2,628,000 s = 291,708,000 x $0.20/M = $58.3416
-    bill = monthly_bill(PROFILES["small-1k"], prices)
+    profile = dataclasses.replace(
+        PROFILES["small-1k"],
+        ingest=FunctionProfile(duration_ms=30, memory_mb=1024),
+        process=FunctionProfile(duration_ms=300, memory_mb=1769),
+        serve=FunctionProfile(duration_ms=25, memory_mb=1024),
+    )
+    bill = monthly_bill(profile, prices)
     assert line(bill, "Lambda", "requests").quantity == pytest.approx(291_708_000)
     assert line(bill, "Lambda", "requests").cost == pytest.approx(58.3416)
     # GB-s: ingest 26.28 M x 0.030 s x 1 GB = 788,400; process 2.628 M x 0.300 s x 1769/1024 GB
@@ -184,7 +190,13 @@ def test_process_batches_fill_to_the_batch_size_or_the_window():
 
 
 def test_large_profile_dynamodb_on_demand_and_provisioned(prices):
-    bill = monthly_bill(PROFILES["large-100k"], prices)
+    profile = dataclasses.replace(
+        PROFILES["large-100k"],
+        ddb_write_units_per_event=0.6,
+        ddb_process_read_units_per_event=0.15,
+        ddb_read_units_per_recommendation=8,
+    )
+    bill = monthly_bill(profile, prices)
     # writes: 262.8 B events x 0.6 WRU = 157.68 B WRU x $0.625/M = $98,550
     assert line(bill, "DynamoDB", "on-demand write").cost == pytest.approx(98550.0)
     # reads: 10,000/s x 8 RRU + 100,000/s x 0.15 = 95,000 RRU/s x 2,628,000 s = 249.66 B x $0.125/M = $31,207.50
