@@ -5,6 +5,9 @@
     fn.respond(lambda event: ({"batchItemFailures": [...]}, None))   # next call only
     poller = EsmPoller(kinesis, config, invoke=fn, send_on_failure=fn.on_failure.append, clock=clock)
 
+`handler_invoker(handler)` turns an in-process Lambda handler into an `invoke` callable with Lambda's
+error semantics, for driving real handlers (e.g. the process function) through the poller.
+
 `ScriptedFunction` records every event it receives (`fn.calls`, `fn.sequence_numbers()`), so tests can
 assert what Lambda would have delivered.
 """
@@ -12,6 +15,9 @@ assert what Lambda would have delivered.
 from __future__ import annotations
 
 import base64
+import json
+import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -105,3 +111,46 @@ def put(kinesis: Any, stream: str, partition_key: str, data: bytes | str) -> int
         data = data.encode("utf-8")
     response = kinesis.put_record(StreamName=stream, PartitionKey=partition_key, Data=data)
     return int(response["SequenceNumber"])
+
+
+class FakeLambdaContext:
+    """A Lambda context for in-process invocations (same attributes as the runtime's)."""
+
+    def __init__(self, function_name: str, timeout_s: float, memory_mb: int = 128) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.memory_limit_in_mb = str(memory_mb)
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds until the timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def handler_invoker(
+    handler: Callable[[dict[str, Any], Any], Any], function_name: str = "process", timeout_s: float = 60.0
+) -> Callable[[dict[str, Any]], tuple[Any, str | None]]:
+    """Wrap an in-process handler as an `EsmPoller` invoke callable with Lambda's semantics.
+
+    The payload is round-tripped through JSON like Lambda's response; an exception becomes an
+    ``Unhandled`` function error with ``{errorType, errorMessage}``, never an exception of the poller.
+    """
+
+    def invoke(event: dict[str, Any]) -> tuple[Any, str | None]:
+        context = FakeLambdaContext(function_name, timeout_s)
+        try:
+            result = handler(json.loads(json.dumps(event)), context)
+        except Exception as error:  # the handler's exception is the function error
+            return {"errorType": type(error).__name__, "errorMessage": str(error)}, "Unhandled"
+        try:
+            return json.loads(json.dumps(result)), None
+        except (TypeError, ValueError) as error:
+            return {"errorType": "Runtime.MarshalError", "errorMessage": str(error)}, "Unhandled"
+
+    return invoke

@@ -301,3 +301,42 @@ def test_an_exception_in_invoke_is_a_function_error_not_a_crash(kinesis):
 
     assert len(calls) == 2
     assert poller.checkpoints() == {SHARD: seq}
+
+
+def test_in_process_handler_exception_is_a_function_error_the_poller_bisects(kinesis):
+    """Rule: a handler that raises is an Unhandled function error, so bisect isolates its bad record."""
+    # Given a real handler (in-process) that raises on one record
+    from local_emulator.testing import handler_invoker
+
+    arn = create_stream(kinesis, STREAM)
+    seqs = [put(kinesis, STREAM, "u", data) for data in ("ok-1", "bad", "ok-2")]
+    seen = []
+
+    def handler(event, context):
+        import base64
+
+        payloads = [base64.b64decode(r["kinesis"]["data"]) for r in event["Records"]]
+        if b"bad" in payloads:
+            raise ValueError("bad record")
+        seen.extend(payloads)
+        return {"batchItemFailures": []}
+
+    sink = []
+    config = EsmConfig(
+        arn,
+        FUNCTION_ARN,
+        batch_size=10,
+        bisect_batch_on_function_error=True,
+        maximum_retry_attempts=0,
+        on_failure_destination=ON_FAILURE_ARN,
+    )
+    poller = EsmPoller(kinesis, config, invoke=handler_invoker(handler), send_on_failure=sink.append)
+
+    # When drained
+    poller.run_until_idle()
+
+    # Then the good records were processed and only the bad one was reported as discarded
+    assert sorted(seen) == [b"ok-1", b"ok-2"]
+    (message,) = sink
+    assert message["KinesisBatchInfo"]["startSequenceNumber"] == str(seqs[1])
+    assert message["responseContext"]["functionError"] == "Unhandled"
