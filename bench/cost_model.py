@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 GB = 1024**3
 KB = 1024
 PUT_PAYLOAD_UNIT_BYTES = 25 * KB
@@ -98,8 +99,9 @@ class FunctionProfile:
 class Profile:
     """Traffic and measured behaviour. Defaults and where they come from:
 
-    - memory sizes, architecture, batch size and window, retention and log retention mirror the ``prod``
-      profile in cdk.json (a test keeps them in step);
+    - memory sizes, architecture, batch size and window, retention and log retention are the ``prod``
+      profile's in cdk.json: the named profiles read them from there (:func:`deployed_settings`); the
+      class defaults below are the same values, for profiles built by hand;
     - DynamoDB figures per event were calibrated on 2026-11-21 by running ``process.logic`` (in-memory
       store, DynamoDB's item-size rules, two write units per KB because it commits with
       TransactWriteItems) over the whole Taobao replay (67,402 events, 4 shards, batch 1,000, squeezed
@@ -151,19 +153,32 @@ class Profile:
     dead_letters_per_million_events: float = 10.0
 
 
+# CloudWatch Logs retention names used in cdk.json (aws_logs.RetentionDays members) -> days.
+RETENTION_DAYS = {
+    "ONE_DAY": 1, "THREE_DAYS": 3, "FIVE_DAYS": 5, "ONE_WEEK": 7, "TWO_WEEKS": 14, "ONE_MONTH": 30,
+    "TWO_MONTHS": 60, "THREE_MONTHS": 90, "FOUR_MONTHS": 120, "FIVE_MONTHS": 150, "SIX_MONTHS": 180,
+    "ONE_YEAR": 365, "THIRTEEN_MONTHS": 400, "EIGHTEEN_MONTHS": 545, "TWO_YEARS": 731,
+}
+
+
+def deployed_settings(path: Path = CDK_JSON, env: str = "prod") -> dict[str, Any]:
+    """Profile fields taken from a settings profile in cdk.json, so the bill follows what is deployed."""
+    profile = json.loads(path.read_text(encoding="utf-8"))["context"]["profiles"][env]
+    functions, source = profile["functions"], profile["event_source"]
+    return {
+        "batch_size": source["batch_size"],
+        "batching_window_seconds": source["max_batching_window_seconds"],
+        "stream_retention_hours": profile["stream"]["retention_hours"],
+        "architecture": functions["architecture"],
+        "log_retention_days": RETENTION_DAYS[functions["log_retention"]],
+        **{name: {"memory_mb": functions[name]["memory_mb"]} for name in ("ingest", "process", "serve")},
+    }
+
+
 def _profile(name: str, events_per_second: float, storage_gb: float) -> Profile:
     # One recommendation request for every ten events.
-    return Profile(name, events_per_second, events_per_second / 10, ddb_storage_gb=storage_gb)
-
-
-PROFILES = {
-    p.name: p
-    for p in (
-        _profile("small-1k", 1_000, 5),
-        _profile("medium-10k", 10_000, 50),
-        _profile("large-100k", 100_000, 500),
-    )
-}
+    profile = Profile(name, events_per_second, events_per_second / 10, ddb_storage_gb=storage_gb)
+    return apply_overrides(profile, deployed_settings())
 
 
 def apply_overrides(profile: Profile, overrides: dict[str, Any]) -> Profile:
@@ -185,6 +200,16 @@ def apply_overrides(profile: Profile, overrides: dict[str, Any]) -> Profile:
         else:
             changes[key] = type(current)(value)
     return dataclasses.replace(profile, **changes)
+
+
+PROFILES = {
+    p.name: p
+    for p in (
+        _profile("small-1k", 1_000, 5),
+        _profile("medium-10k", 10_000, 50),
+        _profile("large-100k", 100_000, 500),
+    )
+}
 
 
 # --- The bill -----------------------------------------------------------------------------------------
@@ -454,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     prices = Prices.load(args.prices)
     if args.events_per_second is not None:
         reads = args.reads_per_second if args.reads_per_second is not None else args.events_per_second / 10
-        profiles = [Profile("custom", args.events_per_second, reads)]
+        profiles = [apply_overrides(Profile("custom", args.events_per_second, reads), deployed_settings())]
     else:
         profiles = [PROFILES[name] for name in (args.profile or PROFILES)]
     if args.measured:

@@ -20,6 +20,7 @@ from bench.cost_model import (
     Prices,
     Profile,
     apply_overrides,
+    deployed_settings,
     lambda_gb_seconds,
     main,
     monthly_bill,
@@ -227,16 +228,24 @@ def test_totals_pick_one_mode_and_cost_per_million_divides_by_events(prices):
 # --- Inputs ----------------------------------------------------------------------------------------------
 
 
-def test_defaults_mirror_the_prod_settings_in_cdk_json():
-    prod = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["profiles"]["prod"]
-    profile = PROFILES["large-100k"]
-    assert profile.batch_size == prod["event_source"]["batch_size"]
-    assert profile.batching_window_seconds == prod["event_source"]["max_batching_window_seconds"]
-    assert profile.stream_retention_hours == prod["stream"]["retention_hours"]
-    assert profile.architecture == prod["functions"]["architecture"]
-    for name in ("ingest", "process", "serve"):
-        assert getattr(profile, name).memory_mb == prod["functions"][name]["memory_mb"]
-    assert prod["functions"]["log_retention"] == "THREE_MONTHS" and profile.log_retention_days == 90
+def test_settings_come_from_the_chosen_profile_in_cdk_json(tmp_path):
+    # Given a cdk.json whose prod profile differs from the model's own defaults
+    prod = {
+        "stream": {"mode": "PROVISIONED", "shard_count": 4, "retention_hours": 48},
+        "event_source": {"batch_size": 250, "max_batching_window_seconds": 0},
+        "functions": {"ingest": {"memory_mb": 256}, "process": {"memory_mb": 3008}, "serve": {"memory_mb": 512},
+                      "architecture": "x86_64", "log_retention": "TWO_WEEKS"},
+    }
+    path = tmp_path / "cdk.json"
+    path.write_text(json.dumps({"context": {"profiles": {"prod": prod}}}))
+    # When the model reads it and applies it to a profile
+    profile = apply_overrides(Profile("p", 10, 1), deployed_settings(path))
+    # Then batch, window, retention, architecture, log retention (in days) and memory follow it
+    assert (profile.batch_size, profile.batching_window_seconds, profile.stream_retention_hours) == (250, 0, 48)
+    assert (profile.architecture, profile.log_retention_days) == ("x86_64", 14)
+    assert [f.memory_mb for f in (profile.ingest, profile.process, profile.serve)] == [256, 3008, 512]
+    # and the named profiles use the repository's own prod settings
+    assert PROFILES["large-100k"].process.memory_mb == deployed_settings()["process"]["memory_mb"]
 
 
 def test_measured_values_replace_defaults_and_unknown_keys_fail():
