@@ -123,7 +123,7 @@ def format_timestamp(unix_seconds: float) -> str:
 class Retimer:
     """Maps a source time to a present time: ``anchor + (source - origin) / scale``.
 
-    Build it with :meth:`paced` or :meth:`compressed`; both keep order and relative gaps.
+    Build it with :meth:`for_speed`; both modes keep order and relative gaps.
     """
 
     origin: float  # source time that maps to the anchor
@@ -167,6 +167,8 @@ def time_bounds(events: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
 
 @dataclass(frozen=True)
 class HttpResponse:
+    """What a transport got back: status, headers and raw body."""
+
     status: int
     headers: dict[str, str]
     body: bytes
