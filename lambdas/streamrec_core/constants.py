@@ -169,3 +169,6 @@ METRIC_FEATURE_WRITE_CONFLICTS = "FeatureWriteConflicts"
 METRIC_FEATURE_WRITE_THROTTLES = "FeatureWriteThrottles"
 METRIC_REDRIVE_UNCERTAIN = "RedriveUncertain"
 METRIC_EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
+# Dimensions of the per-variant metrics (METRIC_VARIANT_*), emitted besides the service-only series.
+METRIC_DIMENSION_EXPERIMENT = "experiment"
+METRIC_DIMENSION_VARIANT = "variant"
