@@ -134,7 +134,9 @@ class Profile:
     ddb_read_units_per_recommendation: float = 8.0
     ddb_storage_gb: float = 10.0
     ingest: FunctionProfile = FunctionProfile(duration_ms=30, memory_mb=1024)
-    process: FunctionProfile = FunctionProfile(duration_ms=1200, memory_mb=1769, log_bytes_per_invocation=2000)
+    process: FunctionProfile = FunctionProfile(
+        duration_ms=1200, memory_mb=1769, log_bytes_per_invocation=2000
+    )
     serve: FunctionProfile = FunctionProfile(duration_ms=25, memory_mb=1024)
     architecture: str = "arm64"
     batch_size: int = 1000
@@ -155,9 +157,21 @@ class Profile:
 
 # CloudWatch Logs retention names used in cdk.json (aws_logs.RetentionDays members) -> days.
 RETENTION_DAYS = {
-    "ONE_DAY": 1, "THREE_DAYS": 3, "FIVE_DAYS": 5, "ONE_WEEK": 7, "TWO_WEEKS": 14, "ONE_MONTH": 30,
-    "TWO_MONTHS": 60, "THREE_MONTHS": 90, "FOUR_MONTHS": 120, "FIVE_MONTHS": 150, "SIX_MONTHS": 180,
-    "ONE_YEAR": 365, "THIRTEEN_MONTHS": 400, "EIGHTEEN_MONTHS": 545, "TWO_YEARS": 731,
+    "ONE_DAY": 1,
+    "THREE_DAYS": 3,
+    "FIVE_DAYS": 5,
+    "ONE_WEEK": 7,
+    "TWO_WEEKS": 14,
+    "ONE_MONTH": 30,
+    "TWO_MONTHS": 60,
+    "THREE_MONTHS": 90,
+    "FOUR_MONTHS": 120,
+    "FIVE_MONTHS": 150,
+    "SIX_MONTHS": 180,
+    "ONE_YEAR": 365,
+    "THIRTEEN_MONTHS": 400,
+    "EIGHTEEN_MONTHS": 545,
+    "TWO_YEARS": 731,
 }
 
 
@@ -235,7 +249,9 @@ class Bill:
     notes: list[str] = field(default_factory=list)
     shards: int = 0
 
-    def add(self, service: str, item: str, quantity: float, unit: str, cost: float, option: str = COMMON) -> None:
+    def add(
+        self, service: str, item: str, quantity: float, unit: str, cost: float, option: str = COMMON
+    ) -> None:
         self.lines.append(Line(service, item, quantity, unit, cost, option))
 
     def total(self, option: str) -> float:
@@ -259,7 +275,7 @@ def lambda_gb_seconds(invocations: float, function: FunctionProfile) -> float:
 
 
 def provisioned_shards(profile: Profile) -> int:
-    """Shards a provisioned stream needs: the tightest of bytes in, records in and bytes out, with headroom."""
+    """Shards a provisioned stream needs: the tightest of bytes in, records in, bytes out; with headroom."""
     record_bytes = profile.event_bytes + profile.record_overhead_bytes
     bytes_in = profile.events_per_second * record_bytes
     needed = max(
@@ -290,8 +306,13 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
     ingest_requests = events / profile.events_per_request
     serve_requests = profile.reads_per_second * seconds
     api_requests = ingest_requests + serve_requests
-    bill.add("API Gateway", "REST requests (tiered)", api_requests, "requests",
-             prices.cost("apigw_rest_request", api_requests))
+    bill.add(
+        "API Gateway",
+        "REST requests (tiered)",
+        api_requests,
+        "requests",
+        prices.cost("apigw_rest_request", api_requests),
+    )
 
     # Lambda.
     shards = provisioned_shards(profile)
@@ -300,12 +321,22 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
     invocations = {"ingest": ingest_requests, "process": process_invocations, "serve": serve_requests}
     functions = {"ingest": profile.ingest, "process": profile.process, "serve": profile.serve}
     total_invocations = sum(invocations.values())
-    bill.add("Lambda", "requests", total_invocations, "invocations",
-             prices.cost("lambda_request", total_invocations))
+    bill.add(
+        "Lambda",
+        "requests",
+        total_invocations,
+        "invocations",
+        prices.cost("lambda_request", total_invocations),
+    )
     gb_seconds = sum(lambda_gb_seconds(invocations[n], functions[n]) for n in functions)
     other = "x86_64" if profile.architecture == "arm64" else "arm64"
-    bill.add("Lambda", f"duration {profile.architecture} (tiered)", gb_seconds, "GB-s",
-             prices.cost(f"lambda_gb_second_{profile.architecture}", gb_seconds))
+    bill.add(
+        "Lambda",
+        f"duration {profile.architecture} (tiered)",
+        gb_seconds,
+        "GB-s",
+        prices.cost(f"lambda_gb_second_{profile.architecture}", gb_seconds),
+    )
     other_cost = prices.cost(f"lambda_gb_second_{other}", gb_seconds)
     bill.notes.append(
         f"Lambda duration on {other} at the same durations would cost {other_cost:,.2f} USD; arm64 is "
@@ -314,101 +345,229 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
     for name in functions:
         bill.notes.append(
             f"{name}: {invocations[name] / seconds:,.1f} invocations/s x {functions[name].duration_ms:g} ms "
-            f"x {functions[name].memory_mb} MB = {lambda_gb_seconds(invocations[name], functions[name]):,.0f} GB-s"
+            f"x {functions[name].memory_mb} MB = "
+            f"{lambda_gb_seconds(invocations[name], functions[name]):,.0f} GB-s"
         )
 
     # Kinesis on-demand: per stream-hour, data in and out with records rounded up to 1 KB.
     billed_gb_in = events * math.ceil(record_bytes / KB) * KB / GB
     billed_gb_out = billed_gb_in * profile.stream_consumers
-    bill.add("Kinesis", "on-demand stream-hours", hours, "stream-hours",
-             prices.cost("kinesis_on_demand_stream_hour", hours), ON_DEMAND)
-    bill.add("Kinesis", "on-demand data in (1 KB/record)", billed_gb_in, "GB",
-             prices.cost("kinesis_on_demand_ingest_gb", billed_gb_in), ON_DEMAND)
-    bill.add("Kinesis", f"on-demand data out ({profile.stream_consumers} consumers)", billed_gb_out, "GB",
-             prices.cost("kinesis_on_demand_retrieval_gb", billed_gb_out), ON_DEMAND)
+    bill.add(
+        "Kinesis",
+        "on-demand stream-hours",
+        hours,
+        "stream-hours",
+        prices.cost("kinesis_on_demand_stream_hour", hours),
+        ON_DEMAND,
+    )
+    bill.add(
+        "Kinesis",
+        "on-demand data in (1 KB/record)",
+        billed_gb_in,
+        "GB",
+        prices.cost("kinesis_on_demand_ingest_gb", billed_gb_in),
+        ON_DEMAND,
+    )
+    bill.add(
+        "Kinesis",
+        f"on-demand data out ({profile.stream_consumers} consumers)",
+        billed_gb_out,
+        "GB",
+        prices.cost("kinesis_on_demand_retrieval_gb", billed_gb_out),
+        ON_DEMAND,
+    )
     extended_hours = max(0.0, min(profile.stream_retention_hours, 168.0) - 24.0)
     if extended_hours:
         # Steady state: the data of the hours beyond 24 h is always stored.
         stored_gb = billed_gb_in / hours * extended_hours
-        bill.add("Kinesis", f"on-demand retention {profile.stream_retention_hours:g} h", stored_gb, "GB-months",
-                 prices.cost("kinesis_on_demand_extended_retention_gb_month", stored_gb), ON_DEMAND)
+        bill.add(
+            "Kinesis",
+            f"on-demand retention {profile.stream_retention_hours:g} h",
+            stored_gb,
+            "GB-months",
+            prices.cost("kinesis_on_demand_extended_retention_gb_month", stored_gb),
+            ON_DEMAND,
+        )
 
     # Kinesis provisioned: shard-hours and 25 KB PUT payload units per record.
     shard_hours = shards * hours
     put_units = events * math.ceil(record_bytes / PUT_PAYLOAD_UNIT_BYTES)
-    bill.add("Kinesis", f"provisioned {shards} shards", shard_hours, "shard-hours",
-             prices.cost("kinesis_shard_hour", shard_hours), PROVISIONED)
-    bill.add("Kinesis", "provisioned PUT payload units (25 KB)", put_units, "units",
-             prices.cost("kinesis_put_payload_unit", put_units), PROVISIONED)
+    bill.add(
+        "Kinesis",
+        f"provisioned {shards} shards",
+        shard_hours,
+        "shard-hours",
+        prices.cost("kinesis_shard_hour", shard_hours),
+        PROVISIONED,
+    )
+    bill.add(
+        "Kinesis",
+        "provisioned PUT payload units (25 KB)",
+        put_units,
+        "units",
+        prices.cost("kinesis_put_payload_unit", put_units),
+        PROVISIONED,
+    )
     if extended_hours:
-        bill.add("Kinesis", f"provisioned retention {profile.stream_retention_hours:g} h", shard_hours,
-                 "shard-hours", prices.cost("kinesis_extended_retention_shard_hour", shard_hours), PROVISIONED)
+        bill.add(
+            "Kinesis",
+            f"provisioned retention {profile.stream_retention_hours:g} h",
+            shard_hours,
+            "shard-hours",
+            prices.cost("kinesis_extended_retention_shard_hour", shard_hours),
+            PROVISIONED,
+        )
 
     # DynamoDB: coalesced writes from process, reads from process and serve.
     write_units = events * profile.ddb_write_units_per_event
     read_units = serve_requests * profile.ddb_read_units_per_recommendation + (
         events * profile.ddb_process_read_units_per_event
     )
-    bill.add("DynamoDB", "on-demand write request units", write_units, "WRU",
-             prices.cost("dynamodb_on_demand_write_request_unit", write_units), ON_DEMAND)
-    bill.add("DynamoDB", "on-demand read request units", read_units, "RRU",
-             prices.cost("dynamodb_on_demand_read_request_unit", read_units), ON_DEMAND)
+    bill.add(
+        "DynamoDB",
+        "on-demand write request units",
+        write_units,
+        "WRU",
+        prices.cost("dynamodb_on_demand_write_request_unit", write_units),
+        ON_DEMAND,
+    )
+    bill.add(
+        "DynamoDB",
+        "on-demand read request units",
+        read_units,
+        "RRU",
+        prices.cost("dynamodb_on_demand_read_request_unit", read_units),
+        ON_DEMAND,
+    )
     wcu = math.ceil(write_units / seconds / profile.ddb_target_utilization)
     rcu = math.ceil(read_units / seconds / profile.ddb_target_utilization)
-    bill.add("DynamoDB", f"provisioned {wcu:,} WCU", wcu * hours, "WCU-hours",
-             prices.cost("dynamodb_wcu_hour", wcu * hours), PROVISIONED)
-    bill.add("DynamoDB", f"provisioned {rcu:,} RCU", rcu * hours, "RCU-hours",
-             prices.cost("dynamodb_rcu_hour", rcu * hours), PROVISIONED)
-    bill.add("DynamoDB", "storage", profile.ddb_storage_gb, "GB-months",
-             prices.cost("dynamodb_storage_gb_month", profile.ddb_storage_gb))
+    bill.add(
+        "DynamoDB",
+        f"provisioned {wcu:,} WCU",
+        wcu * hours,
+        "WCU-hours",
+        prices.cost("dynamodb_wcu_hour", wcu * hours),
+        PROVISIONED,
+    )
+    bill.add(
+        "DynamoDB",
+        f"provisioned {rcu:,} RCU",
+        rcu * hours,
+        "RCU-hours",
+        prices.cost("dynamodb_rcu_hour", rcu * hours),
+        PROVISIONED,
+    )
+    bill.add(
+        "DynamoDB",
+        "storage",
+        profile.ddb_storage_gb,
+        "GB-months",
+        prices.cost("dynamodb_storage_gb_month", profile.ddb_storage_gb),
+    )
     bill.notes.append(
         f"DynamoDB: {events * profile.ddb_write_requests_per_event / seconds:,.0f} write requests/s "
-        f"({profile.ddb_write_requests_per_event:g} per event) carrying {profile.ddb_write_units_per_event:g} WRU "
+        f"({profile.ddb_write_requests_per_event:g} per event) carrying "
+        f"{profile.ddb_write_units_per_event:g} WRU "
         f"per event; {read_units / seconds:,.0f} RRU/s."
     )
 
     # CloudWatch: EMF custom metrics, Lambda logs (vended, tiered), API access logs, storage, alarms.
-    bill.add("CloudWatch", "custom metrics (EMF)", profile.custom_metrics, "metrics",
-             prices.cost("cloudwatch_custom_metric_month", profile.custom_metrics))
+    bill.add(
+        "CloudWatch",
+        "custom metrics (EMF)",
+        profile.custom_metrics,
+        "metrics",
+        prices.cost("cloudwatch_custom_metric_month", profile.custom_metrics),
+    )
     lambda_log_gb = sum(invocations[n] * functions[n].log_bytes_per_invocation for n in functions) / GB
-    bill.add("CloudWatch", "Lambda logs ingested (tiered)", lambda_log_gb, "GB",
-             prices.cost("cloudwatch_lambda_logs_ingest_gb", lambda_log_gb))
+    bill.add(
+        "CloudWatch",
+        "Lambda logs ingested (tiered)",
+        lambda_log_gb,
+        "GB",
+        prices.cost("cloudwatch_lambda_logs_ingest_gb", lambda_log_gb),
+    )
     access_log_gb = api_requests * profile.api_access_log_bytes_per_request / GB
-    bill.add("CloudWatch", "API access logs ingested", access_log_gb, "GB",
-             prices.cost("cloudwatch_logs_ingest_gb", access_log_gb))
+    bill.add(
+        "CloudWatch",
+        "API access logs ingested",
+        access_log_gb,
+        "GB",
+        prices.cost("cloudwatch_logs_ingest_gb", access_log_gb),
+    )
     stored_log_gb = (lambda_log_gb + access_log_gb) * profile.log_retention_days / (hours / 24)
-    bill.add("CloudWatch", f"log storage ({profile.log_retention_days:g} days)", stored_log_gb, "GB-months",
-             prices.cost("cloudwatch_logs_storage_gb_month", stored_log_gb))
-    bill.add("CloudWatch", "alarms", profile.alarms, "alarms",
-             prices.cost("cloudwatch_alarm_month", profile.alarms))
-    bill.add("CloudWatch", "dashboards", profile.dashboards, "dashboards",
-             prices.cost("cloudwatch_dashboard_month", profile.dashboards))
+    bill.add(
+        "CloudWatch",
+        f"log storage ({profile.log_retention_days:g} days)",
+        stored_log_gb,
+        "GB-months",
+        prices.cost("cloudwatch_logs_storage_gb_month", stored_log_gb),
+    )
+    bill.add(
+        "CloudWatch",
+        "alarms",
+        profile.alarms,
+        "alarms",
+        prices.cost("cloudwatch_alarm_month", profile.alarms),
+    )
+    bill.add(
+        "CloudWatch",
+        "dashboards",
+        profile.dashboards,
+        "dashboards",
+        prices.cost("cloudwatch_dashboard_month", profile.dashboards),
+    )
 
     # X-Ray: sampled requests and invocations.
     traces = (api_requests + process_invocations) * profile.xray_sampling
-    bill.add("X-Ray", f"traces recorded ({profile.xray_sampling:.0%} sampled)", traces, "traces",
-             prices.cost("xray_trace_recorded", traces))
+    bill.add(
+        "X-Ray",
+        f"traces recorded ({profile.xray_sampling:.0%} sampled)",
+        traces,
+        "traces",
+        prices.cost("xray_trace_recorded", traces),
+    )
 
     # SQS: dead letters and on-failure messages only (send; receive and delete when inspected).
     sqs_requests = events / 1e6 * profile.dead_letters_per_million_events * 3
-    bill.add("SQS", "dead-letter and on-failure queues", sqs_requests, "requests",
-             prices.cost("sqs_standard_request", sqs_requests))
+    bill.add(
+        "SQS",
+        "dead-letter and on-failure queues",
+        sqs_requests,
+        "requests",
+        prices.cost("sqs_standard_request", sqs_requests),
+    )
 
     # KMS: the key, plus data-key requests that Kinesis and DynamoDB cache (about one per shard or table
     # every 5 minutes, on the writer and the reader side).
     kms_requests = (shards * 2 + 2) * 12 * hours
-    bill.add("KMS", f"{profile.kms_keys} customer managed key(s)", profile.kms_keys, "keys",
-             prices.cost("kms_key_month", profile.kms_keys))
-    bill.add("KMS", "requests (cached data keys)", kms_requests, "requests",
-             prices.cost("kms_request", kms_requests))
+    bill.add(
+        "KMS",
+        f"{profile.kms_keys} customer managed key(s)",
+        profile.kms_keys,
+        "keys",
+        prices.cost("kms_key_month", profile.kms_keys),
+    )
+    bill.add(
+        "KMS",
+        "requests (cached data keys)",
+        kms_requests,
+        "requests",
+        prices.cost("kms_request", kms_requests),
+    )
 
     # Data transfer: only responses leave AWS; data in and traffic between services in-region are free.
     out_gb = (
         serve_requests * profile.recommendation_response_bytes
         + events * profile.ingest_response_bytes_per_event
     ) / GB
-    bill.add("Data transfer", "out to the internet (tiered)", out_gb, "GB",
-             prices.cost("data_transfer_out_gb", out_gb))
+    bill.add(
+        "Data transfer",
+        "out to the internet (tiered)",
+        out_gb,
+        "GB",
+        prices.cost("data_transfer_out_gb", out_gb),
+    )
     return bill
 
 
@@ -438,7 +597,10 @@ def render(bill: Bill) -> str:
         for line in chosen:
             quantity = f"{_quantity(line.quantity)} {line.unit}"
             lines.append(f"{line.service:<14}{line.item:<44}{quantity:>22}  {line.cost:>12,.2f}")
-    for option, label in ((ON_DEMAND, "Kinesis + DynamoDB on-demand"), (PROVISIONED, "Kinesis + DynamoDB provisioned")):
+    for option, label in (
+        (ON_DEMAND, "Kinesis + DynamoDB on-demand"),
+        (PROVISIONED, "Kinesis + DynamoDB provisioned"),
+    ):
         lines.append(
             f"TOTAL {label:<32} {bill.total(option):>14,.2f} USD/month  "
             f"{bill.per_million_events(option):>8,.4f} USD per million events"
@@ -467,10 +629,16 @@ def as_dict(bill: Bill) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Monthly AWS bill of streamrec for a traffic profile.")
-    parser.add_argument("--profile", choices=sorted(PROFILES), action="append",
-                        help="named profile (repeatable; default: all)")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        action="append",
+        help="named profile (repeatable; default: all)",
+    )
     parser.add_argument("--events-per-second", type=float, help="a custom profile instead of the named ones")
-    parser.add_argument("--reads-per-second", type=float, help="with --events-per-second (default: events/10)")
+    parser.add_argument(
+        "--reads-per-second", type=float, help="with --events-per-second (default: events/10)"
+    )
     parser.add_argument("--measured", type=Path, help="JSON file of measured Profile fields to apply")
     parser.add_argument("--prices", type=Path, default=PRICES_FILE)
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -491,11 +659,21 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     bills = [monthly_bill(p, prices) for p in profiles]
     if args.json:
-        print(json.dumps({"region": prices.data["region"], "prices_checked_on": prices.data["checked_on"],
-                          "bills": [as_dict(b) for b in bills]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "region": prices.data["region"],
+                    "prices_checked_on": prices.data["checked_on"],
+                    "bills": [as_dict(b) for b in bills],
+                },
+                indent=2,
+            )
+        )
     else:
-        print(f"Prices: {prices.data['region']}, checked {prices.data['checked_on']} (bench/prices.json); "
-              f"month = {prices.hours_per_month:g} h")
+        print(
+            f"Prices: {prices.data['region']}, checked {prices.data['checked_on']} (bench/prices.json); "
+            f"month = {prices.hours_per_month:g} h"
+        )
         print("\n\n".join(render(b) for b in bills))
     return 0
 

@@ -77,7 +77,8 @@ class _Shop:
         # Uneven category sizes: each item joins a category drawn with Zipf-like weights too.
         category_weights = _cumulative([1.0 / (k + 1) ** 0.5 for k in range(n_categories)])
         self.item_category = [
-            self.categories[c] for c in rng.choices(range(n_categories), cum_weights=category_weights, k=items)
+            self.categories[c]
+            for c in rng.choices(range(n_categories), cum_weights=category_weights, k=items)
         ]
         members: dict[str, list[int]] = {c: [] for c in self.categories}
         for j, category in enumerate(self.item_category):
@@ -234,4 +235,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -132,14 +132,18 @@ class Retimer:
     paced: bool  # True: send each event when its new time comes
 
     @classmethod
-    def for_speed(cls, speed: float, first: float, last: float, *, now: float, span_seconds: float) -> Retimer:
-        """``speed`` > 0: paced from ``now``; ``speed`` == 0: squeezed into the ``span_seconds`` before now."""
+    def for_speed(
+        cls, speed: float, first: float, last: float, *, now: float, span_seconds: float
+    ) -> Retimer:
+        """``speed`` > 0: paced from ``now``; ``speed`` == 0: squeezed into ``span_seconds`` before now."""
         if speed < 0:
             raise ValueError("speed must be >= 0")
         if speed > 0:
             return cls(origin=first, anchor=now, scale=speed, paced=True)
         if not 0 <= span_seconds <= MAX_EVENT_AGE_SECONDS - 3600:
-            raise ValueError(f"span_seconds must be between 0 and {MAX_EVENT_AGE_SECONDS - 3600} (ingest max age)")
+            raise ValueError(
+                f"span_seconds must be between 0 and {MAX_EVENT_AGE_SECONDS - 3600} (ingest max age)"
+            )
         source_span = max(last - first, 0.0)
         # Never stretch: a source shorter than the span keeps its real gaps.
         scale = max(source_span / span_seconds, 1.0) if span_seconds > 0 else float("inf")
@@ -516,7 +520,9 @@ def load_endpoint(path: Path = DEFAULT_ENDPOINT_FILE) -> tuple[str, str]:
         data = json.loads(path.read_text(encoding="utf-8"))
         return data["base_url"], data["api_keys"]["producer"]
     except FileNotFoundError:
-        raise ReplayError(f"{path} not found: start the local pipeline or pass --base-url and --api-key") from None
+        raise ReplayError(
+            f"{path} not found: start the local pipeline or pass --base-url and --api-key"
+        ) from None
     except (KeyError, TypeError, json.JSONDecodeError):
         raise ReplayError(f"{path} has no base_url and api_keys.producer") from None
 

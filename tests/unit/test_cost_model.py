@@ -90,8 +90,14 @@ def test_large_profile_api_gateway_line(prices):
 
 
 def _one_event_per_second(record_bytes: float) -> Profile:
-    return Profile("unit", events_per_second=1, reads_per_second=0, event_bytes=record_bytes,
-                   record_overhead_bytes=0, stream_retention_hours=24)
+    return Profile(
+        "unit",
+        events_per_second=1,
+        reads_per_second=0,
+        event_bytes=record_bytes,
+        record_overhead_bytes=0,
+        stream_retention_hours=24,
+    )
 
 
 def test_put_payload_units_round_up_per_25_kb(prices):
@@ -125,8 +131,9 @@ def test_provisioned_shards_follow_the_tightest_limit_with_headroom():
     # 1,000 small records/s -> 1 shard by records / 0.8 = 1.25 -> 2 shards
     assert provisioned_shards(PROFILES["small-1k"]) == 2
     # 100 records/s of 20 KB: 2,048,000 B/s in -> 1.95 shards; out x2 / 2 MB/s -> 1.95; / 0.8 -> 3 shards
-    big = dataclasses.replace(PROFILES["small-1k"], events_per_second=100, event_bytes=20 * 1024,
-                              record_overhead_bytes=0)
+    big = dataclasses.replace(
+        PROFILES["small-1k"], events_per_second=100, event_bytes=20 * 1024, record_overhead_bytes=0
+    )
     assert provisioned_shards(big) == 3
 
 
@@ -200,7 +207,8 @@ def test_large_profile_dynamodb_on_demand_and_provisioned(prices):
     bill = monthly_bill(profile, prices)
     # writes: 262.8 B events x 0.6 WRU = 157.68 B WRU x $0.625/M = $98,550
     assert line(bill, "DynamoDB", "on-demand write").cost == pytest.approx(98550.0)
-    # reads: 10,000/s x 8 RRU + 100,000/s x 0.15 = 95,000 RRU/s x 2,628,000 s = 249.66 B x $0.125/M = $31,207.50
+    # reads: 10,000/s x 8 RRU + 100,000/s x 0.15 = 95,000 RRU/s x 2,628,000 s = 249.66 B RRU
+    # x $0.125/M = $31,207.50
     assert line(bill, "DynamoDB", "on-demand read").cost == pytest.approx(31207.50)
     # provisioned: 60,000 WRU/s / 0.7 = 85,714.3 -> 85,715 WCU x 730 h x $0.00065 = $40,671.77
     assert line(bill, "DynamoDB", "provisioned 85,715 WCU").cost == pytest.approx(40671.7675)
@@ -233,15 +241,24 @@ def test_settings_come_from_the_chosen_profile_in_cdk_json(tmp_path):
     prod = {
         "stream": {"mode": "PROVISIONED", "shard_count": 4, "retention_hours": 48},
         "event_source": {"batch_size": 250, "max_batching_window_seconds": 0},
-        "functions": {"ingest": {"memory_mb": 256}, "process": {"memory_mb": 3008}, "serve": {"memory_mb": 512},
-                      "architecture": "x86_64", "log_retention": "TWO_WEEKS"},
+        "functions": {
+            "ingest": {"memory_mb": 256},
+            "process": {"memory_mb": 3008},
+            "serve": {"memory_mb": 512},
+            "architecture": "x86_64",
+            "log_retention": "TWO_WEEKS",
+        },
     }
     path = tmp_path / "cdk.json"
     path.write_text(json.dumps({"context": {"profiles": {"prod": prod}}}))
     # When the model reads it and applies it to a profile
     profile = apply_overrides(Profile("p", 10, 1), deployed_settings(path))
     # Then batch, window, retention, architecture, log retention (in days) and memory follow it
-    assert (profile.batch_size, profile.batching_window_seconds, profile.stream_retention_hours) == (250, 0, 48)
+    assert (profile.batch_size, profile.batching_window_seconds, profile.stream_retention_hours) == (
+        250,
+        0,
+        48,
+    )
     assert (profile.architecture, profile.log_retention_days) == ("x86_64", 14)
     assert [f.memory_mb for f in (profile.ingest, profile.process, profile.serve)] == [256, 3008, 512]
     # and the named profiles use the repository's own prod settings
@@ -261,8 +278,15 @@ def test_measured_values_replace_defaults_and_unknown_keys_fail():
 
 def test_cli_prints_json_per_profile_with_measured_file(tmp_path, capsys):
     measured = tmp_path / "measured.json"
-    measured.write_text(json.dumps({"ddb_write_units_per_event": 0.0, "ddb_process_read_units_per_event": 0.0,
-                                    "ddb_read_units_per_recommendation": 0.0}))
+    measured.write_text(
+        json.dumps(
+            {
+                "ddb_write_units_per_event": 0.0,
+                "ddb_process_read_units_per_event": 0.0,
+                "ddb_read_units_per_recommendation": 0.0,
+            }
+        )
+    )
     assert main(["--profile", "small-1k", "--measured", str(measured), "--json"]) == 0
     (bill,) = json.loads(capsys.readouterr().out)["bills"]
     assert bill["profile"]["name"] == "small-1k"

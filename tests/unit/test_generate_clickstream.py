@@ -1,4 +1,4 @@
-"""The synthetic clickstream: same format as the shared Taobao file, deterministic, and realistically skewed."""
+"""The synthetic clickstream: the shared Taobao file's format, deterministic, realistically skewed."""
 
 from __future__ import annotations
 

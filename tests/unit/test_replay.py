@@ -61,8 +61,14 @@ class FakeClock:
 class FakeApi:
     """Answers POST /v1/events like ingest: one result per index. Scripted statuses come first."""
 
-    def __init__(self, *, statuses: list[int] | None = None, fail_first_try: set[str] | None = None,
-                 reject: dict[str, str] | None = None, clock: FakeClock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        statuses: list[int] | None = None,
+        fail_first_try: set[str] | None = None,
+        reject: dict[str, str] | None = None,
+        clock: FakeClock | None = None,
+    ) -> None:
         self.statuses = list(statuses or [])
         self.fail_first_try = set(fail_first_try or ())
         self.reject = reject or {}
@@ -71,16 +77,22 @@ class FakeApi:
 
     def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
         events = json.loads(body)["events"]
-        self.requests.append({"url": url, "headers": headers, "events": events,
-                              "time": self.clock() if self.clock else None})
+        self.requests.append(
+            {"url": url, "headers": headers, "events": events, "time": self.clock() if self.clock else None}
+        )
         if self.statuses:
             status = self.statuses.pop(0)
             return HttpResponse(status, {"Retry-After": "1"}, b'{"error": {"message": "busy"}}')
         results = []
         for index, event in enumerate(events):
             if event["user_id"] in self.reject:
-                results.append({"index": index, "status": "rejected",
-                                "errors": [{"field": self.reject[event["user_id"]], "rule": "is invalid"}]})
+                results.append(
+                    {
+                        "index": index,
+                        "status": "rejected",
+                        "errors": [{"field": self.reject[event["user_id"]], "rule": "is invalid"}],
+                    }
+                )
             elif event["event_id"] in self.fail_first_try:
                 self.fail_first_try.discard(event["event_id"])
                 results.append({"index": index, "status": "failed", "retryable": True})
@@ -95,7 +107,9 @@ class FakeApi:
 
 def run(events, api, clock=None, **kwargs):
     clock = clock or FakeClock()
-    return replay(events, base_url=BASE_URL, api_key=KEY, transport=api, clock=clock, sleep=clock.sleep, **kwargs)
+    return replay(
+        events, base_url=BASE_URL, api_key=KEY, transport=api, clock=clock, sleep=clock.sleep, **kwargs
+    )
 
 
 # --- Mapping to schema v1 -----------------------------------------------------------------------------
@@ -136,7 +150,10 @@ def test_every_replayed_event_passes_ingest_validation_at_replay_time():
 
 
 def test_an_event_id_in_the_source_is_kept():
-    assert to_schema_event(dict(TAOBAO_LINE, event_id="client-1"), "2026-06-01T11:00:00.000Z")["event_id"] == "client-1"
+    assert (
+        to_schema_event(dict(TAOBAO_LINE, event_id="client-1"), "2026-06-01T11:00:00.000Z")["event_id"]
+        == "client-1"
+    )
 
 
 def test_a_second_replay_of_the_same_file_sends_the_same_ids_with_new_times(tmp_path):
@@ -159,8 +176,10 @@ def _seconds(stamp: str) -> float:
 
 def test_fast_replay_keeps_order_and_gaps_and_ends_at_the_start_time():
     # Given events 0 s, 10 s and 70 s apart in 2017, replayed at speed 0 with a wide span
-    source = [dict(TAOBAO_LINE, timestamp=t, source_line=i) for i, t in
-              enumerate(["2017-11-24T16:00:00Z", "2017-11-24T16:00:10Z", "2017-11-24T16:01:10Z"])]
+    source = [
+        dict(TAOBAO_LINE, timestamp=t, source_line=i)
+        for i, t in enumerate(["2017-11-24T16:00:00Z", "2017-11-24T16:00:10Z", "2017-11-24T16:01:10Z"])
+    ]
     api = FakeApi()
     run(source, api, speed=0, span_seconds=3600)
     times = [_seconds(e["timestamp"]) for e in api.posted]
@@ -171,8 +190,10 @@ def test_fast_replay_keeps_order_and_gaps_and_ends_at_the_start_time():
 
 def test_fast_replay_squeezes_a_long_source_into_the_span_keeping_proportions():
     # Given the real data's shape: 8 days of events, squeezed into one hour
-    source = [dict(TAOBAO_LINE, timestamp=t, source_line=i) for i, t in
-              enumerate(["2017-11-24T16:00:00Z", "2017-11-26T16:00:00Z", "2017-12-02T16:00:00Z"])]
+    source = [
+        dict(TAOBAO_LINE, timestamp=t, source_line=i)
+        for i, t in enumerate(["2017-11-24T16:00:00Z", "2017-11-26T16:00:00Z", "2017-12-02T16:00:00Z"])
+    ]
     api = FakeApi()
     run(source, api, speed=0, span_seconds=3600)
     times = [_seconds(e["timestamp"]) for e in api.posted]
@@ -183,8 +204,10 @@ def test_fast_replay_squeezes_a_long_source_into_the_span_keeping_proportions():
 
 def test_paced_replay_scales_gaps_by_speed_and_sends_each_event_when_due():
     # Given events 0, 3600 and 7200 source seconds apart at --speed 3600
-    source = [dict(TAOBAO_LINE, timestamp=t, source_line=i) for i, t in
-              enumerate(["2017-11-24T16:00:00Z", "2017-11-24T17:00:00Z", "2017-11-24T18:00:00Z"])]
+    source = [
+        dict(TAOBAO_LINE, timestamp=t, source_line=i)
+        for i, t in enumerate(["2017-11-24T16:00:00Z", "2017-11-24T17:00:00Z", "2017-11-24T18:00:00Z"])
+    ]
     clock = FakeClock()
     api = FakeApi(clock=clock)
     summary = run(source, api, clock=clock, speed=3600)
@@ -242,7 +265,9 @@ def test_batch_size_above_the_api_limit_is_refused():
 
 def test_summary_counts_rejections_by_reason():
     # Given two users whose events the API rejects for different fields
-    source = [dict(TAOBAO_LINE, user_id=u, source_line=i) for i, u in enumerate(["a", "bad1", "bad2", "bad1", "b"])]
+    source = [
+        dict(TAOBAO_LINE, user_id=u, source_line=i) for i, u in enumerate(["a", "bad1", "bad2", "bad1", "b"])
+    ]
     api = FakeApi(reject={"bad1": "item_id", "bad2": "category"})
     summary = run(source, api)
     assert summary.accepted == 2
@@ -303,7 +328,10 @@ def test_a_refused_api_key_stops_the_replay():
 
 
 def test_parse_outcome_reads_index_lists_and_treats_unmentioned_indexes_as_failed():
-    payload = {"accepted": [{"index": 0}], "rejected": [{"index": 2, "errors": [{"field": "user_id", "rule": "x"}]}]}
+    payload = {
+        "accepted": [{"index": 0}],
+        "rejected": [{"index": 2, "errors": [{"field": "user_id", "rule": "x"}]}],
+    }
     outcome = parse_outcome(payload, 4)
     assert outcome.accepted == [0]
     assert outcome.rejected == {2: "user_id: x"}
@@ -316,15 +344,18 @@ class IngestLogicApi:
     def __init__(self, clock: FakeClock, refuse_once: set[str] = frozenset()) -> None:
         self.clock = clock
         self.refuse_once = set(refuse_once)
-        self.limits = Limits(max_body_bytes=1 << 20, max_events=500,
-                             max_age=timedelta(days=7), max_future=timedelta(minutes=5))
+        self.limits = Limits(
+            max_body_bytes=1 << 20, max_events=500, max_age=timedelta(days=7), max_future=timedelta(minutes=5)
+        )
         self.bodies: list[list[dict]] = []
 
     def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
         raw = parse_request(body, "application/json", self.limits)
         self.bodies.append(raw)
         batch = validate_batch(raw, now=datetime.fromtimestamp(self.clock(), UTC), limits=self.limits)
-        failures = {pos: "throttled" for pos, e in enumerate(batch.events) if e["event_id"] in self.refuse_once}
+        failures = {
+            pos: "throttled" for pos, e in enumerate(batch.events) if e["event_id"] in self.refuse_once
+        }
         self.refuse_once -= {batch.events[pos]["event_id"] for pos in failures}
         status, document, extra = build_response(batch, failures, "req-1")
         return HttpResponse(status, extra, json.dumps(document).encode())
@@ -372,7 +403,9 @@ def test_a_stream_outage_answer_is_retried_after_its_retry_after():
 
 def test_endpoint_file_gives_base_url_and_producer_key(tmp_path):
     path = tmp_path / "endpoint.json"
-    path.write_text(json.dumps({"base_url": "http://127.0.0.1:1/", "api_keys": {"producer": "p", "reader": "r"}}))
+    path.write_text(
+        json.dumps({"base_url": "http://127.0.0.1:1/", "api_keys": {"producer": "p", "reader": "r"}})
+    )
     assert load_endpoint(path) == ("http://127.0.0.1:1/", "p")
 
 
@@ -382,7 +415,9 @@ class _IngestHandler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's naming)
         events = json.loads(self.rfile.read(int(self.headers["content-length"])))["events"]
         type(self).received.append((self.path, self.headers["x-api-key"], len(events)))
-        body = json.dumps({"results": [{"index": i, "status": "accepted"} for i in range(len(events))]}).encode()
+        body = json.dumps(
+            {"results": [{"index": i, "status": "accepted"} for i in range(len(events))]}
+        ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -400,17 +435,29 @@ def test_cli_replays_a_file_over_http_with_the_endpoint_file(tmp_path, capsys):
     thread.start()
     try:
         endpoint = tmp_path / "endpoint.json"
-        endpoint.write_text(json.dumps({"base_url": f"http://127.0.0.1:{server.server_port}",
-                                        "api_keys": {"producer": "k1", "reader": "k2"}}))
+        endpoint.write_text(
+            json.dumps(
+                {
+                    "base_url": f"http://127.0.0.1:{server.server_port}",
+                    "api_keys": {"producer": "k1", "reader": "k2"},
+                }
+            )
+        )
         events = tmp_path / "events.jsonl"
         write_jsonl(generate_events(120, users=10, items=30, seed=9), events)
         # When the CLI replays it in batches of 50
-        code = main([str(events), "--endpoint-file", str(endpoint), "--batch-size", "50", "--json", "--no-progress"])
+        code = main(
+            [str(events), "--endpoint-file", str(endpoint), "--batch-size", "50", "--json", "--no-progress"]
+        )
     finally:
         server.shutdown()
         server.server_close()
     # Then three requests reached /v1/events with the key, and the JSON summary says so
     assert code == 0
-    assert _IngestHandler.received == [("/v1/events", "k1", 50), ("/v1/events", "k1", 50), ("/v1/events", "k1", 20)]
+    assert _IngestHandler.received == [
+        ("/v1/events", "k1", 50),
+        ("/v1/events", "k1", 50),
+        ("/v1/events", "k1", 20),
+    ]
     summary = json.loads(capsys.readouterr().out)
     assert (summary["sent"], summary["accepted"], summary["requests"], summary["failed"]) == (120, 120, 3, 0)
