@@ -48,7 +48,7 @@ def _up(args: argparse.Namespace) -> int:
             print(
                 "try:          curl -s -X POST "
                 f"-H 'x-api-key: {pipeline.api_keys['producer']}' -H 'content-type: application/json' "
-                f"-d '{{\"event_type\":\"view\",\"user_id\":\"u1\",\"item_id\":\"i1\"}}' {pipeline.base_url}/v1/events"
+                f'-d \'{{"event_type":"view","user_id":"u1","item_id":"i1"}}\' {pipeline.base_url}/v1/events'
             )
         print("Ctrl-C to stop.", flush=True)
         stop.wait()

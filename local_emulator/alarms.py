@@ -129,7 +129,9 @@ class AlarmEvaluator:
                     old = state.state
                     state.state, state.reason = new_state, reason
                     state.changed_at = _iso(self._clock())
-                    state.history.append({"at": state.changed_at, "from": old, "to": new_state, "reason": reason})
+                    state.history.append(
+                        {"at": state.changed_at, "from": old, "to": new_state, "reason": reason}
+                    )
                     changed.append(state)
                     self._notify(alarm, old, state)
             if changed and self._state_file is not None:
@@ -164,7 +166,9 @@ class AlarmEvaluator:
             )
             return ALARM, reason, latest
         if present or missing == "notBreaching":
-            reason = f"Threshold Crossed: no datapoints breaching the threshold ({threshold}): [{_fmt(values)}]."
+            reason = (
+                f"Threshold Crossed: no datapoints breaching the threshold ({threshold}): [{_fmt(values)}]."
+            )
             return OK, reason, latest
         if missing == "ignore":
             return current, "missing data ignored", latest

@@ -235,7 +235,9 @@ class _SkippedResources:
             for logical_id, resource in resources.items():
                 if resource.get("Type") != resource_type:
                     continue
-                if resource.get("Condition") and not self.resolver.resolve({"Condition": resource["Condition"]}):
+                if resource.get("Condition") and not self.resolver.resolve(
+                    {"Condition": resource["Condition"]}
+                ):
                     continue
                 properties = self.resolver.resolve(resource.get("Properties", {}))
                 physical = create(logical_id, properties)
@@ -274,7 +276,9 @@ class _SkippedResources:
         return str(created["id"])
 
     def _usage_plan(self, logical_id: str, props: dict[str, Any]) -> str:
-        kwargs: dict[str, Any] = {"name": props.get("UsagePlanName") or f"{self.stack.stack_name}-{logical_id}"}
+        kwargs: dict[str, Any] = {
+            "name": props.get("UsagePlanName") or f"{self.stack.stack_name}-{logical_id}"
+        }
         if props.get("Description"):
             kwargs["description"] = props["Description"]
         stages = []
@@ -289,11 +293,15 @@ class _SkippedResources:
             kwargs["throttle"] = _throttle(props["Throttle"])
         if props.get("Quota"):
             quota = props["Quota"]
-            kwargs["quota"] = {k: v for k, v in {
-                "limit": quota.get("Limit"),
-                "offset": quota.get("Offset"),
-                "period": quota.get("Period"),
-            }.items() if v is not None}
+            kwargs["quota"] = {
+                k: v
+                for k, v in {
+                    "limit": quota.get("Limit"),
+                    "offset": quota.get("Offset"),
+                    "period": quota.get("Period"),
+                }.items()
+                if v is not None
+            }
         return str(self.apigateway.create_usage_plan(**kwargs)["id"])
 
     def _usage_plan_key(self, logical_id: str, props: dict[str, Any]) -> str:
@@ -386,7 +394,9 @@ def _outputs(cloudformation: Any, stack: StackArtifact, resolver: Resolver) -> d
     return outputs
 
 
-def _function_code(stack: StackArtifact, context: StackContext, resolver: Resolver) -> dict[str, FunctionCode]:
+def _function_code(
+    stack: StackArtifact, context: StackContext, resolver: Resolver
+) -> dict[str, FunctionCode]:
     functions = {}
     for logical_id, resource in stack.template.get("Resources", {}).items():
         if resource.get("Type") != "AWS::Lambda::Function":

@@ -211,8 +211,11 @@ class _Shard:
     checkpoint: int | None = None
 
     def finished(self) -> bool:
-        return self.closed and self.reached_end and not self.order and all(
-            lane.is_empty() for lane in self.lanes
+        return (
+            self.closed
+            and self.reached_end
+            and not self.order
+            and all(lane.is_empty() for lane in self.lanes)
         )
 
 

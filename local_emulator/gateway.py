@@ -114,7 +114,9 @@ class RestApiModel:
         plans = [_plan(p) for p in _all_items(apigateway, "get_usage_plans")]
         keys: dict[str, ApiKey] = {}
         for item in _all_items(apigateway, "get_api_keys", includeValues=True):
-            keys[item["id"]] = ApiKey(item["id"], item["value"], item.get("name", ""), bool(item.get("enabled")))
+            keys[item["id"]] = ApiKey(
+                item["id"], item["value"], item.get("name", ""), bool(item.get("enabled"))
+            )
         for plan in plans:
             for plan_key in _all_items(apigateway, "get_usage_plan_keys", usagePlanId=plan.plan_id):
                 if plan_key["id"] in keys:
@@ -400,14 +402,20 @@ class ApiGateway:
             return None
         return key
 
-    def _throttle(self, key: ApiKey, stage: str, method: Method) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    def _throttle(
+        self, key: ApiKey, stage: str, method: Method
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
         for plan in key.plans:
             if (self.model.api_id, stage) not in plan.stages:
                 continue
             method_path = f"{method.resource_path}/{method.http_method}"
             rate, burst = plan.method_throttles.get((self.model.api_id, method_path), (plan.rate, plan.burst))
             if rate is not None and burst is not None:
-                bucket_key = (plan.plan_id, key.key_id, method_path if (self.model.api_id, method_path) in plan.method_throttles else "")
+                bucket_key = (
+                    plan.plan_id,
+                    key.key_id,
+                    method_path if (self.model.api_id, method_path) in plan.method_throttles else "",
+                )
                 if not self._bucket(bucket_key, rate, burst).take():
                     return _json(429, {"message": "Too Many Requests"})
             if plan.quota_limit is not None and plan.quota_period_s is not None:

@@ -59,7 +59,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             handler = self._FUNCTIONS.get(key)
             if handler is not None:
                 return handler(self, arg)

@@ -86,7 +86,9 @@ class MetricStore:
                     }
                 )
 
-    def values(self, namespace: str, name: str, dimensions: Dimensions, start: float, end: float) -> list[float]:
+    def values(
+        self, namespace: str, name: str, dimensions: Dimensions, start: float, end: float
+    ) -> list[float]:
         """Datapoint values with start < timestamp <= end (a window ending now includes now)."""
         with self._lock:
             series = self._points.get(MetricKey(namespace, name, dimensions))

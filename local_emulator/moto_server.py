@@ -102,8 +102,19 @@ def _serve(port: int) -> None:
 
 
 WARM_SERVICES = (
-    "s3", "ssm", "cloudformation", "iam", "kms", "kinesis", "dynamodb", "sqs", "sns", "lambda",
-    "apigateway", "cloudwatch", "logs",
+    "s3",
+    "ssm",
+    "cloudformation",
+    "iam",
+    "kms",
+    "kinesis",
+    "dynamodb",
+    "sqs",
+    "sns",
+    "lambda",
+    "apigateway",
+    "cloudwatch",
+    "logs",
 )
 
 

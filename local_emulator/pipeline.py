@@ -1,4 +1,4 @@
-"""`LocalPipeline`: the whole pipeline on this machine, started from Python or by ``python -m local_emulator up``.
+"""`LocalPipeline`: the whole pipeline on this machine (also behind ``python -m local_emulator up``).
 
     with LocalPipeline.start(profile="dev") as pipeline:
         pipeline.base_url          # "http://127.0.0.1:<port>/<stage>" (POST {base_url}/v1/events)

@@ -267,7 +267,11 @@ class Runtime:
     def _batch_metrics(self, function_name: str) -> Callable[[BatchOutcome], None]:
         def record(outcome: BatchOutcome) -> None:
             self.metrics.put(
-                "AWS/Lambda", "IteratorAge", {"FunctionName": function_name}, outcome.iterator_age_ms, "Milliseconds"
+                "AWS/Lambda",
+                "IteratorAge",
+                {"FunctionName": function_name},
+                outcome.iterator_age_ms,
+                "Milliseconds",
             )
 
         return record
@@ -300,7 +304,9 @@ class Runtime:
                 log.debug("depth of %s unavailable: %s", name, error)
                 continue
             depth = float(attributes.get("ApproximateNumberOfMessages", 0))
-            self.metrics.put("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth, "Count")
+            self.metrics.put(
+                "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth, "Count"
+            )
         for thread in self.pollers:
             age = thread.poller.oldest_pending_age_ms()
             if age is not None:

@@ -108,7 +108,9 @@ def main() -> None:
             handler = getattr(module, function_name)
             init_error = None
         except ImportError as error:
-            init_error = _error("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}")
+            init_error = _error(
+                "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}"
+            )
         except AttributeError:
             init_error = _error(
                 "Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'"

@@ -146,7 +146,12 @@ class _Worker:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
-            return _runtime_error("Runtime.ExitError", "worker process is gone", request_id), "Unhandled", [], False
+            return (
+                _runtime_error("Runtime.ExitError", "worker process is gone", request_id),
+                "Unhandled",
+                [],
+                False,
+            )
         # A little grace beyond the timeout for the pipe round trip.
         try:
             answer = self._answers.get(timeout=max(0.1, deadline - time.time()) + 0.5)

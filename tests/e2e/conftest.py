@@ -129,7 +129,9 @@ class PipelineTarget:
         body = {"events": events} if isinstance(events, list) else events
         return self.request("POST", "/v1/events", key=key, body=body)
 
-    def recommendations(self, user_id: str, *, k: int | None = None, key: str | None = "reader", **query: Any) -> Response:
+    def recommendations(
+        self, user_id: str, *, k: int | None = None, key: str | None = "reader", **query: Any
+    ) -> Response:
         """GET /v1/users/{user_id}/recommendations with `k` and any other query parameters."""
         params = {"k": k, **query}
         return self.request("GET", f"/v1/users/{_quote(user_id)}/recommendations{_query(params)}", key=key)

@@ -22,12 +22,14 @@ FUNCTION = {"FunctionName": "process"}
 @pytest.fixture
 def aws():
     with mock_aws():
-        clients = {name: boto3.client(name, region_name=REGION) for name in ("cloudwatch", "sns", "sqs", "kinesis")}
+        clients = {
+            name: boto3.client(name, region_name=REGION) for name in ("cloudwatch", "sns", "sqs", "kinesis")
+        }
         topic = clients["sns"].create_topic(Name="alarms")["TopicArn"]
         inbox = clients["sqs"].create_queue(QueueName="inbox")["QueueUrl"]
-        inbox_arn = clients["sqs"].get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        inbox_arn = clients["sqs"].get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         clients["sns"].subscribe(
             TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"}
         )
@@ -150,7 +152,12 @@ def test_datapoints_to_alarm_out_of_evaluation_periods(aws, breaching_periods, e
 
 @pytest.mark.parametrize(
     ("treat_missing", "expected"),
-    [("missing", "INSUFFICIENT_DATA"), ("notBreaching", "OK"), ("breaching", "ALARM"), ("ignore", "INSUFFICIENT_DATA")],
+    [
+        ("missing", "INSUFFICIENT_DATA"),
+        ("notBreaching", "OK"),
+        ("breaching", "ALARM"),
+        ("ignore", "INSUFFICIENT_DATA"),
+    ],
 )
 def test_treat_missing_data(aws, treat_missing, expected):
     """Without datapoints, TreatMissingData decides the state."""
@@ -165,12 +172,17 @@ def test_treat_missing_data(aws, treat_missing, expected):
 
 def test_metric_math_rate_alarm(aws):
     """An alarm on an expression (rejected / received) is evaluated from both metrics."""
+
     def stat(metric_id, name):
         return {
             "Id": metric_id,
             "ReturnData": False,
             "MetricStat": {
-                "Metric": {"Namespace": "Streamrec", "MetricName": name, "Dimensions": [{"Name": "service", "Value": "ingest"}]},
+                "Metric": {
+                    "Namespace": "Streamrec",
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "service", "Value": "ingest"}],
+                },
                 "Period": 60,
                 "Stat": "Sum",
             },

@@ -107,7 +107,9 @@ def test_function_receives_the_rest_proxy_event_and_a_lambda_context(pipeline):
     # And a Lambda-like context: name, memory from the template, ARN and remaining time under 5 s
     assert answer["context"]["function_name"] == pipeline.outputs["EchoFunctionName"]
     assert answer["context"]["memory_limit_in_mb"] == "256"
-    assert answer["context"]["invoked_function_arn"].endswith(f":function:{pipeline.outputs['EchoFunctionName']}")
+    assert answer["context"]["invoked_function_arn"].endswith(
+        f":function:{pipeline.outputs['EchoFunctionName']}"
+    )
     assert 0 < answer["context"]["remaining_ms"] <= 5000
 
 
@@ -152,7 +154,10 @@ def test_usage_plan_throttle_answers_429(pipeline):
 
 def test_payload_over_ten_megabytes_is_refused(pipeline):
     status, _, _ = _call(
-        f"{pipeline.base_url}/echo/1", method="POST", key=pipeline.api_keys["main"], body=b"x" * (10 * 1024 * 1024 + 1)
+        f"{pipeline.base_url}/echo/1",
+        method="POST",
+        key=pipeline.api_keys["main"],
+        body=b"x" * (10 * 1024 * 1024 + 1),
     )
     assert status == 413
 

@@ -111,4 +111,6 @@ def test_parallelization_factor_lets_other_keys_pass_a_failing_key(kinesis):
     good_calls = [c for c in fn.calls if c["Records"][0]["kinesis"]["partitionKey"] == good_key]
     assert [[int(r["kinesis"]["sequenceNumber"]) for r in c["Records"]] for c in good_calls] == [good]
     assert poller.checkpoints()["shardId-000000000000"] is None
-    assert all(int(c["Records"][0]["kinesis"]["sequenceNumber"]) == bad[0] for c in fn.calls if c not in good_calls)
+    assert all(
+        int(c["Records"][0]["kinesis"]["sequenceNumber"]) == bad[0] for c in fn.calls if c not in good_calls
+    )

@@ -19,11 +19,20 @@ app = cdk.App(outdir=os.environ.get("CDK_OUTDIR"))
 stack = cdk.Stack(app, "EmulatorFixture")
 code = lambda_.Code.from_asset(os.path.join(os.path.dirname(__file__), "functions"))
 echo = lambda_.Function(
-    stack, "Echo", runtime=lambda_.Runtime.PYTHON_3_12, handler="echo.handler", code=code,
-    memory_size=256, timeout=cdk.Duration.seconds(5),
+    stack,
+    "Echo",
+    runtime=lambda_.Runtime.PYTHON_3_12,
+    handler="echo.handler",
+    code=code,
+    memory_size=256,
+    timeout=cdk.Duration.seconds(5),
 )
 sink = lambda_.Function(
-    stack, "Sink", runtime=lambda_.Runtime.PYTHON_3_12, handler="sink.handler", code=code,
+    stack,
+    "Sink",
+    runtime=lambda_.Runtime.PYTHON_3_12,
+    handler="sink.handler",
+    code=code,
     timeout=cdk.Duration.seconds(5),
 )
 
