@@ -7,7 +7,8 @@ How it treats the API's answers (see docs/producers.md and docs/openapi.json):
 | 200 | accepted events are done; rejected ones are reported (never resent); `failed` ones are resent |
 | 400 `validation_failed` | every event of the batch is reported rejected with its errors |
 | 413 | the batch is split in half and each half sent again (a single event: reported rejected) |
-| 429, 500, 502, 503, 504, network error, timeout | the whole pending batch is resent after a backoff (at least Retry-After) |
+| 429, 500, 502, 503, 504, network error, timeout | the whole pending batch is resent after a backoff |
+|  | (never shorter than Retry-After) |
 | any other 4xx (bad key, wrong route, ...) | StreamrecError: a usage bug that resending cannot fix |
 
 Every event gets a client-chosen UUID `event_id` before its first send, so a resend after a timeout
@@ -83,7 +84,9 @@ class SendResult:
         """Raise when any event was rejected or could not be stored."""
         if not self.ok:
             first = (
-                self.rejected[0].errors[0].get("message", "rejected") if self.rejected else self.failed[0].reason
+                self.rejected[0].errors[0].get("message", "rejected")
+                if self.rejected
+                else self.failed[0].reason
             )
             raise StreamrecError(
                 0,
@@ -97,7 +100,9 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-def urllib_transport(url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> tuple[int, Mapping[str, str], bytes]:
+def urllib_transport(
+    url: str, headers: Mapping[str, str], body: bytes, timeout: float
+) -> tuple[int, Mapping[str, str], bytes]:
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (caller's URL)
@@ -185,13 +190,16 @@ class StreamrecClient:
         result = SendResult()
         pending = batch
         last_reason = "not sent"
+        retry_after = 0.0
         for attempt in range(self.max_attempts):
             if attempt:
                 self._sleep(self._delay(attempt - 1, retry_after))
-            retry_after = 0.0
+                retry_after = 0.0
             result.requests += 1
             try:
-                status, headers, raw = self._transport(self.url, self._headers, _envelope(pending), self.timeout)
+                status, headers, raw = self._transport(
+                    self.url, self._headers, _envelope(pending), self.timeout
+                )
             except TransportError as exc:
                 last_reason = f"transport: {exc}"
                 continue
@@ -209,7 +217,9 @@ class StreamrecClient:
                     return result
                 continue
             error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-            raise StreamrecError(status, str(error.get("code", "unknown")), str(error.get("message", raw[:200])))
+            raise StreamrecError(
+                status, str(error.get("code", "unknown")), str(error.get("message", raw[:200]))
+            )
         result.failed += [FailedEvent(event, last_reason) for event in pending]
         return result
 
@@ -235,12 +245,16 @@ class StreamrecClient:
         resend += [event for i, event in enumerate(pending) if i not in answered]
         return resend, reason
 
-    def _split(self, pending: list[dict[str, Any]], result: SendResult, answer: Mapping[str, Any]) -> SendResult:
+    def _split(
+        self, pending: list[dict[str, Any]], result: SendResult, answer: Mapping[str, Any]
+    ) -> SendResult:
         if len(pending) == 1:
             error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
             message = str(error.get("message", "request too large"))
             result.rejected.append(
-                RejectedEvent(pending[0], [{"field": "event", "rule": message, "message": f"event: {message}"}])
+                RejectedEvent(
+                    pending[0], [{"field": "event", "rule": message, "message": f"event: {message}"}]
+                )
             )
             return result
         half = len(pending) // 2

@@ -33,7 +33,14 @@ from streamrec_core.http import (
 
 from ingest.config import IngestConfig
 from ingest.kinesis_writer import KinesisWriter
-from ingest.logic import Limits, build_response, kinesis_records, parse_request, rejection_dimensions, validate_batch
+from ingest.logic import (
+    Limits,
+    build_response,
+    kinesis_records,
+    parse_request,
+    rejection_dimensions,
+    validate_batch,
+)
 
 logger = Logger(service=c.INGEST_SERVICE)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.INGEST_SERVICE)
@@ -136,7 +143,11 @@ def _handle(
             pass
     logger.info(
         "events ingested",
-        extra={"status": status, "put_records_calls": put.calls, **{f"events_{k}": v for k, v in counts.items()}},
+        extra={
+            "status": status,
+            "put_records_calls": put.calls,
+            **{f"events_{k}": v for k, v in counts.items()},
+        },
     )
     return json_response(status, body, headers={**cors, **headers})
 

@@ -97,7 +97,9 @@ class KinesisWriter:
             pending = sorted(failures)
             result.retried += len(pending)
 
-    def _put_once(self, records: Sequence[tuple[bytes, str]], pending: list[int]) -> tuple[dict[int, str], bool]:
+    def _put_once(
+        self, records: Sequence[tuple[bytes, str]], pending: list[int]
+    ) -> tuple[dict[int, str], bool]:
         entries = [{"Data": records[i][0], "PartitionKey": records[i][1]} for i in pending]
         try:
             response = self._client.put_records(StreamName=self._stream_name, Records=entries)
@@ -115,7 +117,9 @@ class KinesisWriter:
             code = entry.get("ErrorCode")
             if code:
                 failures[position] = (
-                    REASON_THROTTLED if code == "ProvisionedThroughputExceededException" else REASON_STREAM_UNAVAILABLE
+                    REASON_THROTTLED
+                    if code == "ProvisionedThroughputExceededException"
+                    else REASON_STREAM_UNAVAILABLE
                 )
         # A response shorter than the request would be a service bug; never count those entries as stored.
         for position in pending[len(response.get("Records", ())) :]:

@@ -106,14 +106,18 @@ def parse_request(body: bytes, content_type: str | None, limits: Limits) -> list
     except UnicodeDecodeError:
         raise HttpError(ERROR_MALFORMED_JSON, "body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise HttpError(ERROR_MALFORMED_JSON, f"body is not valid JSON: {exc.msg} at char {exc.pos}") from None
+        raise HttpError(
+            ERROR_MALFORMED_JSON, f"body is not valid JSON: {exc.msg} at char {exc.pos}"
+        ) from None
     except (ValueError, RecursionError) as exc:
         # NaN/Infinity, integers beyond Python's digit limit, nesting deeper than the parser allows.
         reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
         raise HttpError(ERROR_MALFORMED_JSON, f"body is not valid JSON: {reason[:120]}") from None
     if type(document) is not dict:
         kind = _JSON_TYPE_NAMES.get(type(document), "value")
-        raise HttpError(ERROR_INVALID_ENVELOPE, f'body must be one event object or {{"events": [...]}}, not {kind}')
+        raise HttpError(
+            ERROR_INVALID_ENVELOPE, f'body must be one event object or {{"events": [...]}}, not {kind}'
+        )
     if ENVELOPE_EVENTS not in document:
         return [document]
     extra = sorted(key for key in document if key != ENVELOPE_EVENTS)
@@ -193,7 +197,9 @@ def build_response(
         )
     accepted.sort(key=_by_index)
     failed.sort(key=_by_index)
-    rejected = [{"index": index, "errors": [v.as_dict() for v in violations]} for index, violations in batch.rejected]
+    rejected = [
+        {"index": index, "errors": [v.as_dict() for v in violations]} for index, violations in batch.rejected
+    ]
     body: dict[str, Any] = {
         "request_id": request_id,
         "counts": {

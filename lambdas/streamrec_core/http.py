@@ -136,7 +136,9 @@ def error_response(
 ) -> dict[str, Any]:
     """A proxy response carrying the shared error shape; the status follows from `code`."""
     return json_response(
-        STATUS_BY_CODE[code], error_body(code, message, request_id=request_id, details=details), headers=headers
+        STATUS_BY_CODE[code],
+        error_body(code, message, request_id=request_id, details=details),
+        headers=headers,
     )
 
 
@@ -145,7 +147,9 @@ def http_error_response(
 ) -> dict[str, Any]:
     merged = dict(headers or {})
     merged.update(error.headers)
-    return error_response(error.code, error.message, request_id=request_id, details=error.details, headers=merged)
+    return error_response(
+        error.code, error.message, request_id=request_id, details=error.details, headers=merged
+    )
 
 
 # --- Reading the proxy event --------------------------------------------------------------------------
@@ -204,7 +208,9 @@ def body_bytes(event: Mapping[str, Any]) -> bytes:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise HttpError(ERROR_BAD_REQUEST, "request body is flagged base64 but is not valid base64") from None
+            raise HttpError(
+                ERROR_BAD_REQUEST, "request body is flagged base64 but is not valid base64"
+            ) from None
     return body.encode("utf-8", errors="surrogatepass")
 
 
@@ -239,7 +245,9 @@ CORS_ALLOW_HEADERS: Final = "Content-Type, X-Api-Key"
 CORS_MAX_AGE_SECONDS: Final = 3600
 
 
-def preflight_response(origin: str | None, allowed_origins: Iterable[str], methods: Iterable[str]) -> dict[str, Any]:
+def preflight_response(
+    origin: str | None, allowed_origins: Iterable[str], methods: Iterable[str]
+) -> dict[str, Any]:
     """Answer to a CORS preflight (OPTIONS, routed to the function): 204, with the CORS headers only for
     an allowed origin, so a browser on any other origin is refused by the browser itself."""
     headers = cors_headers(origin, allowed_origins)
@@ -251,7 +259,12 @@ def preflight_response(origin: str | None, allowed_origins: Iterable[str], metho
                 "Access-Control-Max-Age": str(CORS_MAX_AGE_SECONDS),
             }
         )
-    return {"statusCode": int(HTTPStatus.NO_CONTENT), "headers": headers, "body": "", "isBase64Encoded": False}
+    return {
+        "statusCode": int(HTTPStatus.NO_CONTENT),
+        "headers": headers,
+        "body": "",
+        "isBase64Encoded": False,
+    }
 
 
 def parse_origins(value: str | None) -> tuple[str, ...]:

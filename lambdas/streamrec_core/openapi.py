@@ -88,7 +88,10 @@ def _violation_schema() -> dict[str, Any]:
         "required": ["field", "rule", "message"],
         "additionalProperties": False,
         "properties": {
-            "field": {"type": "string", "description": "Field within the event, e.g. user_id, properties.color"},
+            "field": {
+                "type": "string",
+                "description": "Field within the event, e.g. user_id, properties.color",
+            },
             "rule": {"type": "string", "description": "The rule it broke."},
             "message": {"type": "string", "description": "field: rule"},
         },
@@ -244,8 +247,13 @@ def _health_schema() -> dict[str, Any]:
     return {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
 
 
-def _json(schema: dict[str, Any], description: str, *, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "content": {h.JSON_CONTENT_TYPE: {"schema": schema}}}
+def _json(
+    schema: dict[str, Any], description: str, *, headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {h.JSON_CONTENT_TYPE: {"schema": schema}},
+    }
     if headers:
         response["headers"] = headers
     return response
@@ -255,7 +263,9 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before resending.", "schema": {"type": "integer"}}}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before resending.", "schema": {"type": "integer"}}
+}
 
 
 def _gateway_error(description: str) -> dict[str, Any]:
@@ -295,7 +305,7 @@ def build_openapi() -> dict[str, Any]:
         "operationId": "postEvents",
         "summary": "Send one event or a batch of events",
         "description": (
-            f"Body: one event, or `{{\"events\": [...]}}` with 1 to {c.MAX_EVENTS_PER_REQUEST} events (the "
+            f'Body: one event, or `{{"events": [...]}}` with 1 to {c.MAX_EVENTS_PER_REQUEST} events (the '
             "deployed limit and the maximum body size come from configuration). Each event is validated "
             "against schema version 1; the answer states by index which events were stored, rejected (field "
             "and rule) or not stored after retries (resend those). An invalid event never costs its valid "
@@ -319,7 +329,7 @@ def build_openapi() -> dict[str, Any]:
             "405": _error("Method not allowed."),
             "413": _json(
                 {"anyOf": [_ref("Error"), _ref("GatewayError")]},
-                "Body larger than the configured limit (or API Gateway's 10 MB), or more events than allowed.",
+                "Body over the configured limit (or API Gateway's 10 MB), or more events than allowed.",
             ),
             "415": _error("Content-Type is not application/json."),
             "503": _json(

@@ -16,8 +16,9 @@ Bounds chosen here (DESIGN leaves them to us):
 | page_url, referrer | 0-2048 chars (a browser's `document.referrer` is "" when there is none) |
 | price | number, 0 <= price <= 1e12 (DynamoDB keeps it exactly) |
 | quantity | number, 0 <= quantity <= 1e9 |
-| attribution | `{request_id, variant, position?, experiment_id?}`; ids use the id charset (request_id <= 128, variant and experiment_id <= 64 chars), position an integer 0-1000 |
-| properties | <= 20 keys of 1-64 chars; values: string <= 256 chars, number in [-1e15, 1e15], boolean or null |
+| attribution | `{request_id, variant, position?, experiment_id?}`: id charset, request_id <= 128 chars, |
+|  | variant and experiment_id <= 64 chars; position an integer 0-1000 |
+| properties | <= 20 keys of 1-64 chars; values: string <= 256 chars, number in [-1e15, 1e15], bool, null |
 | timestamp | RFC 3339 date-time with a zone (`Z` or `+hh:mm`); normalized to UTC `YYYY-MM-DDTHH:MM:SS.mmmZ` |
 | whole event | <= constants.MAX_EVENT_BYTES as compact UTF-8 JSON after normalization |
 
@@ -236,7 +237,8 @@ _ATTRIBUTION_REQUIRED: Final = (A_REQUEST_ID, A_VARIANT)
 
 # Timestamps: RFC 3339 shape first (fromisoformat alone also accepts ISO 8601 forms RFC 3339 does not).
 _RFC3339_RE = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 _RULE_REQUIRED: Final = "is required"
@@ -492,10 +494,14 @@ def validate_event(
             if F_TIMESTAMP not in raw:
                 out[F_TIMESTAMP] = format_timestamp(now)
         elif moment < now - max_age:
-            bad.append(Violation(F_TIMESTAMP, f"must not be older than {max_age.total_seconds():.0f} seconds"))
+            bad.append(
+                Violation(F_TIMESTAMP, f"must not be older than {max_age.total_seconds():.0f} seconds")
+            )
         elif moment > now + max_future:
             bad.append(
-                Violation(F_TIMESTAMP, f"must not be more than {max_future.total_seconds():.0f} seconds ahead")
+                Violation(
+                    F_TIMESTAMP, f"must not be more than {max_future.total_seconds():.0f} seconds ahead"
+                )
             )
     elif F_TIMESTAMP not in raw:
         out[F_TIMESTAMP] = format_timestamp(datetime.now(UTC))
@@ -573,7 +579,9 @@ def _field_schema(spec: FieldSpec) -> dict[str, Any]:
         schema = {
             "type": "object",
             "properties": {
-                A_REQUEST_ID: _field_schema(FieldSpec(A_REQUEST_ID, _ID, "", min_length=1, max_length=REQUEST_ID_MAX))
+                A_REQUEST_ID: _field_schema(
+                    FieldSpec(A_REQUEST_ID, _ID, "", min_length=1, max_length=REQUEST_ID_MAX)
+                )
                 | {"description": "request_id of the recommendation response that showed the item."},
                 A_VARIANT: _field_schema(FieldSpec(A_VARIANT, _ID, "", min_length=1, max_length=VARIANT_MAX))
                 | {"description": "A/B variant of that response."},
@@ -599,7 +607,11 @@ def _field_schema(spec: FieldSpec) -> dict[str, Any]:
             "additionalProperties": {
                 "anyOf": [
                     {"type": "string", "maxLength": PROPERTY_VALUE_MAX},
-                    {"type": "number", "minimum": -int(PROPERTY_NUMBER_MAX), "maximum": int(PROPERTY_NUMBER_MAX)},
+                    {
+                        "type": "number",
+                        "minimum": -int(PROPERTY_NUMBER_MAX),
+                        "maximum": int(PROPERTY_NUMBER_MAX),
+                    },
                     {"type": "boolean"},
                     {"type": "null"},
                 ]

@@ -30,7 +30,9 @@ CONFIG = schemathesis.Config.from_dict(
         "checks": {"negative_data_rejection": {"expected-statuses": REFUSALS}},
     }
 )
-schema = schemathesis.openapi.from_dict(build_openapi(), config=CONFIG).include(path=PATH_EVENTS, method="POST")
+schema = schemathesis.openapi.from_dict(build_openapi(), config=CONFIG).include(
+    path=PATH_EVENTS, method="POST"
+)
 
 
 @schema.parametrize()

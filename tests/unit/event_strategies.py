@@ -36,7 +36,11 @@ def timestamps(draw: st.DrawFn, now: datetime | None = NOW) -> str:
     offset_minutes = draw(st.sampled_from([0, 60, -300, 330, 840, -720]))
     local = moment.astimezone(timezone(timedelta(minutes=offset_minutes)))
     fraction = draw(st.sampled_from(["", ".5", ".123", ".123456"]))
-    zone = "Z" if offset_minutes == 0 and draw(st.booleans()) else local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
+    zone = (
+        "Z"
+        if offset_minutes == 0 and draw(st.booleans())
+        else local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
+    )
     return local.strftime("%Y-%m-%dT%H:%M:%S") + fraction + zone
 
 
@@ -89,16 +93,25 @@ MUTATIONS: list[tuple[str, Any]] = [
     ("event_type", lambda e, d: e.pop("event_type")),
     ("item_id", lambda e, d: e.update(item_id=d(st.sampled_from(["", "i/1", "x" * 129, 3])))),
     ("event_id", lambda e, d: e.update(event_id=d(st.sampled_from(["", "e" * 65, "e 1", 5])))),
-    ("timestamp", lambda e, d: e.update(timestamp=d(st.sampled_from(["", "yesterday", "2025-03-01T12:00:00", 0])))),
+    (
+        "timestamp",
+        lambda e, d: e.update(timestamp=d(st.sampled_from(["", "yesterday", "2025-03-01T12:00:00", 0]))),
+    ),
     ("timestamp", lambda e, d: e.update(timestamp="2025-02-20T00:00:00Z")),
     ("timestamp", lambda e, d: e.update(timestamp="2025-03-01T12:30:00Z")),
-    ("price", lambda e, d: e.update(price=d(st.sampled_from([-1, float("nan"), float("inf"), True, "1", 1e13])))),
+    (
+        "price",
+        lambda e, d: e.update(price=d(st.sampled_from([-1, float("nan"), float("inf"), True, "1", 1e13]))),
+    ),
     ("quantity", lambda e, d: e.update(quantity=d(st.sampled_from([-0.5, False, None, [1]])))),
     ("category", lambda e, d: e.update(category=d(st.sampled_from(["", "c" * 129, 5, "\udc80"])))),
     ("page_url", lambda e, d: e.update(page_url="u" * 2049)),
     ("attribution", lambda e, d: e.update(attribution=d(st.sampled_from(["r", [], None, 1])))),
     ("attribution.variant", lambda e, d: e.update(attribution={"request_id": "r-1"})),
-    ("attribution.position", lambda e, d: e.update(attribution={"request_id": "r", "variant": "A", "position": 1.5})),
+    (
+        "attribution.position",
+        lambda e, d: e.update(attribution={"request_id": "r", "variant": "A", "position": 1.5}),
+    ),
     ("properties", lambda e, d: e.update(properties={f"p{i}": i for i in range(21)})),
     ("properties.p", lambda e, d: e.update(properties={"p": d(st.sampled_from([[], {}, "v" * 257]))})),
     ("schema_version", lambda e, d: e.update(schema_version=d(st.sampled_from([0, 2, 99, "1", 1.0])))),
@@ -112,6 +125,8 @@ json_values = st.recursive(
     max_leaves=12,
 )
 event_like = st.dictionaries(
-    st.sampled_from(["event_type", "user_id", "item_id", "timestamp", "price", "properties", "attribution", "x"]),
+    st.sampled_from(
+        ["event_type", "user_id", "item_id", "timestamp", "price", "properties", "attribution", "x"]
+    ),
     json_values,
 )

@@ -81,7 +81,9 @@ class FakeKinesis:
         for seq, (record, error) in enumerate(zip(Records, outcomes, strict=True)):
             if error is None:
                 self.stored.append(record)
-                results.append({"SequenceNumber": str(len(self.stored) + seq), "ShardId": "shardId-000000000000"})
+                results.append(
+                    {"SequenceNumber": str(len(self.stored) + seq), "ShardId": "shardId-000000000000"}
+                )
             else:
                 results.append(error)
         return {"FailedRecordCount": sum(1 for o in outcomes if o), "Records": results}
@@ -106,7 +108,9 @@ def load_fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
 
 
-def proxy_event(body: Any, *, content_type: str | None = "application/json", **overrides: Any) -> dict[str, Any]:
+def proxy_event(
+    body: Any, *, content_type: str | None = "application/json", **overrides: Any
+) -> dict[str, Any]:
     """The base API Gateway proxy event with a new body (a str is sent as is, anything else as JSON)."""
     event = copy.deepcopy(load_fixture("post_events_base.json"))
     event["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
@@ -147,7 +151,9 @@ def emf_metrics(stdout: str) -> list[dict[str, Any]]:
         doc = json.loads(line)
         for directive in doc["_aws"]["CloudWatchMetrics"]:
             dims = {d: doc[d] for group in directive["Dimensions"] for d in group}
-            values = {m["Name"]: sum(doc[m["Name"]]) if isinstance(doc[m["Name"]], list) else doc[m["Name"]]
-                      for m in directive["Metrics"]}
+            values = {
+                m["Name"]: sum(doc[m["Name"]]) if isinstance(doc[m["Name"]], list) else doc[m["Name"]]
+                for m in directive["Metrics"]
+            }
             found.append({"namespace": directive["Namespace"], "dimensions": dims, "metrics": values})
     return found

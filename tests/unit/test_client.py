@@ -33,11 +33,15 @@ Answer = Callable[[list[dict[str, Any]]], tuple[int, dict[str, str], dict[str, A
 
 
 def all_accepted(batch: list[dict[str, Any]]) -> tuple[int, dict[str, str], dict[str, Any]]:
-    return 200, {}, {
-        "accepted": [{"index": i, "event_id": e["event_id"]} for i, e in enumerate(batch)],
-        "rejected": [],
-        "failed": [],
-    }
+    return (
+        200,
+        {},
+        {
+            "accepted": [{"index": i, "event_id": e["event_id"]} for i, e in enumerate(batch)],
+            "rejected": [],
+            "failed": [],
+        },
+    )
 
 
 @dataclass
@@ -50,7 +54,9 @@ class ScriptedApi:
     def __call__(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float):
         batch = json.loads(body)["events"]
         self.requests.append({"url": url, "headers": dict(headers), "events": batch})
-        answer = self.answers[len(self.requests) - 1] if len(self.requests) <= len(self.answers) else all_accepted
+        answer = (
+            self.answers[len(self.requests) - 1] if len(self.requests) <= len(self.answers) else all_accepted
+        )
         if isinstance(answer, Exception):
             raise answer
         status, headers_out, payload = answer(batch)
@@ -101,7 +107,9 @@ def test_requests_carry_the_api_key_and_json_content_type() -> None:
 
 
 # --- retries --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("failure", [status_only(503), status_only(429), status_only(502), TransportError("timed out")])
+@pytest.mark.parametrize(
+    "failure", [status_only(503), status_only(429), status_only(502), TransportError("timed out")]
+)
 def test_retryable_answers_resend_the_same_events_with_the_same_ids(failure: Any) -> None:
     api = ScriptedApi([failure, failure])
     sleeps: list[float] = []
@@ -129,26 +137,46 @@ def test_jitter_spreads_the_delay_below_the_exponential_bound() -> None:
 
 def test_only_failed_events_are_resent_and_rejected_ones_are_reported_not_resent() -> None:
     def partial(batch):
-        return 200, {}, {
-            "accepted": [{"index": 0, "event_id": batch[0]["event_id"]}],
-            "rejected": [{"index": 1, "errors": [{"field": "user_id", "rule": "r", "message": "user_id: r"}]}],
-            "failed": [{"index": 2, "event_id": batch[2]["event_id"], "reason": "throttled", "retryable": True}],
-        }
+        return (
+            200,
+            {},
+            {
+                "accepted": [{"index": 0, "event_id": batch[0]["event_id"]}],
+                "rejected": [
+                    {"index": 1, "errors": [{"field": "user_id", "rule": "r", "message": "user_id: r"}]}
+                ],
+                "failed": [
+                    {"index": 2, "event_id": batch[2]["event_id"], "reason": "throttled", "retryable": True}
+                ],
+            },
+        )
 
     api = ScriptedApi([partial])
     result = client_for(api).send(events(3))
     assert [e["event_id"] for e in api.requests[1]["events"]] == [api.requests[0]["events"][2]["event_id"]]
     assert len(result.accepted) == 2
-    assert [r.event["item_id"] for r in result.rejected] == ["i1"] and result.rejected[0].errors[0]["field"] == "user_id"
+    assert [r.event["item_id"] for r in result.rejected] == ["i1"] and result.rejected[0].errors[0][
+        "field"
+    ] == "user_id"
     assert not result.ok
 
 
 def test_all_rejected_batch_reports_each_event() -> None:
     def invalid(batch):
-        rejected = [{"index": i, "errors": [{"field": "x", "rule": "unknown field", "message": "x: unknown field"}]}
-                    for i in range(len(batch))]
-        return 400, {}, {"accepted": [], "rejected": rejected, "failed": [],
-                         "error": {"code": "validation_failed", "message": "m"}}
+        rejected = [
+            {"index": i, "errors": [{"field": "x", "rule": "unknown field", "message": "x: unknown field"}]}
+            for i in range(len(batch))
+        ]
+        return (
+            400,
+            {},
+            {
+                "accepted": [],
+                "rejected": rejected,
+                "failed": [],
+                "error": {"code": "validation_failed", "message": "m"},
+            },
+        )
 
     result = client_for(ScriptedApi([invalid])).send(events(2))
     assert len(result.rejected) == 2 and result.accepted == [] and result.requests == 1
@@ -183,7 +211,9 @@ def test_errors_resending_cannot_fix_raise(status: int) -> None:
 def stream() -> Iterator[FakeKinesis]:
     fake = FakeKinesis()
     clock = FakeClock()
-    ingest_handler.configure(ingest_config(put_retry_budget_seconds=0.2), fake, sleep=clock.sleep, clock=clock)
+    ingest_handler.configure(
+        ingest_config(put_retry_budget_seconds=0.2), fake, sleep=clock.sleep, clock=clock
+    )
     yield fake
     ingest_handler.reset()
 
@@ -217,9 +247,9 @@ def test_client_against_the_handler_gets_every_event_stored_despite_throttling(s
 
 def test_resend_after_a_lost_response_reuses_the_event_ids(stream: FakeKinesis) -> None:
     # Given the first answer is lost after the events were stored
-    result = StreamrecClient(BASE, "k", transport=handler_transport(lose_responses=1), sleep=lambda s: None).send(
-        events(4)
-    )
+    result = StreamrecClient(
+        BASE, "k", transport=handler_transport(lose_responses=1), sleep=lambda s: None
+    ).send(events(4))
     # Then the resend stores the same event ids again, which downstream deduplication counts once
     stored = [decode_record(r["Data"])["event_id"] for r in stream.stored]
     assert result.ok and len(stored) == 8 and len(set(stored)) == 4

@@ -129,7 +129,9 @@ def test_unknown_schema_version_is_named_in_the_answer(stream: FakeKinesis) -> N
 
 def test_body_over_the_configured_limit_gets_413(stream: FakeKinesis) -> None:
     ingest_handler.configure(ingest_config(max_body_bytes=20_000), stream)
-    event = proxy_event({"events": [{"event_type": "view", "user_id": "u", "item_id": "i", "page_url": "p" * 2000}] * 11})
+    event = proxy_event(
+        {"events": [{"event_type": "view", "user_id": "u", "item_id": "i", "page_url": "p" * 2000}] * 11}
+    )
     status, body, _ = invoke(event)
     assert status == 413 and body["error"]["code"] == "payload_too_large"
 
@@ -164,7 +166,11 @@ def test_other_methods_get_405(stream: FakeKinesis) -> None:
 
 # --- the stream failing -------------------------------------------------------------------------------------
 def test_partially_failed_put_is_retried_and_answer_is_exact(stream: FakeKinesis) -> None:
-    stream.script = [fail_positions(0, 2), fail_positions(1), fail_positions(0)]  # e-2 keeps failing for a while
+    stream.script = [
+        fail_positions(0, 2),
+        fail_positions(1),
+        fail_positions(0),
+    ]  # e-2 keeps failing for a while
     events = [{"event_type": "click", "user_id": "u", "event_id": f"e-{i}"} for i in range(4)]
     status, body, _ = invoke(proxy_event({"events": events}))
     assert status == 200
@@ -188,7 +194,11 @@ def test_stream_refusing_everything_answers_503_with_retry_after(stream: FakeKin
     assert status == 503
     assert headers["Retry-After"] == "1"
     assert body["error"]["code"] == "stream_unavailable"
-    assert [(f["index"], f["reason"]) for f in body["failed"]] == [(0, "throttled"), (2, "throttled"), (3, "throttled")]
+    assert [(f["index"], f["reason"]) for f in body["failed"]] == [
+        (0, "throttled"),
+        (2, "throttled"),
+        (3, "throttled"),
+    ]
     assert stream.stored == []
 
 
@@ -236,10 +246,21 @@ def log_lines() -> Iterator[io.StringIO]:
 
 
 def test_logs_carry_the_request_id_and_no_personal_data(stream: FakeKinesis, log_lines: io.StringIO) -> None:
-    invoke(proxy_event({"events": [
-        {"event_type": "view", "user_id": "alice@example.com", "item_id": "secret-item", "query": "private words"},
-        {"event_type": "view", "user_id": "bob smith"},
-    ]}))
+    invoke(
+        proxy_event(
+            {
+                "events": [
+                    {
+                        "event_type": "view",
+                        "user_id": "alice@example.com",
+                        "item_id": "secret-item",
+                        "query": "private words",
+                    },
+                    {"event_type": "view", "user_id": "bob smith"},
+                ]
+            }
+        )
+    )
     invoke(proxy_event('{"user_id": "carol", '))
     logs = log_lines.getvalue()
     records = [json.loads(line) for line in logs.splitlines()]
@@ -280,8 +301,14 @@ def test_cors_preflight_is_answered_for_allowed_origins_only(stream: FakeKinesis
 # --- configuration ----------------------------------------------------------------------------------------
 def test_missing_setting_fails_the_cold_start_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     ingest_handler.reset()
-    for name in (c.ENV_STREAM_NAME, c.ENV_MAX_EVENT_AGE_SECONDS, c.ENV_MAX_FUTURE_SKEW_SECONDS, c.ENV_MAX_BODY_BYTES,
-                 c.ENV_MAX_EVENTS_PER_REQUEST, c.ENV_PUT_RETRY_BUDGET_SECONDS):
+    for name in (
+        c.ENV_STREAM_NAME,
+        c.ENV_MAX_EVENT_AGE_SECONDS,
+        c.ENV_MAX_FUTURE_SKEW_SECONDS,
+        c.ENV_MAX_BODY_BYTES,
+        c.ENV_MAX_EVENTS_PER_REQUEST,
+        c.ENV_PUT_RETRY_BUDGET_SECONDS,
+    ):
         monkeypatch.setenv(name, "1000000")
     monkeypatch.setenv(c.ENV_MAX_EVENTS_PER_REQUEST, "500")
     monkeypatch.setenv(c.ENV_PUT_RETRY_BUDGET_SECONDS, "5")
@@ -303,7 +330,11 @@ def test_retry_budget_beyond_api_gateways_limit_is_refused(monkeypatch: pytest.M
     }
     with pytest.raises(ConfigError, match=c.ENV_PUT_RETRY_BUDGET_SECONDS):
         IngestConfig.from_env(env)
-    config = IngestConfig.from_env({**env, c.ENV_PUT_RETRY_BUDGET_SECONDS: "8.5", c.ENV_CORS_ALLOWED_ORIGINS: "*"})
+    config = IngestConfig.from_env(
+        {**env, c.ENV_PUT_RETRY_BUDGET_SECONDS: "8.5", c.ENV_CORS_ALLOWED_ORIGINS: "*"}
+    )
     assert config.put_retry_budget_seconds == 8.5 and config.cors_allowed_origins == ("*",)
     with pytest.raises(ConfigError, match=c.ENV_MAX_EVENTS_PER_REQUEST):
-        IngestConfig.from_env({**env, c.ENV_PUT_RETRY_BUDGET_SECONDS: "5", c.ENV_MAX_EVENTS_PER_REQUEST: "501"})
+        IngestConfig.from_env(
+            {**env, c.ENV_PUT_RETRY_BUDGET_SECONDS: "5", c.ENV_MAX_EVENTS_PER_REQUEST: "501"}
+        )

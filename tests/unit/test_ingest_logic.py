@@ -20,7 +20,9 @@ from streamrec_core.http import HttpError
 from streamrec_core.schema import decode_record
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-LIMITS = Limits(max_body_bytes=64 * 1024, max_events=10, max_age=timedelta(days=7), max_future=timedelta(minutes=5))
+LIMITS = Limits(
+    max_body_bytes=64 * 1024, max_events=10, max_age=timedelta(days=7), max_future=timedelta(minutes=5)
+)
 JSON = "application/json"
 
 
@@ -48,11 +50,23 @@ def test_a_single_event_object_is_a_batch_of_one() -> None:
 
 
 def test_an_envelope_yields_its_events_in_order() -> None:
-    assert parse_request(body({"events": [ok(1), ok(2)]}), "Application/JSON; charset=utf-8", LIMITS) == [ok(1), ok(2)]
+    assert parse_request(body({"events": [ok(1), ok(2)]}), "Application/JSON; charset=utf-8", LIMITS) == [
+        ok(1),
+        ok(2),
+    ]
 
 
-@pytest.mark.parametrize("content_type", [None, "", "text/plain", "application/x-www-form-urlencoded",
-                                          "application/json; charset=latin-1", "application/jsonx"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+        "application/jsonx",
+    ],
+)
 def test_other_content_types_get_415(content_type: str | None) -> None:
     error = refused(body(ok(1)), content_type)
     assert (error.status, error.code) == (415, "unsupported_media_type")
@@ -189,6 +203,16 @@ def test_stream_storing_nothing_answers_503_with_retry_after() -> None:
 
 
 def test_rejection_dimensions_are_bounded_field_names() -> None:
-    raw = [bad(0), ok(1, properties={"colour": []}), ok(2, **{"anything-a-client-invents": 1}), ok(3, price=-1)]
+    raw = [
+        bad(0),
+        ok(1, properties={"colour": []}),
+        ok(2, **{"anything-a-client-invents": 1}),
+        ok(3, price=-1),
+    ]
     batch = validate_batch(raw, now=NOW, limits=LIMITS)
-    assert rejection_dimensions(batch) == {"user_id": 1, "properties": 1, UNKNOWN_FIELD_DIMENSION: 1, "price": 1}
+    assert rejection_dimensions(batch) == {
+        "user_id": 1,
+        "properties": 1,
+        UNKNOWN_FIELD_DIMENSION: 1,
+        "price": 1,
+    }

@@ -133,7 +133,9 @@ def test_every_index_is_answered_once_and_every_valid_event_stored_once_or_repor
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=batches())
-def test_one_putrecords_call_when_nothing_fails(stream: FakeKinesis, batch: list[tuple[bool, dict[str, Any]]]) -> None:
+def test_one_putrecords_call_when_nothing_fails(
+    stream: FakeKinesis, batch: list[tuple[bool, dict[str, Any]]]
+) -> None:
     status, body = post(stream, {"events": [e for _, e in batch]}, [])
     distinct_valid = body["counts"]["accepted"] - body["counts"]["duplicates"]
     assert len(stream.calls) == (1 if distinct_valid else 0)
@@ -153,8 +155,13 @@ def test_retries_carry_only_the_entries_that_failed(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(st.binary(max_size=200).map(lambda b: b.decode("latin-1")), json_values.map(json.dumps),
-                      st.lists(json_values, max_size=5).map(lambda v: json.dumps({"events": v}))))
+@given(
+    body=st.one_of(
+        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+        json_values.map(json.dumps),
+        st.lists(json_values, max_size=5).map(lambda v: json.dumps({"events": v})),
+    )
+)
 def test_nothing_a_client_sends_gets_a_5xx_from_the_handler(stream: FakeKinesis, body: str) -> None:
     status, answer = post(stream, body, [])
     assert 200 <= status < 500

@@ -57,8 +57,11 @@ def test_entries_still_failing_when_the_budget_runs_out_are_reported_with_their_
     # Given a shard that throttles entry 3 and fails entry 5 internally, forever
     def step(entries):
         return [
-            {"ErrorCode": "ProvisionedThroughputExceededException"} if e["Data"] == RECORDS[3][0]
-            else internal_failure_entry() if e["Data"] == RECORDS[5][0] else None
+            {"ErrorCode": "ProvisionedThroughputExceededException"}
+            if e["Data"] == RECORDS[3][0]
+            else internal_failure_entry()
+            if e["Data"] == RECORDS[5][0]
+            else None
             for e in entries
         ]
 
@@ -73,7 +76,14 @@ def test_entries_still_failing_when_the_budget_runs_out_are_reported_with_their_
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
     assert [backoff_delay(a, lambda: 1.0, base=0.05, cap=2.0) for a in range(8)] == [
-        0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0
+        0.05,
+        0.1,
+        0.2,
+        0.4,
+        0.8,
+        1.6,
+        2.0,
+        2.0,
     ]
     assert backoff_delay(3, lambda: 0.0, base=0.05, cap=2.0) == 0.0
     assert backoff_delay(3, lambda: 0.25, base=0.05, cap=2.0) == pytest.approx(0.1)
@@ -99,7 +109,9 @@ def test_whole_call_throttling_until_the_budget_ends_reports_every_record_thrott
     assert fake.stored == []
 
 
-@pytest.mark.parametrize("code", ["ResourceNotFoundException", "AccessDeniedException", "KMSDisabledException"])
+@pytest.mark.parametrize(
+    "code", ["ResourceNotFoundException", "AccessDeniedException", "KMSDisabledException"]
+)
 def test_errors_that_cannot_heal_are_not_retried(code: str) -> None:
     fake, clock = FakeKinesis(script=[raise_error(code), store_all]), FakeClock()
     result = writer(fake, clock).put(RECORDS, budget_seconds=5)

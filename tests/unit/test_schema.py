@@ -21,7 +21,9 @@ MAX_FUTURE = timedelta(minutes=5)
 
 
 def check(raw: object, *, now: datetime | None = NOW) -> tuple[dict | None, list[Violation]]:
-    return validate_event(raw, now=now, max_age=MAX_AGE, max_future=MAX_FUTURE, assign_id=lambda: "assigned-1")
+    return validate_event(
+        raw, now=now, max_age=MAX_AGE, max_future=MAX_FUTURE, assign_id=lambda: "assigned-1"
+    )
 
 
 def fields_of(violations: list[Violation]) -> list[str]:
@@ -107,7 +109,11 @@ def test_item_id_is_optional_for_click_search_and_impression() -> None:
         (view(user_id=""), "user_id", "must match"),
         (view(user_id="u" * 129), "user_id", "{1,128}"),
         (view(user_id=42), "user_id", "must match"),
-        ({"event_type": "purchase", "user_id": "u"}, "item_id", "is required for event_type view, add_to_cart"),
+        (
+            {"event_type": "purchase", "user_id": "u"},
+            "item_id",
+            "is required for event_type view, add_to_cart",
+        ),
         (view(item_id="i/1"), "item_id", "must match"),
         (view(event_id=""), "event_id", "{1,64}"),
         (view(event_id="e" * 65), "event_id", "{1,64}"),
@@ -131,9 +137,21 @@ def test_item_id_is_optional_for_click_search_and_impression() -> None:
         (view(quantity=1e10), "quantity", "between 0 and 1000000000"),
         (view(attribution="r-1"), "attribution", "must be an object"),
         (view(attribution={"variant": "A"}), "attribution.request_id", "is required"),
-        (view(attribution={"request_id": "r", "variant": "A", "position": -1}), "attribution.position", "integer"),
-        (view(attribution={"request_id": "r", "variant": "A", "position": True}), "attribution.position", "integer"),
-        (view(attribution={"request_id": "r", "variant": "A", "slot": 1}), "attribution.slot", "unknown field"),
+        (
+            view(attribution={"request_id": "r", "variant": "A", "position": -1}),
+            "attribution.position",
+            "integer",
+        ),
+        (
+            view(attribution={"request_id": "r", "variant": "A", "position": True}),
+            "attribution.position",
+            "integer",
+        ),
+        (
+            view(attribution={"request_id": "r", "variant": "A", "slot": 1}),
+            "attribution.slot",
+            "unknown field",
+        ),
         (view(properties=[1]), "properties", "must be an object"),
         (view(properties={f"k{i}": i for i in range(21)}), "properties", "at most 20 keys"),
         (view(properties={"color": {"r": 1}}), "properties.color", "must be a string of at most 256"),
@@ -211,7 +229,9 @@ def test_received_at_from_a_client_is_an_unknown_field() -> None:
 
 
 def test_record_mode_still_rejects_invalid_records() -> None:
-    event, violations = check({"event_type": "view", "user_id": "u", "item_id": "i", "received_at": "x"}, now=None)
+    event, violations = check(
+        {"event_type": "view", "user_id": "u", "item_id": "i", "received_at": "x"}, now=None
+    )
     assert event is None and fields_of(violations) == ["received_at"]
 
 

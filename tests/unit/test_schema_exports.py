@@ -10,6 +10,7 @@ from streamrec_core import constants as c
 from streamrec_core.http import STATUS_BY_CODE
 from streamrec_core.openapi import API_KEY_SCHEME, PATHS, build_openapi
 from streamrec_core.schema import json_schema
+
 from tools import export_openapi
 
 
