@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
@@ -44,6 +44,7 @@ from ingest.logic import (
 
 logger = Logger(service=c.INGEST_SERVICE)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.INGEST_SERVICE)
+tracer = Tracer(service=c.INGEST_SERVICE)
 
 # Time kept back from the function's remaining time for answering after the last retry.
 RESPONSE_MARGIN_SECONDS = 1.0
@@ -94,6 +95,7 @@ def _get_dependencies() -> Dependencies:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)  # responses echo client ids: keep them out of traces
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deps = _get_dependencies()
