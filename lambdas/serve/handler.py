@@ -1,0 +1,203 @@
+"""GET recommendations / similar items / experiments / health: API Gateway REST proxy events.
+
+Thin on purpose: read config once per container, route, parse parameters, call `Recommender`, emit
+metrics, map errors to the shared error shape (streamrec_core.http). Logs carry ids and counts only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+from streamrec_core import constants as c
+from streamrec_core.env import ConfigError, require_int, require_str
+from streamrec_core.feature_store import FeatureStore, StoreError, Throttled
+from streamrec_core.http import (
+    ERROR_INTERNAL,
+    ERROR_METHOD_NOT_ALLOWED,
+    ERROR_NOT_FOUND,
+    ERROR_SERVICE_UNAVAILABLE,
+    HttpError,
+    cors_headers,
+    error_response,
+    header,
+    http_error_response,
+    json_response,
+    parse_origins,
+    path_parameter,
+    query_parameter,
+    query_parameter_list,
+    request_id,
+)
+
+from serve.experiments import Experiment, parse_experiments
+from serve.logic import Recommender, ServeSettings, parse_category, parse_exclude, parse_id, parse_k
+
+logger = Logger(service=c.SERVE_SERVICE)
+metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.SERVE_SERVICE)
+tracer = Tracer(service=c.SERVE_SERVICE)
+
+_CLIENT_CONFIG = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=2)
+
+ROUTE_RECOMMENDATIONS = "/v1/users/{user_id}/recommendations"
+ROUTE_SIMILAR = "/v1/items/{item_id}/similar"
+ROUTE_EXPERIMENT = "/v1/experiments/{experiment_id}"
+ROUTE_HEALTH = "/v1/health"
+_PATTERNS = [
+    (ROUTE_RECOMMENDATIONS, re.compile(r"/v1/users/(?P<user_id>[^/]+)/recommendations/?")),
+    (ROUTE_SIMILAR, re.compile(r"/v1/items/(?P<item_id>[^/]+)/similar/?")),
+    (ROUTE_EXPERIMENT, re.compile(r"/v1/experiments/(?P<experiment_id>[^/]+)/?")),
+    (ROUTE_HEALTH, re.compile(r"/v1/health/?")),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    users_table: str
+    items_table: str
+    trending_slots: int
+    experiments: tuple[Experiment, ...]
+    cors_allowed_origins: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServeConfig:
+        """Validate the environment; ConfigError names the first bad variable."""
+        try:
+            experiments = parse_experiments(require_str(env, c.ENV_EXPERIMENTS))
+        except ValueError as exc:
+            raise ConfigError(f"environment variable {c.ENV_EXPERIMENTS} is invalid: {exc}") from None
+        return cls(
+            users_table=require_str(env, c.ENV_USERS_TABLE),
+            items_table=require_str(env, c.ENV_ITEMS_TABLE),
+            trending_slots=require_int(env, c.ENV_TRENDING_SLOTS, minimum=1, maximum=64),
+            experiments=experiments,
+            cors_allowed_origins=parse_origins(env.get(c.ENV_CORS_ALLOWED_ORIGINS)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    config: ServeConfig
+    store: FeatureStore
+    recommender: Recommender
+
+
+_dependencies: Dependencies | None = None
+
+
+def configure(config: ServeConfig, dynamodb_client: Any) -> Dependencies:
+    """Set the container's dependencies (tests inject a moto-backed or call-counting client here)."""
+    global _dependencies
+    store = FeatureStore(dynamodb_client, config.users_table, config.items_table)
+    settings = ServeSettings(trending_slots=config.trending_slots, experiments=config.experiments)
+    _dependencies = Dependencies(config, store, Recommender(store, settings))
+    return _dependencies
+
+
+def reset() -> None:
+    global _dependencies
+    _dependencies = None
+
+
+def _get_dependencies() -> Dependencies:
+    if _dependencies is None:
+        # Cold start: a bad environment fails here with a message naming the variable.
+        return configure(ServeConfig.from_env(os.environ), boto3.client("dynamodb", config=_CLIENT_CONFIG))
+    return _dependencies
+
+
+def route(event: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
+    """(route template, path parameters), from API Gateway's `resource` or by matching the path."""
+    resource = event.get("resource")
+    params = {k: v for k, v in (event.get("pathParameters") or {}).items() if isinstance(v, str)}
+    if isinstance(resource, str) and resource in {p for p, _ in _PATTERNS}:
+        return resource, params
+    path = event.get("path") or ""
+    for template, pattern in _PATTERNS:
+        match = pattern.fullmatch(path)
+        if match:
+            return template, {**match.groupdict(), **params}
+    return None, params
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    deps = _get_dependencies()
+    rid = request_id(event)
+    cors = cors_headers(header(event, "origin"), deps.config.cors_allowed_origins)
+    try:
+        return _handle(event, deps, rid, cors)
+    except HttpError as exc:
+        return http_error_response(exc, request_id=rid, headers=cors)
+    except Throttled:
+        logger.warning("feature tables throttled")
+        return error_response(
+            ERROR_SERVICE_UNAVAILABLE, "feature store busy; retry", request_id=rid, headers={**cors, "Retry-After": "1"}
+        )
+    except StoreError:
+        logger.exception("feature store error")
+        return error_response(ERROR_INTERNAL, "internal error", request_id=rid, headers=cors)
+    except Exception:
+        logger.exception("unhandled error")
+        return error_response(ERROR_INTERNAL, "internal error", request_id=rid, headers=cors)
+
+
+def _handle(event: Mapping[str, Any], deps: Dependencies, rid: str | None, cors: dict[str, str]) -> dict[str, Any]:
+    template, params = route(event)
+    if template is None:
+        raise HttpError(ERROR_NOT_FOUND, "no such resource")
+    method = event.get("httpMethod", "GET")
+    if method != "GET":
+        raise HttpError(ERROR_METHOD_NOT_ALLOWED, "use GET", headers={"Allow": "GET"})
+    handlers: dict[str, Callable[[], dict[str, Any]]] = {
+        ROUTE_RECOMMENDATIONS: lambda: _recommendations(event, deps, params, rid),
+        ROUTE_SIMILAR: lambda: deps.recommender.similar(
+            parse_id(params.get("item_id"), "item_id"), k=parse_k(query_parameter(event, "k"))
+        ),
+        ROUTE_EXPERIMENT: lambda: deps.recommender.experiment(parse_id(params.get("experiment_id"), "experiment_id")),
+        ROUTE_HEALTH: lambda: {"status": "ok", "model": c.MODEL_NAME},
+    }
+    return json_response(200, handlers[template](), headers=cors)
+
+
+def _recommendations(event: Mapping[str, Any], deps: Dependencies, params: dict[str, str], rid: str | None) -> dict[str, Any]:
+    user_id = parse_id(params.get("user_id"), "user_id")
+    k = parse_k(query_parameter(event, "k"))
+    category = parse_category(query_parameter(event, "category"))
+    exclude = parse_exclude(query_parameter_list(event, "exclude"))
+    started = time.perf_counter()
+    result = deps.recommender.recommendations(user_id, k=k, category=category, exclude=exclude, request_id=rid)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.add_metric(name=c.METRIC_RECOMMENDATION_LATENCY, unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    metrics.add_metric(name=c.METRIC_RECOMMENDATIONS_SERVED, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=c.METRIC_FALLBACKS, unit=MetricUnit.Count, value=1 if result.fallback else 0)
+    metrics.add_metric(name=c.METRIC_VARIANT_IMPRESSIONS, unit=MetricUnit.Count, value=1)
+    if result.experiment_id is not None:
+        with single_metric(
+            name=c.METRIC_VARIANT_IMPRESSIONS,
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=c.METRICS_NAMESPACE,
+            default_dimensions={
+                "service": c.SERVE_SERVICE,
+                c.METRIC_DIMENSION_EXPERIMENT: result.experiment_id,
+                c.METRIC_DIMENSION_VARIANT: result.variant,
+            },
+        ):
+            pass
+    logger.info(
+        "recommendations served",
+        extra={"items": result.items, "fallback": result.fallback, "variant": result.variant, "ms": round(elapsed_ms, 2)},
+    )
+    return result.body

@@ -1,0 +1,233 @@
+"""The `covisit-v1` recommendation model. Pure Python, no AWS: rows in, ranked items out.
+
+Reading is split in two so serve needs at most two DynamoDB round trips:
+
+1. the user row and the global trending slots;
+2. `seed_items(user)` (profiles of the user's recent items) and `categories_to_fill(user)` (trending
+   slots of the user's top categories, or of the requested category).
+
+`recommend` then ranks:
+
+- Candidates are the co-visitation neighbours of the user's recent distinct items. A seed's weight is
+  its recency (half-life in positions, newest first) times the strongest interest the user showed in it
+  (purchase > cart > favourite > view); a neighbour contributes the seed's weight times its share of the
+  seed's best neighbour score.
+- A candidate's score is boosted by the user's decayed affinity for its category.
+- The user's own recent items may come back (`seen_weight`; users return to what they looked at).
+- Items bought, items in `exclude`, and (with `category`) items of other categories are left out.
+- The list is filled from the trending items of the user's categories, then global trending; a user
+  without history (cold start) gets trending items only.
+
+Ties are broken by item id, so the same rows always give the same list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from streamrec_core.constants import (
+    ITEM_CATEGORY,
+    ITEM_COVISIT,
+    USER_AFFINITY,
+    USER_BOUGHT,
+    USER_HISTORY,
+)
+from streamrec_core.features import TYPE_WEIGHTS
+
+REASON_COVISIT = "covisit"
+REASON_CATEGORY = "category"
+REASON_TRENDING = "trending"
+MAX_K = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """Tunables of covisit-v1; an experiment variant's `params` override them by name."""
+
+    seed_items: int = 10  # distinct recent items whose neighbours are candidates
+    recency_half_life: float = 3.0  # positions (newest = 0) over which a seed's weight halves
+    affinity_boost: float = 0.5  # score x (1 + boost x affinity share of the item's category)
+    seen_weight: float = 1.0  # re-recommend the user's own recent items (0 = never)
+    fill_categories: int = 3  # top categories whose trending items fill the list
+    exclude_purchased: bool = True
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> ModelParams:
+        """Defaults overridden by known keys of `params` (unknown keys are ignored, wrong types rejected)."""
+        if not params:
+            return cls()
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.name not in params:
+                continue
+            raw = params[spec.name]
+            default = getattr(cls(), spec.name)
+            if isinstance(default, bool):
+                if not isinstance(raw, bool):
+                    raise ValueError(f"model parameter {spec.name} must be a boolean")
+                values[spec.name] = raw
+            elif isinstance(default, int):
+                if isinstance(raw, bool) or not isinstance(raw, int | float) or raw != int(raw) or raw < 0:
+                    raise ValueError(f"model parameter {spec.name} must be a non-negative integer")
+                values[spec.name] = int(raw)
+            else:
+                if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
+                    raise ValueError(f"model parameter {spec.name} must be a non-negative number")
+                values[spec.name] = float(raw)
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    item_id: str
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    item_id: str
+    weight: float
+    category: str
+
+
+def seed_items(user: Mapping[str, Any] | None, params: ModelParams) -> list[Seed]:
+    """The user's latest distinct items, newest first, weighted by recency and strongest interest."""
+    if not user:
+        return []
+    interest: dict[str, int] = {}
+    order: list[tuple[str, str]] = []
+    for item, event_type, _when, category in reversed(user.get(USER_HISTORY, [])):
+        weight = TYPE_WEIGHTS.get(event_type, 1)
+        if item not in interest:
+            if len(order) >= params.seed_items:
+                continue
+            order.append((item, category))
+            interest[item] = weight
+        elif weight > interest[item]:
+            interest[item] = weight
+    half_life = params.recency_half_life
+    seeds = []
+    for position, (item, category) in enumerate(order):
+        recency = 0.5 ** (position / half_life) if half_life > 0 else (1.0 if position == 0 else 0.0)
+        seeds.append(Seed(item, recency * interest[item], category))
+    return seeds
+
+
+def top_categories(user: Mapping[str, Any] | None, limit: int) -> list[str]:
+    """The user's categories by decayed affinity, strongest first."""
+    if not user or limit <= 0:
+        return []
+    affinity: Mapping[str, float] = user.get(USER_AFFINITY, {})
+    ranked = sorted(affinity.items(), key=lambda kv: (-float(kv[1]), kv[0]))
+    return [name for name, score in ranked[:limit] if float(score) > 0]
+
+
+def categories_to_fill(user: Mapping[str, Any] | None, params: ModelParams, category: str | None) -> list[str]:
+    """Categories whose trending lists fill the result: the requested one, else the user's top ones."""
+    if category:
+        return [category]
+    return top_categories(user, params.fill_categories)
+
+
+def recommend(
+    user: Mapping[str, Any] | None,
+    profiles: Mapping[str, Mapping[str, Any] | None],
+    category_trending: Mapping[str, Sequence[tuple[str, float, str]]],
+    global_trending: Sequence[tuple[str, float, str]],
+    *,
+    k: int,
+    params: ModelParams,
+    category: str | None = None,
+    exclude: Iterable[str] = (),
+) -> tuple[list[Recommendation], bool]:
+    """Rank up to `k` items for a user; returns (items, used_fallback).
+
+    `profiles` maps item id -> item profile row for (at least) the seed items; `category_trending`
+    maps category -> merged trending list (item, score, category) as `features.merge_trending` gives.
+    `used_fallback` is True when no co-visitation candidate was found (cold start included).
+    """
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}")
+    banned = set(exclude)
+    if params.exclude_purchased and user:
+        banned.update(user.get(USER_BOUGHT, []))
+
+    def allowed(item: str, item_category: str) -> bool:
+        if item in banned:
+            return False
+        return not category or item_category == category
+
+    seeds = seed_items(user, params)
+    scores: dict[str, float] = {}
+    item_categories: dict[str, str] = {}
+    for seed in seeds:
+        item_categories.setdefault(seed.item_id, seed.category)
+        profile = profiles.get(seed.item_id)
+        neighbours: Mapping[str, Sequence[Any]] = profile.get(ITEM_COVISIT, {}) if profile else {}
+        if profile and profile.get(ITEM_CATEGORY):
+            item_categories[seed.item_id] = profile[ITEM_CATEGORY]
+        best = max((float(entry[0]) for entry in neighbours.values()), default=0.0)
+        if best > 0:
+            for other, (score, other_category) in neighbours.items():
+                scores[other] = scores.get(other, 0.0) + seed.weight * float(score) / best
+                if other_category:
+                    item_categories.setdefault(other, other_category)
+        if params.seen_weight > 0:
+            scores[seed.item_id] = scores.get(seed.item_id, 0.0) + params.seen_weight * seed.weight
+
+    affinity: Mapping[str, float] = user.get(USER_AFFINITY, {}) if user else {}
+    top_affinity = max((float(v) for v in affinity.values()), default=0.0)
+    if params.affinity_boost > 0 and top_affinity > 0:
+        for item in scores:
+            share = float(affinity.get(item_categories.get(item, ""), 0.0)) / top_affinity
+            scores[item] *= 1.0 + params.affinity_boost * share
+
+    ranked = sorted(
+        ((item, score) for item, score in scores.items() if score > 0 and allowed(item, item_categories.get(item, ""))),
+        key=lambda kv: (-kv[1], kv[0]),
+    )
+    result = [Recommendation(item, score, REASON_COVISIT) for item, score in ranked[:k]]
+    used_fallback = not result
+    chosen = {r.item_id for r in result}
+    floor = min((r.score for r in result), default=1.0)
+
+    def fill(candidates: Sequence[tuple[str, float, str]], reason: str) -> None:
+        nonlocal floor
+        if len(result) >= k or not candidates:
+            return
+        top = max((score for _, score, _ in candidates), default=0.0) or 1.0
+        tier_top = min(floor, 1.0) * 0.5
+        for item, score, item_category in candidates:
+            if len(result) >= k:
+                break
+            if item in chosen or not allowed(item, item_category):
+                continue
+            value = tier_top * max(score, 0.0) / top
+            result.append(Recommendation(item, value, reason))
+            chosen.add(item)
+            floor = min(floor, value) if value > 0 else floor
+    for name in categories_to_fill(user, params, category):
+        fill(category_trending.get(name, ()), REASON_CATEGORY)
+    fill(global_trending, REASON_TRENDING)
+    return result, used_fallback
+
+
+def similar_items(profile: Mapping[str, Any] | None, k: int, exclude: Iterable[str] = ()) -> list[Recommendation]:
+    """An item's co-visitation neighbours, best first (score = share of the best neighbour's score)."""
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}")
+    if not profile:
+        return []
+    banned = set(exclude)
+    neighbours: Mapping[str, Sequence[Any]] = profile.get(ITEM_COVISIT, {})
+    best = max((float(entry[0]) for entry in neighbours.values()), default=0.0)
+    if best <= 0:
+        return []
+    ranked = sorted(
+        ((item, float(entry[0]) / best) for item, entry in neighbours.items() if item not in banned),
+        key=lambda kv: (-kv[1], kv[0]),
+    )
+    return [Recommendation(item, score, REASON_COVISIT) for item, score in ranked[:k]]

@@ -1,0 +1,187 @@
+"""serve.handler.handler against moto: features written by the process handler, read back over the API shape."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+from process import handler as process_handler
+from process.config import ProcessConfig
+from serve import handler as serve_handler
+from streamrec_core import constants as c
+from streamrec_core.env import ConfigError
+from streamrec_core.features import FeatureConfig
+
+from tests.feature_kit import (
+    ITEMS_TABLE,
+    USERS_TABLE,
+    FaultyDynamoDB,
+    create_tables,
+    event,
+    kinesis_event,
+    kinesis_record,
+)
+
+EXPERIMENTS = [
+    {"id": "ranking", "variants": [{"name": "control", "weight": 1, "params": {}},
+                                    {"name": "recent-heavy", "weight": 1, "params": {"seen_weight": 3}}]}
+]
+SERVE_ENV = {
+    c.ENV_USERS_TABLE: USERS_TABLE,
+    c.ENV_ITEMS_TABLE: ITEMS_TABLE,
+    c.ENV_TRENDING_SLOTS: "4",
+    c.ENV_EXPERIMENTS: json.dumps(EXPERIMENTS),
+}
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "serve"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:serve"
+    aws_request_id: str = "req-0001"
+
+
+def api_event(path: str, *, resource: str | None = None, params: dict | None = None, query: dict | None = None,
+              method: str = "GET") -> dict:
+    """An API Gateway REST proxy event (the fields serve reads)."""
+    return {
+        "resource": resource or path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"x-api-key": "k"},
+        "multiValueHeaders": {},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
+        "pathParameters": params,
+        "requestContext": {"requestId": "api-req-1", "stage": "v1"},
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def recommendations_event(user: str, **query) -> dict:
+    return api_event(f"/v1/users/{user}/recommendations", resource="/v1/users/{user_id}/recommendations",
+                     params={"user_id": user}, query={k: str(v) for k, v in query.items()} or None)
+
+
+def ts(second: int) -> str:
+    return f"2024-05-01T12:{second // 60:02d}:{second % 60:02d}.000Z"
+
+
+@pytest.fixture
+def api():
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        create_tables(dynamodb)
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        features = FeatureConfig(user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000,
+                                 trending_slots=4)
+        process_handler.configure(ProcessConfig(USERS_TABLE, ITEMS_TABLE, dlq, features), dynamodb, sqs)
+        sessions = {
+            "alice": [("book-1", "view"), ("book-2", "view"), ("book-3", "add_to_cart")],
+            "bob": [("book-1", "view"), ("book-2", "view"), ("toy-1", "view")],
+            "carol": [("book-2", "view"), ("book-3", "purchase"), ("book-4", "view")],
+            "dave": [("toy-1", "view"), ("toy-2", "view")],
+        }
+        records, n = [], 0
+        for user, steps in sessions.items():
+            for item, kind in steps:
+                n += 1
+                category = item.split("-")[0]
+                records.append(kinesis_record(event(n, user=user, item=item, etype=kind, ts=ts(n), category=category), n))
+        assert process_handler.handler(kinesis_event(records), FakeContext()) == {"batchItemFailures": []}
+        spy = FaultyDynamoDB(dynamodb)
+        serve_handler.configure(serve_handler.ServeConfig.from_env(SERVE_ENV), spy)
+        yield spy
+        serve_handler.reset()
+        process_handler.reset()
+
+
+def call(event: dict) -> tuple[int, dict]:
+    response = serve_handler.handler(event, FakeContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_recommendations_use_two_batch_get_round_trips_and_rank_covisited_items(api):
+    status, body = call(recommendations_event("alice", k=5))
+    assert status == 200
+    assert api.batch_get_calls == 2 and api.get_calls == 0 and api.query_calls == 0
+    assert body["model"] == c.MODEL_NAME and body["experiment_id"] == "ranking"
+    assert body["variant"] in {"control", "recent-heavy"} and body["request_id"] == "api-req-1"
+    items = [i["item_id"] for i in body["items"]]
+    assert "book-4" in items  # co-visited with book-2 / book-3 by carol
+    assert body["items"][0]["reason"] == "covisit" and not body["fallback"]
+
+
+def test_cold_start_user_gets_trending_in_one_round_trip(api):
+    status, body = call(recommendations_event("stranger", k=3))
+    assert status == 200 and body["fallback"]
+    assert [i["reason"] for i in body["items"]] == ["trending"] * 3
+    assert body["items"][0]["item_id"] == "book-3"  # carted and bought: the heaviest weighted interest
+    assert api.batch_get_calls == 1
+
+
+def test_category_and_exclude_parameters(api):
+    event = recommendations_event("bob", k=10, category="toy")
+    event["multiValueQueryStringParameters"]["exclude"] = ["toy-2"]
+    status, body = call(event)
+    assert status == 200
+    assert {i["item_id"] for i in body["items"]} <= {"toy-1"}
+
+
+def test_similar_items_take_one_get_item(api):
+    status, body = call(api_event("/v1/items/book-2/similar", resource="/v1/items/{item_id}/similar",
+                                  params={"item_id": "book-2"}, query={"k": "2"}))
+    assert status == 200 and len(body["items"]) == 2
+    assert api.get_calls == 1 and api.batch_get_calls == 0
+    status, body = call(api_event("/v1/items/none/similar", resource="/v1/items/{item_id}/similar", params={"item_id": "none"}))
+    assert status == 404 and body["error"]["code"] == "not_found" and body["error"]["request_id"] == "api-req-1"
+
+
+def test_experiment_results_endpoint(api):
+    status, body = call(api_event("/v1/experiments/ranking", resource="/v1/experiments/{experiment_id}",
+                                  params={"experiment_id": "ranking"}))
+    assert status == 200 and [v["variant"] for v in body["variants"]] == ["control", "recent-heavy"]
+    assert body["variants"][0]["ctr"] == {"value": None, "low": None, "high": None}
+
+
+def test_health_needs_no_table_reads(api):
+    status, body = call(api_event("/v1/health"))
+    assert status == 200 and body == {"status": "ok", "model": c.MODEL_NAME}
+    assert api.batch_get_calls == api.get_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "code"),
+    [
+        (recommendations_event("alice", k=0), 400, "bad_request"),
+        (recommendations_event("bad user"), 400, "bad_request"),
+        (api_event("/v1/nothing"), 404, "not_found"),
+        (api_event("/v1/health", method="POST"), 405, "method_not_allowed"),
+    ],
+)
+def test_errors_use_the_shared_shape(api, event, status, code):
+    got_status, body = call(event)
+    assert got_status == status and body["error"]["code"] == code and body["error"]["message"]
+
+
+def test_throttled_reads_become_503_with_retry_after(api):
+    class Throttling(FaultyDynamoDB):
+        def batch_get_item(self, **kwargs):
+            from tests.feature_kit import client_error
+
+            raise client_error("ProvisionedThroughputExceededException", "BatchGetItem")
+
+    serve_handler.configure(serve_handler.ServeConfig.from_env(SERVE_ENV), Throttling(api._client))
+    response = serve_handler.handler(recommendations_event("alice"), FakeContext())
+    assert response["statusCode"] == 503 and response["headers"]["Retry-After"] == "1"
+
+
+def test_bad_experiments_setting_fails_the_cold_start():
+    with pytest.raises(ConfigError, match=c.ENV_EXPERIMENTS):
+        serve_handler.ServeConfig.from_env({**SERVE_ENV, c.ENV_EXPERIMENTS: "[{]"})

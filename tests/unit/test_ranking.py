@@ -1,0 +1,158 @@
+"""covisit-v1 ranking (streamrec_core.ranking) on small hand-built rows: no AWS."""
+
+from __future__ import annotations
+
+import pytest
+from streamrec_core import constants as c
+from streamrec_core.ranking import (
+    REASON_CATEGORY,
+    REASON_COVISIT,
+    REASON_TRENDING,
+    ModelParams,
+    categories_to_fill,
+    recommend,
+    seed_items,
+    similar_items,
+)
+
+NO_SEEN = ModelParams(seen_weight=0.0, affinity_boost=0.0)
+
+
+def user(history, bought=(), affinity=None):
+    return {
+        c.USER_HISTORY: [list(h) for h in history],
+        c.USER_BOUGHT: list(bought),
+        c.USER_AFFINITY: dict(affinity or {}),
+    }
+
+
+def profile(neighbours, category=""):
+    return {c.ITEM_COVISIT: {k: [v[0], v[1]] for k, v in neighbours.items()}, c.ITEM_CATEGORY: category}
+
+
+def ids(recs):
+    return [r.item_id for r in recs]
+
+
+def test_cold_start_user_gets_trending_and_the_fallback_flag():
+    recs, fallback = recommend(None, {}, {}, [("t1", 5.0, "x"), ("t2", 3.0, "y")], k=5, params=ModelParams())
+    assert fallback and ids(recs) == ["t1", "t2"]
+    assert {r.reason for r in recs} == {REASON_TRENDING}
+
+
+def test_neighbours_of_more_recent_items_rank_higher():
+    u = user([("old", "view", 1, "c"), ("new", "view", 2, "c")])
+    profiles = {"old": profile({"x": (10, "c")}), "new": profile({"y": (10, "c")})}
+    recs, fallback = recommend(u, profiles, {}, [], k=2, params=NO_SEEN)
+    assert not fallback and ids(recs) == ["y", "x"] and recs[0].reason == REASON_COVISIT
+
+
+def test_stronger_interest_outweighs_a_little_recency():
+    u = user([("bought-ish", "add_to_cart", 1, "c"), ("glanced", "view", 2, "c")])
+    profiles = {"bought-ish": profile({"x": (1, "c")}), "glanced": profile({"y": (1, "c")})}
+    recs, _ = recommend(u, profiles, {}, [], k=2, params=NO_SEEN)
+    assert ids(recs) == ["x", "y"]  # cart (3) x 0.79 recency > view (1) x 1.0
+
+
+def test_neighbour_scores_are_shares_of_the_seed_best_neighbour():
+    u = user([("a", "view", 1, "c")])
+    recs, _ = recommend(u, {"a": profile({"x": (8, "c"), "y": (2, "c")})}, {}, [], k=5, params=NO_SEEN)
+    assert [(r.item_id, r.score) for r in recs] == [("x", 1.0), ("y", 0.25)]
+
+
+def test_purchased_and_excluded_items_never_come_back():
+    u = user([("a", "view", 1, "c")], bought=["x"])
+    recs, _ = recommend(
+        u, {"a": profile({"x": (9, "c"), "y": (5, "c"), "z": (1, "c")})}, {}, [("x", 1.0, "c"), ("w", 1.0, "c")],
+        k=5, params=NO_SEEN, exclude=["y"],
+    )
+    assert ids(recs) == ["z", "w"]
+
+
+def test_purchased_items_may_be_allowed_by_a_parameter():
+    u = user([("a", "view", 1, "c")], bought=["x"])
+    recs, _ = recommend(u, {"a": profile({"x": (9, "c")})}, {}, [], k=5, params=ModelParams(exclude_purchased=False, seen_weight=0))
+    assert "x" in ids(recs)
+
+
+def test_category_parameter_keeps_only_that_category_everywhere():
+    u = user([("a", "view", 1, "books")])
+    recs, _ = recommend(
+        u, {"a": profile({"x": (9, "toys"), "y": (5, "books")})}, {"books": [("b1", 2.0, "books")]},
+        [("t-toy", 9.0, "toys"), ("t-book", 1.0, "books")], k=5, params=NO_SEEN, category="books",
+    )
+    assert ids(recs) == ["y", "b1", "t-book"]
+
+
+def test_category_affinity_boosts_matching_candidates():
+    u = user([("a", "view", 1, "books")], affinity={"toys": 10.0, "books": 1.0})
+    profiles = {"a": profile({"book": (10, "books"), "toy": (9, "toys")})}
+    plain, _ = recommend(u, profiles, {}, [], k=2, params=NO_SEEN)
+    boosted, _ = recommend(u, profiles, {}, [], k=2, params=ModelParams(seen_weight=0, affinity_boost=0.5))
+    assert ids(plain) == ["book", "toy"] and ids(boosted) == ["toy", "book"]
+
+
+def test_the_list_is_filled_from_category_trending_then_global_without_duplicates():
+    u = user([("a", "view", 1, "c")], affinity={"c": 1.0})
+    recs, fallback = recommend(
+        u, {"a": profile({"x": (1, "c")})}, {"c": [("x", 9.0, "c"), ("c1", 5.0, "c")]},
+        [("c1", 9.0, "c"), ("g1", 4.0, "d")], k=4, params=NO_SEEN,
+    )
+    assert not fallback
+    assert [(r.item_id, r.reason) for r in recs] == [("x", REASON_COVISIT), ("c1", REASON_CATEGORY), ("g1", REASON_TRENDING)]
+    scores = [r.score for r in recs]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_recently_seen_items_can_come_back_with_seen_weight():
+    u = user([("a", "view", 1, "c"), ("b", "view", 2, "c")])
+    recs, _ = recommend(u, {}, {}, [], k=5, params=ModelParams(seen_weight=1.0, affinity_boost=0))
+    assert ids(recs) == ["b", "a"]
+    none, fallback = recommend(u, {}, {}, [], k=5, params=NO_SEEN)
+    assert none == [] and fallback
+
+
+def test_ranking_is_deterministic_with_ties_broken_by_item_id():
+    u = user([("a", "view", 1, "c")])
+    profiles = {"a": profile({"z": (5, "c"), "m": (5, "c"), "b": (5, "c")})}
+    runs = {tuple(ids(recommend(u, profiles, {}, [], k=3, params=NO_SEEN)[0])) for _ in range(5)}
+    assert runs == {("b", "m", "z")}
+
+
+def test_k_is_bounded_and_respected():
+    u = user([("a", "view", 1, "c")])
+    profiles = {"a": profile({f"n{i}": (i + 1, "c") for i in range(30)})}
+    recs, _ = recommend(u, profiles, {}, [], k=7, params=NO_SEEN)
+    assert len(recs) == 7
+    with pytest.raises(ValueError):
+        recommend(u, profiles, {}, [], k=0, params=NO_SEEN)
+    with pytest.raises(ValueError):
+        recommend(u, profiles, {}, [], k=101, params=NO_SEEN)
+
+
+def test_seeds_are_distinct_newest_first_and_capped():
+    history = [(f"i{n % 4}", "view", n, "c") for n in range(10)] + [("i0", "purchase", 11, "c")]
+    seeds = seed_items(user(history), ModelParams(seed_items=3, recency_half_life=1.0))
+    assert [s.item_id for s in seeds] == ["i0", "i1", "i3"]
+    assert [s.weight for s in seeds] == [4.0, 0.5, 0.25]
+
+
+def test_fill_categories_are_the_requested_one_or_the_user_top_ones():
+    u = user([], affinity={"a": 1.0, "b": 3.0, "c": 2.0, "d": 0.5})
+    assert categories_to_fill(u, ModelParams(fill_categories=2), None) == ["b", "c"]
+    assert categories_to_fill(u, ModelParams(), "zzz") == ["zzz"]
+    assert categories_to_fill(None, ModelParams(), None) == []
+
+
+def test_model_params_come_from_variant_params_and_are_validated():
+    params = ModelParams.from_params({"recency_half_life": 6, "seed_items": 20, "exclude_purchased": False, "other": 1})
+    assert (params.recency_half_life, params.seed_items, params.exclude_purchased) == (6.0, 20, False)
+    for bad in ({"seed_items": 2.5}, {"seen_weight": -1}, {"exclude_purchased": "no"}, {"affinity_boost": True}):
+        with pytest.raises(ValueError):
+            ModelParams.from_params(bad)
+
+
+def test_similar_items_are_neighbours_best_first():
+    recs = similar_items(profile({"x": (2, ""), "y": (8, ""), "z": (2, "")}), k=2)
+    assert [(r.item_id, r.score) for r in recs] == [("y", 1.0), ("x", 0.25)]
+    assert similar_items(None, k=3) == [] and similar_items(profile({}), k=3) == []
