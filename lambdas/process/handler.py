@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from streamrec_core import constants as c
@@ -122,3 +122,27 @@ def emit_metrics(result: BatchResult, write_requests: int) -> None:
     metrics.add_metric(
         name=c.METRIC_BATCH_ITEM_FAILURES, unit=count, value=0 if result.failed_sequence_number is None else 1
     )
+    if result.redrive_uncertain:
+        metrics.add_metric(name=c.METRIC_REDRIVE_UNCERTAIN, unit=count, value=result.redrive_uncertain)
+    # Per-variant clicks and purchases (impressions are counted by serve when it answers).
+    per_metric = {"click": c.METRIC_VARIANT_CLICKS, "purchase": c.METRIC_VARIANT_PURCHASES}
+    totals: dict[str, int] = {}
+    for (experiment_id, variant, event_type), value in sorted(result.attributed.items()):
+        name = per_metric.get(event_type)
+        if name is None:
+            continue
+        totals[name] = totals.get(name, 0) + value
+        with single_metric(
+            name=name,
+            unit=count,
+            value=value,
+            namespace=c.METRICS_NAMESPACE,
+            default_dimensions={
+                "service": c.PROCESS_SERVICE,
+                c.METRIC_DIMENSION_EXPERIMENT: experiment_id,
+                c.METRIC_DIMENSION_VARIANT: variant,
+            },
+        ):
+            pass
+    for name, value in totals.items():
+        metrics.add_metric(name=name, unit=count, value=value)

@@ -146,6 +146,8 @@ class BatchResult:
     throttles: int = 0
     redrive_uncertain: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # Applied attributed events: (experiment id, variant, event type) -> count (per-variant metrics).
+    attributed: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 def decode(record: KinesisRecord) -> tuple[dict[str, Any] | None, str | None]:
@@ -255,6 +257,7 @@ class BatchProcessor:
         while position < len(events):
             chunk: dict[Key, None] = {}
             verdicts: list[str] = []
+            attributed: list[tuple[str, str, str]] = []
             uncertain = 0
             index = position
             while index < len(events):
@@ -270,6 +273,8 @@ class BatchProcessor:
                 apply_event(rows, event, plan, self.cfg)  # type: ignore[arg-type]
                 chunk.update(dict.fromkeys(new_keys))
                 verdicts.append(plan.verdict)
+                if event.variant is not None and plan.verdict in (APPLY, LATE):
+                    attributed.append((event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant, event.event_type))
                 index += 1
             writes = [(key, rows[key], int(rows[key]["version"])) for key in chunk]  # type: ignore[index]
             try:
@@ -301,6 +306,8 @@ class BatchProcessor:
             conflicts = throttles = 0
             result.chunks += 1
             result.redrive_uncertain += uncertain
+            for triple in attributed:
+                result.attributed[triple] = result.attributed.get(triple, 0) + 1
             for verdict in verdicts:
                 if verdict == APPLY:
                     result.applied += 1

@@ -154,3 +154,13 @@ def test_user_row_key_is_the_constant(aws):
     process_handler.handler(load("kinesis_batch.json"), FakeContext())
     item = dynamodb.get_item(TableName=USERS_TABLE, Key={c.USERS_PK: {"S": user_key("bob")[1]}})["Item"]
     assert item[c.USERS_PK]["S"] == "bob" and int(item[c.ATTR_VERSION]["N"]) == 1
+
+
+def test_per_variant_purchases_are_emitted_with_experiment_and_variant_dimensions(aws, capsys):
+    process_handler.handler(load("kinesis_batch.json"), FakeContext())
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    per_variant = [b for b in emitted if c.METRIC_VARIANT_PURCHASES in b and c.METRIC_DIMENSION_VARIANT in b]
+    assert len(per_variant) == 1
+    blob = per_variant[0]
+    assert (blob[c.METRIC_DIMENSION_EXPERIMENT], blob[c.METRIC_DIMENSION_VARIANT]) == ("ranking", "treatment")
+    assert [c.METRIC_DIMENSION_EXPERIMENT, c.METRIC_DIMENSION_VARIANT] == blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][1:]
