@@ -53,6 +53,8 @@ def cdk_json_context(path: Path = REPO_ROOT / "cdk.json") -> dict[str, Any]:
 
 if __name__ == "__main__":
     # Without the CLI, CDK_OUTDIR is unset and App would write to a temporary directory.
-    _app = cdk.App(context=cdk_json_context(), outdir=os.environ.get("CDK_OUTDIR", str(REPO_ROOT / "cdk.out")))
+    _app = cdk.App(
+        context=cdk_json_context(), outdir=os.environ.get("CDK_OUTDIR", str(REPO_ROOT / "cdk.out"))
+    )
     build_app(_app)
     _app.synth()

@@ -25,8 +25,8 @@ def apply_nag_suppressions(stack: StreamrecStack) -> None:
         _ack(
             fn.function,
             "AwsSolutions-L1",
-            "Pinned to python3.12 on purpose: the public Powertools v3 layer is published per Python version "
-            "and the local test environment matches it; moving on is one runtime + layer change, tested here.",
+            "Pinned to python3.12 on purpose: the public Powertools v3 layer is published per Python "
+            "version; moving on is one runtime + layer change, covered by the infrastructure tests.",
         )
         _ack(
             fn.role,
@@ -41,7 +41,8 @@ def apply_nag_suppressions(stack: StreamrecStack) -> None:
             _ack(
                 fn.role,
                 f"AwsSolutions-IAM5[Action::{action}]",
-                "KMS data-key actions for writing to an encrypted stream/queue, scoped to that store's key ARN.",
+                "KMS data-key actions for writing to an encrypted stream or queue, scoped to the ARN of "
+                "that store's own key.",
             )
     for queue in (stack.processing.dead_letter_queue, stack.processing.on_failure_queue):
         _ack(
@@ -68,8 +69,9 @@ def apply_nag_suppressions(stack: StreamrecStack) -> None:
     _ack(
         api.deployment_stage,
         "AwsSolutions-APIG3",
-        "WAF is an account/organisation-level decision with its own cost; the API is protected by API keys, "
-        "usage-plan throttles and quotas, stage throttling, request-size limits and strict schema validation. "
+        "WAF is an account/organisation-level decision with its own cost; the API is protected by API "
+        "keys, usage-plan throttles and quotas, stage throttling, request-size limits and strict schema "
+        "validation. "
         "Associate a WebACL with the stage where the organisation mandates WAF.",
     )
     for method in stack.api.methods.values():
@@ -77,7 +79,8 @@ def apply_nag_suppressions(stack: StreamrecStack) -> None:
             _ack(
                 method,
                 rule,
-                "Callers are producer and reader applications identified by API keys tied to usage plans (the "
-                "product's access model); there are no end-user identities to authorize. /v1/health and CORS "
-                "preflights are keyless by design (load balancers; browsers never send keys on preflights).",
+                "Callers are producer and reader applications identified by API keys tied to usage plans "
+                "(the product's access model); there are no end-user identities to authorize. /v1/health "
+                "and CORS preflights are keyless by design (load balancers; browsers send no key on "
+                "preflights).",
             )

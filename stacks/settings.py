@@ -26,6 +26,7 @@ STREAM_MODES = ("ON_DEMAND", "PROVISIONED")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 QUOTA_PERIODS = ("DAY", "WEEK", "MONTH")
 ARCHITECTURES = ("arm64", "x86_64")
+POWERTOOLS_SOURCES = ("layer", "bundled")
 REMOVAL_POLICIES = ("DESTROY", "RETAIN", "SNAPSHOT")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # API Gateway ends every integration after 29 s, so a synchronous function must finish before that.
@@ -68,6 +69,7 @@ class FunctionsSettings:
     process: FunctionSettings
     serve: FunctionSettings
     architecture: str  # arm64 | x86_64, also picks the Powertools layer flavour
+    powertools_source: str  # layer (public layer by ARN) | bundled (pip-installed into each asset)
     powertools_layer_version: int
     log_retention: logs.RetentionDays
     log_level: str
@@ -161,7 +163,9 @@ class Settings:
             [
                 {
                     "id": e.id,
-                    "variants": [{"name": v.name, "weight": v.weight, "params": dict(v.params)} for v in e.variants],
+                    "variants": [
+                        {"name": v.name, "weight": v.weight, "params": dict(v.params)} for v in e.variants
+                    ],
                 }
                 for e in self.experiments
             ],
@@ -279,8 +283,11 @@ def _functions(r: _Reader) -> FunctionsSettings:
         process=_function(r.sub("process"), 900),
         serve=_function(r.sub("serve"), API_GATEWAY_INTEGRATION_LIMIT_SECONDS),
         architecture=r.choice("architecture", ARCHITECTURES),
+        powertools_source=r.choice("powertools_source", POWERTOOLS_SOURCES),
         powertools_layer_version=r.int_("powertools_layer_version", 1, 10_000),
-        log_retention=getattr(logs.RetentionDays, r.choice("log_retention", tuple(m.name for m in logs.RetentionDays))),
+        log_retention=getattr(
+            logs.RetentionDays, r.choice("log_retention", tuple(m.name for m in logs.RetentionDays))
+        ),
         log_level=r.choice("log_level", LOG_LEVELS),
     )
     r.done()
@@ -331,7 +338,9 @@ def _api(r: _Reader) -> ApiSettings:
     origins = r.list_("cors_allowed_origins")
     for i, origin in enumerate(origins):
         if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
-            raise SettingsError(f"{r.path}.cors_allowed_origins[{i}] must be '*' or an origin like https://example.com")
+            raise SettingsError(
+                f"{r.path}.cors_allowed_origins[{i}] must be '*' or an origin like https://example.com"
+            )
     result = ApiSettings(
         stage_name=r.str_("stage_name", re.compile(r"^[A-Za-z0-9_]{1,64}$")),
         stage_rate_limit=r.float_("stage_rate_limit", 0.001, 1_000_000),
@@ -430,7 +439,9 @@ def _check_cross_field(s: Settings, path: str) -> None:
         )
     # A record older than the stream's retention is gone before the age limit could ever apply.
     if s.event_source.max_record_age.to_seconds() > s.stream.retention.to_seconds():
-        raise SettingsError(f"{path}.event_source.max_record_age_seconds must not exceed stream.retention_hours")
+        raise SettingsError(
+            f"{path}.event_source.max_record_age_seconds must not exceed stream.retention_hours"
+        )
 
 
 def settings_from_context(node: Any) -> Settings:

@@ -26,11 +26,15 @@ class StreamrecStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
 
-        self.events = EventStream(self, "Events", settings=settings.stream, removal_policy=settings.removal_policy)
+        self.events = EventStream(
+            self, "Events", settings=settings.stream, removal_policy=settings.removal_policy
+        )
         self.tables = FeatureTables(self, "Tables", removal_policy=settings.removal_policy)
         stream, users, items = self.events.stream, self.tables.users, self.tables.items
 
-        self.processing = Processing(self, "Processing", settings=settings, stream=stream, users=users, items=items)
+        self.processing = Processing(
+            self, "Processing", settings=settings, stream=stream, users=users, items=items
+        )
 
         ing = settings.ingest
         cors = ",".join(settings.api.cors_allowed_origins)

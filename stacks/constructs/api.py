@@ -52,7 +52,10 @@ class Api(Construct):
         api_settings = settings.api
         stack_name = Stack.of(self).stack_name
         self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=settings.functions.log_retention, removal_policy=settings.removal_policy
+            self,
+            "AccessLogs",
+            retention=settings.functions.log_retention,
+            removal_policy=settings.removal_policy,
         )
         self.api_name = f"{stack_name}-api"
         self.rest_api = apigw.RestApi(
@@ -96,7 +99,9 @@ class Api(Construct):
         ingest_integration = apigw.LambdaIntegration(ingest, proxy=True, allow_test_invoke=False)
         serve_integration = apigw.LambdaIntegration(serve, proxy=True, allow_test_invoke=False)
 
-        def route(path: str, method: str, integration: apigw.Integration, *, keyed: bool = True) -> apigw.Method:
+        def route(
+            path: str, method: str, integration: apigw.Integration, *, keyed: bool = True
+        ) -> apigw.Method:
             resource = self.rest_api.root.resource_for_path(path)
             params = {
                 f"method.request.path.{part[1:-1]}": True for part in path.split("/") if part.startswith("{")
@@ -144,6 +149,8 @@ class Api(Construct):
             "Readers: recommendations, similar items, experiment results",
         )
         self.producer_key = self.rest_api.add_api_key("ProducerKey", description="streamrec event producers")
-        self.reader_key = self.rest_api.add_api_key("ReaderKey", description="streamrec recommendation readers")
+        self.reader_key = self.rest_api.add_api_key(
+            "ReaderKey", description="streamrec recommendation readers"
+        )
         self.producers_plan.add_api_key(self.producer_key)
         self.readers_plan.add_api_key(self.reader_key)

@@ -1,7 +1,8 @@
-"""A streamrec Lambda function: one folder of `lambdas/` plus the shared core, Powertools from its layer.
+"""A streamrec Lambda function: one folder of `lambdas/` plus the shared core, and Powertools.
 
 Every function gets the same runtime, X-Ray tracing, an explicit log group (no `log_retention` custom
-resource) and the public Powertools v3 layer by ARN, so `cdk synth` works offline and needs no Docker.
+resource) and Powertools either from the public Powertools v3 layer by ARN (`layer`: `cdk synth` works
+offline and needs no Docker) or installed into the asset by local pip bundling (`bundled`, no Docker).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from streamrec_core import constants as c
 
+from stacks.constructs.bundling import POWERTOOLS_PACKAGE, pinned_requirement, pip_bundling
 from stacks.settings import FunctionSettings, Settings
 
 LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
@@ -31,10 +33,17 @@ def asset_excludes(folder: str, lambdas_dir: Path = LAMBDAS_DIR) -> list[str]:
     Computed from the directory, so a function folder added later never leaks into its neighbours.
     """
     others = sorted(
-        p.name for p in lambdas_dir.iterdir() if p.name not in (folder, CORE_PACKAGE) and not p.name.startswith(".")
+        p.name
+        for p in lambdas_dir.iterdir()
+        if p.name not in (folder, CORE_PACKAGE) and not p.name.startswith(".")
     )
     # Git-style patterns: a leading "/" anchors at the asset root, so `streamrec_core/ingest.py` stays.
-    return [f"/{name}" for name in others] + ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache"]
+    return [f"/{name}" for name in others] + [
+        "**/__pycache__",
+        "**/*.pyc",
+        "**/.pytest_cache",
+        "**/.mypy_cache",
+    ]
 
 
 def powertools_layer_arn(settings: Settings) -> str:
@@ -75,7 +84,24 @@ class StreamrecFunction(Construct):
             description=f"{service} function",
         )
         self.log_group.grant_write(self.role)
-        layer = lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", powertools_layer_arn(settings))
+        fn_settings = settings.functions
+        layers: list[lambda_.ILayerVersion] = []
+        bundling = None
+        if fn_settings.powertools_source == "layer":
+            layers.append(
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, "Powertools", powertools_layer_arn(settings)
+                )
+            )
+        else:
+            bundling = pip_bundling(
+                [LAMBDAS_DIR / folder, LAMBDAS_DIR / CORE_PACKAGE],
+                [pinned_requirement(POWERTOOLS_PACKAGE)],
+                fn_settings.architecture,
+            )
+        code = lambda_.Code.from_asset(
+            str(LAMBDAS_DIR), exclude=asset_excludes(folder), ignore_mode=IgnoreMode.GIT, bundling=bundling
+        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -83,15 +109,13 @@ class StreamrecFunction(Construct):
             runtime=RUNTIME,
             architecture=_ARCHITECTURES[settings.functions.architecture],
             handler=f"{folder}.handler.handler",
-            code=lambda_.Code.from_asset(
-                str(LAMBDAS_DIR), exclude=asset_excludes(folder), ignore_mode=IgnoreMode.GIT
-            ),
+            code=code,
             memory_size=sizing.memory_mb,
             timeout=sizing.timeout,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             role=self.role,
-            layers=[layer],
+            layers=layers,
             environment={
                 c.ENV_POWERTOOLS_SERVICE_NAME: service,
                 c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,

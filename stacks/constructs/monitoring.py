@@ -44,7 +44,9 @@ class Monitored:
 
 
 class Monitoring(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, watched: Monitored) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: Settings, watched: Monitored
+    ) -> None:
         super().__init__(scope, construct_id)
         a = settings.alarms
         self._period = a.period
@@ -59,7 +61,9 @@ class Monitoring(Construct):
             removal_policy=settings.removal_policy,
         )
         # CloudWatch publishes alarm notifications to the encrypted topic with this key.
-        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        self.key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
         self.topic = sns.Topic(self, "AlarmTopic", master_key=self.key, enforce_ssl=True)
         if a.email:
             self.topic.add_subscription(subs.EmailSubscription(a.email))
@@ -104,7 +108,10 @@ class Monitoring(Construct):
             self._alarm(
                 name,
                 self._metric(
-                    "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": queue.queue_name}, "Maximum"
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    {"QueueName": queue.queue_name},
+                    "Maximum",
                 ),
                 threshold,
                 what,
@@ -112,7 +119,9 @@ class Monitoring(Construct):
         # --- ingest and stream ---
         self._alarm(
             c.ALARM_INGEST_REJECTION_RATE,
-            self._rate(c.METRIC_EVENTS_REJECTED, c.METRIC_EVENTS_ACCEPTED, c.INGEST_SERVICE, label="rejection rate"),
+            self._rate(
+                c.METRIC_EVENTS_REJECTED, c.METRIC_EVENTS_ACCEPTED, c.INGEST_SERVICE, label="rejection rate"
+            ),
             a.ingest_rejection_rate,
             "Share of events rejected by validation at the door",
         )
@@ -163,7 +172,9 @@ class Monitoring(Construct):
         )
         self._alarm(
             c.ALARM_SERVE_FALLBACK_RATE,
-            self._ratio(c.METRIC_FALLBACKS, c.METRIC_RECOMMENDATIONS_SERVED, c.SERVE_SERVICE, "fallback rate"),
+            self._ratio(
+                c.METRIC_FALLBACKS, c.METRIC_RECOMMENDATIONS_SERVED, c.SERVE_SERVICE, "fallback rate"
+            ),
             a.serve_fallback_rate,
             "Share of recommendation responses that fell back to trending",
         )
@@ -174,7 +185,11 @@ class Monitoring(Construct):
 
     def _metric(self, namespace: str, name: str, dims: dict[str, str], statistic: str) -> cw.Metric:
         return cw.Metric(
-            namespace=namespace, metric_name=name, dimensions_map=dims, statistic=statistic, period=self._period
+            namespace=namespace,
+            metric_name=name,
+            dimensions_map=dims,
+            statistic=statistic,
+            period=self._period,
         )
 
     def _emf(self, name: str, service: str, statistic: str = "Sum") -> cw.Metric:
@@ -238,7 +253,9 @@ class Monitoring(Construct):
                 period=self._period,
             )
 
-        def graph(title: str, left: list[cw.IMetric], right: list[cw.IMetric] | None = None) -> cw.GraphWidget:
+        def graph(
+            title: str, left: list[cw.IMetric], right: list[cw.IMetric] | None = None
+        ) -> cw.GraphWidget:
             return cw.GraphWidget(title=title, left=left, right=right or [], width=8, height=6)
 
         def header(text: str) -> cw.TextWidget:
@@ -330,7 +347,10 @@ class Monitoring(Construct):
                 "Queue depth",
                 [
                     self._metric(
-                        "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": q.queue_name}, "Maximum"
+                        "AWS/SQS",
+                        "ApproximateNumberOfMessagesVisible",
+                        {"QueueName": q.queue_name},
+                        "Maximum",
                     )
                     for q in (w.dead_letter_queue, w.on_failure_queue)
                 ],

@@ -46,7 +46,9 @@ class Synth:
     def one(self, cfn_type: str, logical_id_prefix: str = "") -> tuple[str, dict[str, Any]]:
         """The single resource of a type whose logical id starts with the prefix (construct path)."""
         found = [(k, r) for k, r in self.of_type(cfn_type).items() if k.startswith(logical_id_prefix)]
-        assert len(found) == 1, f"expected one {cfn_type} {logical_id_prefix!r}, found {[k for k, _ in found]}"
+        assert len(found) == 1, (
+            f"expected one {cfn_type} {logical_id_prefix!r}, found {[k for k, _ in found]}"
+        )
         return found[0]
 
     def props(self, cfn_type: str, logical_id_prefix: str = "") -> dict[str, Any]:

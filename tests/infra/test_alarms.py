@@ -55,9 +55,15 @@ def _api(s: Synth) -> dict[str, Any]:
 
 EXPECTED: dict[str, Plain | Ratio] = {
     c.ALARM_ITERATOR_AGE: Plain(
-        "AWS/Lambda", "IteratorAge", "Maximum", _fn("ProcessingProcess"), lambda a: a.iterator_age.to_milliseconds()
+        "AWS/Lambda",
+        "IteratorAge",
+        "Maximum",
+        _fn("ProcessingProcess"),
+        lambda a: a.iterator_age.to_milliseconds(),
     ),
-    c.ALARM_PROCESS_ERRORS: Plain("AWS/Lambda", "Errors", "Sum", _fn("ProcessingProcess"), lambda a: a.process_errors),
+    c.ALARM_PROCESS_ERRORS: Plain(
+        "AWS/Lambda", "Errors", "Sum", _fn("ProcessingProcess"), lambda a: a.process_errors
+    ),
     c.ALARM_PROCESS_THROTTLES: Plain(
         "AWS/Lambda", "Throttles", "Sum", _fn("ProcessingProcess"), lambda a: a.process_throttles
     ),
@@ -76,10 +82,18 @@ EXPECTED: dict[str, Plain | Ratio] = {
         lambda a: a.on_failure_depth,
     ),
     c.ALARM_INGEST_REJECTION_RATE: Ratio(
-        c.METRIC_EVENTS_REJECTED, c.METRIC_EVENTS_ACCEPTED, c.INGEST_SERVICE, True, lambda a: a.ingest_rejection_rate
+        c.METRIC_EVENTS_REJECTED,
+        c.METRIC_EVENTS_ACCEPTED,
+        c.INGEST_SERVICE,
+        True,
+        lambda a: a.ingest_rejection_rate,
     ),
     c.ALARM_KINESIS_WRITE_THROTTLES: Plain(
-        "AWS/Kinesis", "WriteProvisionedThroughputExceeded", "Sum", _stream, lambda a: a.kinesis_write_throttles
+        "AWS/Kinesis",
+        "WriteProvisionedThroughputExceeded",
+        "Sum",
+        _stream,
+        lambda a: a.kinesis_write_throttles,
     ),
     c.ALARM_PUT_RECORDS_FAILURES: Plain(
         "AWS/Kinesis", "PutRecords.FailedRecords", "Sum", _stream, lambda a: a.put_records_failures
@@ -101,7 +115,11 @@ EXPECTED: dict[str, Plain | Ratio] = {
         "AWS/ApiGateway", "Latency", "p99", _api, lambda a: a.api_p99_latency.to_milliseconds()
     ),
     c.ALARM_SERVE_FALLBACK_RATE: Ratio(
-        c.METRIC_FALLBACKS, c.METRIC_RECOMMENDATIONS_SERVED, c.SERVE_SERVICE, False, lambda a: a.serve_fallback_rate
+        c.METRIC_FALLBACKS,
+        c.METRIC_RECOMMENDATIONS_SERVED,
+        c.SERVE_SERVICE,
+        False,
+        lambda a: a.serve_fallback_rate,
     ),
 }
 
@@ -186,7 +204,15 @@ def test_thresholds_follow_the_selected_profile(dev: Synth, prod: Synth) -> None
 def test_dashboard_covers_every_part_of_the_pipeline(synth: Synth) -> None:
     body = synth.props("AWS::CloudWatch::Dashboard")["DashboardBody"]
     text = "".join(p if isinstance(p, str) else "" for p in body["Fn::Join"][1])
-    for section in ("Ingest", "Stream", "Processing", "Dead letters", "Feature tables", "Serving", "Experiments"):
+    for section in (
+        "Ingest",
+        "Stream",
+        "Processing",
+        "Dead letters",
+        "Feature tables",
+        "Serving",
+        "Experiments",
+    ):
         assert f"## {section}" in text
     for metric in (
         "IteratorAge",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.constructs.api import EVENTS_PATH, EXPERIMENT_PATH, HEALTH_PATH, RECOMMENDATIONS_PATH, SIMILAR_PATH
+from stacks.constructs.api import (
+    EVENTS_PATH,
+    EXPERIMENT_PATH,
+    HEALTH_PATH,
+    RECOMMENDATIONS_PATH,
+    SIMILAR_PATH,
+)
 from stacks.settings import UsagePlanSettings
 from tests.infra.conftest import Synth, arn_of, ref
 
@@ -80,14 +86,19 @@ def test_cors_preflights_exist_exactly_when_origins_are_configured(dev: Synth, p
     assert preflights == {path for _, path in ROUTES} - {HEALTH_PATH}
     for path in preflights:
         verb = "POST" if path == EVENTS_PATH else "GET"
-        assert dev_methods[("OPTIONS", path)]["Integration"]["Uri"] == dev_methods[(verb, path)]["Integration"]["Uri"]
+        assert (
+            dev_methods[("OPTIONS", path)]["Integration"]["Uri"]
+            == dev_methods[(verb, path)]["Integration"]["Uri"]
+        )
     assert not [verb for verb, _ in _methods(prod) if verb == "OPTIONS"]
 
 
 def _plan(synth: Synth, name_suffix: str) -> tuple[str, dict[str, Any]]:
     plans = synth.of_type("AWS::ApiGateway::UsagePlan")
     [(plan_id, plan)] = [
-        (k, p["Properties"]) for k, p in plans.items() if p["Properties"]["UsagePlanName"].endswith(name_suffix)
+        (k, p["Properties"])
+        for k, p in plans.items()
+        if p["Properties"]["UsagePlanName"].endswith(name_suffix)
     ]
     return plan_id, plan
 

@@ -99,7 +99,9 @@ def test_serve_receives_the_experiments_from_settings(dev: Synth) -> None:
     assert experiments == [
         {
             "id": experiment.id,
-            "variants": [{"name": v.name, "weight": v.weight, "params": dict(v.params)} for v in experiment.variants],
+            "variants": [
+                {"name": v.name, "weight": v.weight, "params": dict(v.params)} for v in experiment.variants
+            ],
         }
     ]
     assert env[c.ENV_TRENDING_SLOTS] == str(dev.settings.features.trending_slots)
@@ -113,7 +115,9 @@ def _asset_files(synth: Synth, folder: str) -> set[str]:
 
 
 @pytest.mark.parametrize("folder", sorted(FUNCTIONS))
-def test_function_asset_is_its_own_folder_plus_the_shared_core_and_nothing_else(dev: Synth, folder: str) -> None:
+def test_function_asset_is_its_own_folder_plus_the_shared_core_and_nothing_else(
+    dev: Synth, folder: str
+) -> None:
     files = _asset_files(dev, folder)
     lambdas = Path(__file__).resolve().parents[2] / "lambdas"
     core = {str(p.relative_to(lambdas)) for p in (lambdas / "streamrec_core").rglob("*.py")}
@@ -121,5 +125,3 @@ def test_function_asset_is_its_own_folder_plus_the_shared_core_and_nothing_else(
     tops = {f.split("/")[0] for f in files}
     assert tops <= {folder, "streamrec_core"}
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
-
-

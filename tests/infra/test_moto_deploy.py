@@ -39,12 +39,16 @@ def _publish_assets(synth: Synth, s3: Any) -> None:
         source = synth.outdir / asset["source"]["path"]
         body = _zip_dir(source) if source.is_dir() else source.read_bytes()
         for dest in asset["destinations"].values():
-            bucket = dest["bucketName"].replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
+            bucket = (
+                dest["bucketName"].replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
+            )
             s3.put_object(Bucket=bucket, Key=dest["objectKey"], Body=body)
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
-def deployed(request: pytest.FixtureRequest, synths: dict[str, Synth]) -> Iterator[tuple[Synth, dict[str, str]]]:
+def deployed(
+    request: pytest.FixtureRequest, synths: dict[str, Synth]
+) -> Iterator[tuple[Synth, dict[str, str]]]:
     synth = synths[request.param]
     with mock_aws():
         boto3.client("ssm", region_name=REGION).put_parameter(
@@ -64,7 +68,9 @@ def deployed(request: pytest.FixtureRequest, synths: dict[str, Synth]) -> Iterat
         yield synth, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
-def test_stack_reaches_create_complete_with_the_data_plane_outputs(deployed: tuple[Synth, dict[str, str]]) -> None:
+def test_stack_reaches_create_complete_with_the_data_plane_outputs(
+    deployed: tuple[Synth, dict[str, str]],
+) -> None:
     _, outputs = deployed
     for name in (
         c.OUTPUT_STREAM_NAME,
@@ -78,9 +84,12 @@ def test_stack_reaches_create_complete_with_the_data_plane_outputs(deployed: tup
     ):
         assert outputs.get(name), name
     kinesis = boto3.client("kinesis", region_name=REGION)
-    assert kinesis.describe_stream_summary(StreamName=outputs[c.OUTPUT_STREAM_NAME])["StreamDescriptionSummary"][
-        "StreamStatus"
-    ] == "ACTIVE"
+    assert (
+        kinesis.describe_stream_summary(StreamName=outputs[c.OUTPUT_STREAM_NAME])["StreamDescriptionSummary"][
+            "StreamStatus"
+        ]
+        == "ACTIVE"
+    )
     ddb = boto3.client("dynamodb", region_name=REGION)
     users = ddb.describe_table(TableName=outputs[c.OUTPUT_USERS_TABLE])["Table"]
     assert users["KeySchema"] == [{"AttributeName": c.USERS_PK, "KeyType": "HASH"}]

@@ -60,6 +60,8 @@ def test_process_function_sends_poison_records_to_its_own_dead_letter_queue_not_
     assert env[c.ENV_DLQ_URL] == ref(dlq_id)
 
 
-def test_queues_keep_messages_for_fourteen_days_so_a_redrive_can_wait_out_a_long_weekend(synth: Synth) -> None:
+def test_queues_keep_messages_for_fourteen_days_so_a_redrive_can_wait_out_a_long_weekend(
+    synth: Synth,
+) -> None:
     for _, queue in synth.of_type("AWS::SQS::Queue").items():
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600

@@ -81,7 +81,9 @@ def test_serve_may_only_read_the_feature_tables(synth: Synth) -> None:
     assert not any(a.startswith(("kinesis:", "sqs:")) for a in grants)
 
 
-def test_process_writes_both_tables_and_sends_to_both_queues_but_never_writes_the_stream(synth: Synth) -> None:
+def test_process_writes_both_tables_and_sends_to_both_queues_but_never_writes_the_stream(
+    synth: Synth,
+) -> None:
     grants = _function_policy_actions(synth, "ProcessingProcess")
     users_id, _ = synth.one("AWS::DynamoDB::Table", "TablesUsers")
     items_id, _ = synth.one("AWS::DynamoDB::Table", "TablesItems")
@@ -90,7 +92,9 @@ def test_process_writes_both_tables_and_sends_to_both_queues_but_never_writes_th
     assert sorted(map(str, grants["dynamodb:BatchWriteItem"])) == sorted(
         map(str, [arn_of(users_id), arn_of(items_id)])
     )
-    assert sorted(map(str, grants["sqs:SendMessage"])) == sorted(map(str, [arn_of(dlq_id), arn_of(on_failure_id)]))
+    assert sorted(map(str, grants["sqs:SendMessage"])) == sorted(
+        map(str, [arn_of(dlq_id), arn_of(on_failure_id)])
+    )
     assert "kinesis:PutRecords" not in grants and "kinesis:PutRecord" not in grants
 
 

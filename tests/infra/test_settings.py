@@ -42,11 +42,13 @@ def test_env_context_selects_the_profile_and_dev_is_the_default() -> None:
 
 def test_an_unknown_profile_is_refused_with_the_known_ones_listed() -> None:
     context = json.loads(CDK_JSON.read_text())["context"]
-    with pytest.raises(SettingsError, match=r"env=staging; known: dev, prod"):
+    with pytest.raises(SettingsError, match=r"env=staging; known: dev, localstack, prod"):
         settings_from_context(_Node({"profiles": context["profiles"], "env": "staging"}))
 
 
-def test_dev_gets_one_experiment_with_two_variants_that_differ_in_a_model_parameter(dev_raw: dict[str, Any]) -> None:
+def test_dev_gets_one_experiment_with_two_variants_that_differ_in_a_model_parameter(
+    dev_raw: dict[str, Any],
+) -> None:
     settings = parse_profile("dev", dev_raw)
     [experiment] = settings.experiments
     control, variant = experiment.variants
@@ -57,7 +59,11 @@ def test_dev_gets_one_experiment_with_two_variants_that_differ_in_a_model_parame
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("event_source", "batch_size"), 0, r"profiles\.dev\.event_source\.batch_size must be an integer in \[1, 10000\]"),
+        (
+            ("event_source", "batch_size"),
+            0,
+            r"profiles\.dev\.event_source\.batch_size must be an integer in \[1, 10000\]",
+        ),
         (("event_source", "parallelization_factor"), 11, r"event_source\.parallelization_factor"),
         (("event_source", "max_record_age_seconds"), 30, r"event_source\.max_record_age_seconds"),
         (("event_source", "starting_position"), "AT_TIMESTAMP", r"starting_position must be one of"),
@@ -65,7 +71,11 @@ def test_dev_gets_one_experiment_with_two_variants_that_differ_in_a_model_parame
         (("functions", "ingest", "timeout_seconds"), 30, r"functions\.ingest\.timeout_seconds .*\[1, 29\]"),
         (("functions", "log_retention"), "FOREVER", r"functions\.log_retention must be one of"),
         (("ingest", "max_events_per_request"), 501, r"ingest\.max_events_per_request"),
-        (("alarms", "ingest_rejection_rate"), 5, r"alarms\.ingest_rejection_rate must be a number in \[0, 1\]"),
+        (
+            ("alarms", "ingest_rejection_rate"),
+            5,
+            r"alarms\.ingest_rejection_rate must be a number in \[0, 1\]",
+        ),
         (("alarms", "email"), "not-an-email", r"alarms\.email must match"),
         (("alarms", "dlq_depth"), True, r"alarms\.dlq_depth must be an integer"),
         (("api", "cors_allowed_origins"), ["localhost"], r"api\.cors_allowed_origins\[0\]"),
@@ -92,7 +102,9 @@ def test_a_missing_key_is_refused_by_name(dev_raw: dict[str, Any]) -> None:
 
 def test_an_unknown_key_is_refused_so_a_typo_is_never_ignored(dev_raw: dict[str, Any]) -> None:
     dev_raw["event_source"]["retry_attemps"] = 2
-    with pytest.raises(SettingsError, match=r"profiles\.dev\.event_source has unknown key\(s\): retry_attemps"):
+    with pytest.raises(
+        SettingsError, match=r"profiles\.dev\.event_source has unknown key\(s\): retry_attemps"
+    ):
         parse_profile("dev", dev_raw)
 
 
@@ -115,7 +127,9 @@ def test_retry_budget_must_leave_the_ingest_function_time_to_answer(dev_raw: dic
 
 def test_record_age_cannot_exceed_stream_retention(dev_raw: dict[str, Any]) -> None:
     dev_raw["event_source"]["max_record_age_seconds"] = dev_raw["stream"]["retention_hours"] * 3600 + 1
-    with pytest.raises(SettingsError, match=r"max_record_age_seconds must not exceed stream\.retention_hours"):
+    with pytest.raises(
+        SettingsError, match=r"max_record_age_seconds must not exceed stream\.retention_hours"
+    ):
         parse_profile("dev", dev_raw)
 
 
@@ -124,9 +138,15 @@ def test_record_age_cannot_exceed_stream_retention(dev_raw: dict[str, Any]) -> N
     [
         (lambda e: e[0]["variants"].pop(), r"needs at least two variants"),
         (lambda e: e.append(copy.deepcopy(e[0])), r"experiments\[1\]\.id 'recency-half-life' is used twice"),
-        (lambda e: e[0]["variants"][1].update(name="control"), r"variants\[1\]\.name 'control' is used twice"),
+        (
+            lambda e: e[0]["variants"][1].update(name="control"),
+            r"variants\[1\]\.name 'control' is used twice",
+        ),
         (lambda e: e[0]["variants"][0].update(weight=0), r"variants\[0\]\.weight must be a number"),
-        (lambda e: e[0]["variants"][0].update(params={"nested": {"a": 1}}), r"params must be an object of scalars"),
+        (
+            lambda e: e[0]["variants"][0].update(params={"nested": {"a": 1}}),
+            r"params must be an object of scalars",
+        ),
     ],
 )
 def test_experiments_are_validated(dev_raw: dict[str, Any], mutate: Any, message: str) -> None:
