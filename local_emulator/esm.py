@@ -9,6 +9,7 @@ polls each shard itself. This module is that poller. It is usable on its own, in
         invoke=lambda event: (payload, function_error),   # function_error: None | "Handled" | "Unhandled"
         send_on_failure=lambda message: ...,  # receives AWS's on-failure invocation record (a dict)
         clock=time.time,                      # injectable: seconds since the epoch
+        executor=None,                        # a concurrent.futures.Executor: lanes invoke concurrently
     )
     poller.poll_once()       # read new records, invoke at most one batch per shard lane; returns #invokes
     poller.run_until_idle()  # poll until a round neither reads a record nor invokes the function
@@ -42,6 +43,7 @@ Rules implemented (each has its own test in tests/unit/test_esm_*.py):
 - Resharding: a child shard is read only after its parent(s) are closed and fully processed.
 - ``ParallelizationFactor`` N > 1: each shard's records are hashed by partition key into N lanes that
   checkpoint independently, so one partition key's records stay in order while other keys go ahead.
+  Given an ``executor``, the batches of all ready lanes (and shards) of a round are invoked concurrently.
 - Sequence numbers are compared as integers (moto's are small integers, AWS's are 56-digit numbers).
 
 Documented simplifications: a retried batch keeps the records it had (AWS may append newer records to a
@@ -60,6 +62,7 @@ import uuid
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,6 +239,7 @@ class EsmPoller:
         invoke_identity_arn: str = "",
         on_batch: Callable[[BatchOutcome], None] | None = None,
         shard_refresh_interval_s: float = 0.0,
+        executor: Executor | None = None,
     ) -> None:
         if config.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -249,6 +253,7 @@ class EsmPoller:
         self._identity = invoke_identity_arn
         self._on_batch = on_batch
         self._refresh_interval = shard_refresh_interval_s
+        self._executor = executor
         self._last_refresh: float | None = None
         self._shards: dict[str, _Shard] = {}
         self._initial_shards: set[str] | None = None
@@ -261,19 +266,29 @@ class EsmPoller:
     def poll_once(self) -> int:
         """One polling round: read new records, then invoke at most one batch per ready lane.
 
-        Returns the number of function invocations made.
+        Lanes are prepared and their results applied in a fixed order; with `executor` their
+        invocations run concurrently. Returns the number of function invocations made.
         """
         if not self.config.enabled:
             return 0
         self._refresh_shards()
         for shard in self._readable_shards():
             self._read(shard)
-        invoked = 0
-        for shard in list(self._shards.values()):
-            for index, lane in enumerate(shard.lanes):
-                if self._step_lane(shard, index, lane):
-                    invoked += 1
-        return invoked
+        ready = [
+            (shard, index, lane, attempt)
+            for shard in list(self._shards.values())
+            for index, lane in enumerate(shard.lanes)
+            if (attempt := self._next_attempt(shard, lane)) is not None
+        ]
+        events = [self._event(shard.shard_id, attempt.records) for shard, _, _, attempt in ready]
+        started = self._clock()
+        if self._executor is not None and len(ready) > 1:
+            results = list(self._executor.map(self._call, events))
+        else:
+            results = [self._call(event) for event in events]
+        for (shard, index, lane, attempt), (payload, error) in zip(ready, results, strict=True):
+            self._apply(shard, index, lane, attempt, payload, error, started)
+        return len(ready)
 
     def run_until_idle(self, max_rounds: int = 10_000) -> int:
         """Poll until a round reads no record and makes no invocation; returns total invocations.
@@ -409,17 +424,17 @@ class EsmPoller:
         return 0 if factor == 1 else zlib.crc32(partition_key.encode("utf-8")) % factor
 
     # --- one lane, one step -----------------------------------------------------------------------
-    def _step_lane(self, shard: _Shard, index: int, lane: _Lane) -> bool:
+    def _next_attempt(self, shard: _Shard, lane: _Lane) -> _Attempt | None:
+        """The batch this lane invokes next (a pending retry first), or None if it must wait."""
         attempt = lane.pending[0] if lane.pending else None
         if attempt is None:
             if not lane.buffer or not self._window_elapsed(shard, lane):
-                return False
+                return None
             attempt = _Attempt(self._take_batch(lane))
             lane.pending.append(attempt)
         if not self._discard_expired(shard, lane, attempt):
-            return False
-        self._invoke_attempt(shard, index, lane, attempt)
-        return True
+            return None
+        return attempt
 
     def _window_elapsed(self, shard: _Shard, lane: _Lane) -> bool:
         window = self.config.maximum_batching_window_s
@@ -464,19 +479,28 @@ class EsmPoller:
             return False
         return True
 
-    def _invoke_attempt(self, shard: _Shard, index: int, lane: _Lane, attempt: _Attempt) -> None:
-        records = attempt.records
-        event = self._event(shard.shard_id, records)
-        request_id = str(uuid.uuid4())
-        started = self._clock()
+    def _call(self, event: dict[str, Any]) -> InvokeResult:
         try:
-            payload, function_error = self._invoke(event)
+            return self._invoke(event)
         except Exception as error:  # an invoke failure must never stop the shard's poller
             log.warning("invoke of %s failed: %s", self.config.function_arn, error)
-            payload, function_error = {"errorMessage": str(error)}, "Unhandled"
+            return {"errorType": type(error).__name__, "errorMessage": str(error)}, "Unhandled"
+
+    def _apply(
+        self,
+        shard: _Shard,
+        index: int,
+        lane: _Lane,
+        attempt: _Attempt,
+        payload: Any,
+        function_error: str | None,
+        started: float,
+    ) -> None:
+        """Checkpoint, retry, bisect or discard according to one invocation's result."""
+        records = attempt.records
         self.invocations += 1
         attempt.invokes += 1
-        attempt.last_request_id = request_id
+        attempt.last_request_id = str(uuid.uuid4())
         attempt.last_response = {
             "statusCode": 200,
             "executedVersion": "$LATEST",

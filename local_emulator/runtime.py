@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,7 @@ class Runtime:
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self._watched_queues: dict[str, str] = {}
+        self._executors: list[ThreadPoolExecutor] = []
 
     # --- start / stop -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -126,6 +128,8 @@ class Runtime:
         self._stop.set()
         for poller in self.pollers:
             poller.stop()
+        for executor in self._executors:
+            executor.shutdown(wait=True)
         for gateway in self.gateways.values():
             gateway.stop()
         if self._monitor is not None:
@@ -209,10 +213,16 @@ class Runtime:
                     invoke_identity_arn=function.spec.role,
                     on_batch=self._batch_metrics(function_name),
                     shard_refresh_interval_s=1.0,
+                    executor=self._executor(function.spec.max_concurrency),
                 )
                 thread = _PollerThread(poller, self.options.poll_interval_s, f"esm-{config.uuid[:8]}")
                 thread.start()
                 self.pollers.append(thread)
+
+    def _executor(self, workers: int) -> ThreadPoolExecutor:
+        executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="esm-invoke")
+        self._executors.append(executor)
+        return executor
 
     def _start_monitor(self) -> None:
         names = [name for stack in self.stacks for name in stack.alarms]

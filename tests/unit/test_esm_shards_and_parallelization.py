@@ -114,3 +114,33 @@ def test_parallelization_factor_lets_other_keys_pass_a_failing_key(kinesis):
     assert all(
         int(c["Records"][0]["kinesis"]["sequenceNumber"]) == bad[0] for c in fn.calls if c not in good_calls
     )
+
+
+def test_parallelization_factor_lanes_run_concurrently_with_an_executor(kinesis):
+    """Rule: ParallelizationFactor processes several batches of one shard at the same time."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Given two keys in different lanes, and a function that only returns once two calls are in flight
+    arn = create_stream(kinesis, STREAM)
+    config = EsmConfig(arn, FUNCTION_ARN, batch_size=10, parallelization_factor=2)
+    probe = EsmPoller(kinesis, config, invoke=ScriptedFunction())
+    first = "user-0"
+    second = next(f"user-{i}" for i in range(1, 50) if probe._lane_of(f"user-{i}") != probe._lane_of(first))
+    put(kinesis, STREAM, first, "a")
+    put(kinesis, STREAM, second, "b")
+    both_in_flight = threading.Barrier(2, timeout=30)
+
+    def invoke(event):
+        both_in_flight.wait()  # raises BrokenBarrierError (a function error) if calls were sequential
+        return None, None
+
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        poller = EsmPoller(kinesis, config, invoke=invoke, executor=executor)
+
+        # When one round runs
+        invoked = poller.poll_once()
+
+    # Then both lanes were invoked at once and both batches succeeded
+    assert invoked == 2
+    assert poller.is_idle()
