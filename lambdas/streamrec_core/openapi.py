@@ -216,13 +216,24 @@ def _similar_schema() -> dict[str, Any]:
 
 
 def _experiment_schema() -> dict[str, Any]:
-    rate = {"type": ["number", "null"], "minimum": 0}
+    fraction = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+    rate = {
+        "type": "object",
+        "description": "A proportion with its 95% Wilson score interval; all null without impressions.",
+        "required": ["value", "low", "high"],
+        "properties": {"value": fraction, "low": fraction, "high": fraction},
+    }
     count = {"type": "integer", "minimum": 0}
     return {
         "type": "object",
         "required": ["experiment_id", "variants"],
         "properties": {
             "experiment_id": {"type": "string"},
+            "configured": {
+                "type": "boolean",
+                "description": "False when only attributed events name this experiment.",
+            },
+            "confidence": {"type": "number", "description": "Confidence level of the intervals."},
             "variants": {
                 "type": "array",
                 "items": {
@@ -230,12 +241,16 @@ def _experiment_schema() -> dict[str, Any]:
                     "required": ["variant"],
                     "properties": {
                         "variant": {"type": "string"},
-                        "weight": {"type": "number", "minimum": 0},
+                        "weight": {
+                            "type": ["number", "null"],
+                            "minimum": 0,
+                            "description": "Configured share of traffic; null if only seen in events.",
+                        },
                         "impressions": count,
                         "clicks": count,
                         "purchases": count,
-                        "ctr": {**rate, "description": "clicks / impressions"},
-                        "conversion": {**rate, "description": "purchases / impressions"},
+                        "ctr": {**rate, "description": "clicks / impressions, with interval"},
+                        "conversion": {**rate, "description": "purchases / impressions, with interval"},
                     },
                 },
             },
@@ -356,8 +371,8 @@ def build_openapi() -> dict[str, Any]:
                 "name": "category",
                 "in": "query",
                 "required": False,
-                "description": "Only items of this category.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                "description": "Only items of this category (empty: no filter).",
+                "schema": {"type": "string", "maxLength": 128},
             },
             {
                 "name": "exclude",
@@ -383,6 +398,7 @@ def build_openapi() -> dict[str, Any]:
         "responses": {
             "200": _json(_ref("SimilarItems"), "Co-visited items, best first."),
             "400": _error("Invalid parameter."),
+            "404": _error("No events were ever seen for this item."),
             **_common_errors(),
         },
     }
