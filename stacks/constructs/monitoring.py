@@ -7,6 +7,7 @@ Thresholds come from `settings.alarms`; custom metrics are the functions' EMF me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
@@ -233,6 +234,56 @@ class Monitoring(Construct):
         self.alarms[suffix] = alarm
         return alarm
 
+    def _variant_metric(
+        self, name: str, service: str, experiment_id: str, variant: str, label: str
+    ) -> cw.Metric:
+        dims = {
+            SERVICE_DIMENSION: service,
+            c.METRIC_DIMENSION_EXPERIMENT: experiment_id,
+            c.METRIC_DIMENSION_VARIANT: variant,
+        }
+        return self._metric(c.METRICS_NAMESPACE, name, dims, "Sum").with_(label=label)
+
+    def _experiment_widgets(self, graph: Any) -> list[cw.IWidget]:
+        """Per configured experiment: counts per variant, and CTR / conversion per variant.
+
+        Serve counts impressions and process counts attributed clicks and purchases, each with the
+        dimensions service, experiment and variant; the variants come from settings, so every series is
+        named exactly (no SEARCH).
+        """
+        widgets: list[cw.IWidget] = []
+        for experiment in self._settings.experiments:
+            counts: list[cw.IMetric] = []
+            rates: list[cw.IMetric] = []
+            for i, variant in enumerate(experiment.variants):
+                exp, name = experiment.id, variant.name
+                impressions = self._variant_metric(
+                    c.METRIC_VARIANT_IMPRESSIONS, c.SERVE_SERVICE, exp, name, f"{name} impressions"
+                )
+                clicks = self._variant_metric(
+                    c.METRIC_VARIANT_CLICKS, c.PROCESS_SERVICE, exp, name, f"{name} clicks"
+                )
+                purchases = self._variant_metric(
+                    c.METRIC_VARIANT_PURCHASES, c.PROCESS_SERVICE, exp, name, f"{name} purchases"
+                )
+                counts += [impressions, clicks, purchases]
+                for kind, prefix, numerator in (("ctr", "c", clicks), ("conversion", "p", purchases)):
+                    rates.append(
+                        cw.MathExpression(
+                            expression=f"FILL({prefix}{i}, 0) / i{i}",
+                            using_metrics={f"{prefix}{i}": numerator, f"i{i}": impressions},
+                            label=f"{name} {kind}",
+                            period=self._period,
+                        )
+                    )
+            widgets.append(graph(f"{experiment.id}: impressions, clicks, purchases per variant", counts))
+            widgets.append(graph(f"{experiment.id}: CTR and conversion per variant", rates))
+        if not widgets:
+            widgets.append(
+                cw.TextWidget(markdown="No experiments configured in settings.", width=24, height=2)
+            )
+        return widgets
+
     def _dashboard(self, w: Monitored) -> cw.Dashboard:
         lam = "AWS/Lambda"
 
@@ -241,17 +292,6 @@ class Monitoring(Construct):
 
         api_dims = {"ApiName": w.api_name, "Stage": w.stage_name}
         stream_dims = {"StreamName": w.stream.stream_name}
-
-        def variant_search(metric: str) -> cw.MathExpression:
-            # Variants are data (from settings), so a SEARCH finds every variant series.
-            return cw.MathExpression(
-                expression=(
-                    f"SEARCH('{{{c.METRICS_NAMESPACE},{SERVICE_DIMENSION},variant}} "
-                    f"MetricName=\"{metric}\"', 'Sum', {int(self._period.to_seconds())})"
-                ),
-                label=metric,
-                period=self._period,
-            )
 
         def graph(
             title: str, left: list[cw.IMetric], right: list[cw.IMetric] | None = None
@@ -398,9 +438,5 @@ class Monitoring(Construct):
             ),
         )
         board.add_widgets(header("Experiments"))
-        board.add_widgets(
-            graph("Impressions per variant", [variant_search(c.METRIC_VARIANT_IMPRESSIONS)]),
-            graph("Clicks per variant", [variant_search(c.METRIC_VARIANT_CLICKS)]),
-            graph("Purchases per variant", [variant_search(c.METRIC_VARIANT_PURCHASES)]),
-        )
+        board.add_widgets(*self._experiment_widgets(graph))
         return board

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -201,9 +203,13 @@ def test_thresholds_follow_the_selected_profile(dev: Synth, prod: Synth) -> None
     assert _alarm(dev, c.ALARM_ITERATOR_AGE)["Threshold"] != _alarm(prod, c.ALARM_ITERATOR_AGE)["Threshold"]
 
 
-def test_dashboard_covers_every_part_of_the_pipeline(synth: Synth) -> None:
+def _dashboard_text(synth: Synth) -> str:
     body = synth.props("AWS::CloudWatch::Dashboard")["DashboardBody"]
-    text = "".join(p if isinstance(p, str) else "" for p in body["Fn::Join"][1])
+    return "".join(p if isinstance(p, str) else "" for p in body["Fn::Join"][1])
+
+
+def test_dashboard_covers_every_part_of_the_pipeline(synth: Synth) -> None:
+    text = _dashboard_text(synth)
     for section in (
         "Ingest",
         "Stream",
@@ -220,6 +226,41 @@ def test_dashboard_covers_every_part_of_the_pipeline(synth: Synth) -> None:
         c.METRIC_DLQ_SENDS,
         "WriteThrottleEvents",
         c.METRIC_FALLBACKS,
-        c.METRIC_VARIANT_CLICKS,
     ):
         assert metric in text
+
+
+def _graphed_dimensions(text: str, namespace: str, metric: str) -> list[dict[str, str]]:
+    """Dimension maps of every graphed series of a metric ([namespace, metric, k1, v1, ..., {options}])."""
+    found = []
+    for match in re.finditer(rf'\["{re.escape(namespace)}","{re.escape(metric)}",((?:"[^"]*",)*)\{{', text):
+        values = json.loads(f"[{match.group(1).rstrip(',')}]")
+        found.append(dict(zip(values[::2], values[1::2], strict=True)))
+    return found
+
+
+def test_dashboard_shows_each_configured_variant_with_the_dimensions_the_functions_emit(dev: Synth) -> None:
+    # Given dev's experiment from settings
+    [experiment] = dev.settings.experiments
+    text = _dashboard_text(dev)
+    # Then every variant's impressions (serve) and clicks (process) are graphed with service, experiment
+    # and variant dimensions, and its CTR is computed
+    for metric, service in (
+        (c.METRIC_VARIANT_IMPRESSIONS, c.SERVE_SERVICE),
+        (c.METRIC_VARIANT_CLICKS, c.PROCESS_SERVICE),
+    ):
+        graphed = _graphed_dimensions(text, c.METRICS_NAMESPACE, metric)
+        for variant in experiment.variants:
+            expected = {
+                "service": service,
+                c.METRIC_DIMENSION_EXPERIMENT: experiment.id,
+                c.METRIC_DIMENSION_VARIANT: variant.name,
+            }
+            assert expected in graphed, (metric, graphed)
+    for variant in experiment.variants:
+        assert f"{variant.name} ctr" in text
+
+
+def test_dashboard_says_so_when_no_experiment_is_configured(prod: Synth) -> None:
+    assert prod.settings.experiments == ()
+    assert "No experiments configured" in _dashboard_text(prod)
