@@ -11,6 +11,7 @@ The AWS client is injected (tests hand in a moto-backed or a fault-injecting one
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,8 +24,18 @@ from streamrec_core.constants import (
     ATTR_VERSION,
     DDB_BATCH_GET_MAX_KEYS,
     DDB_TRANSACT_MAX_ITEMS,
+    ITEM_COUNTS,
+    ITEM_COVISIT,
+    ITEM_POPULARITY,
     ITEMS_PK,
     ITEMS_SK,
+    TRENDING_ENTRIES,
+    USER_AFFINITY,
+    USER_BOUGHT,
+    USER_COUNTS,
+    USER_HISTORY,
+    USER_RECENT_IDS,
+    USER_WATERMARKS,
     USERS_PK,
 )
 from streamrec_core.features import ITEMS, USERS, Key, Row, key_attributes
@@ -109,12 +120,44 @@ def deserialize(attr: Mapping[str, Any]) -> Any:
     raise TypeError(f"unsupported attribute type {tag}")
 
 
+# The bulky collections of a row (histories, id lists, neighbour and bucket maps) are stored as one
+# compact JSON string each: rows are always read and written whole, JSON is encoded in C (5-10x faster
+# than building typed AttributeValues in Python) and the item is smaller (fewer write units). Floats
+# round-trip exactly (repr); numbers inside are not bound by DynamoDB's number range.
+JSON_ATTRIBUTES = frozenset(
+    {
+        USER_HISTORY,
+        USER_AFFINITY,
+        USER_COUNTS,
+        USER_RECENT_IDS,
+        USER_BOUGHT,
+        USER_WATERMARKS,
+        ITEM_POPULARITY,
+        ITEM_COVISIT,
+        ITEM_COUNTS,
+        TRENDING_ENTRIES,
+    }
+)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_loads = json.loads
+
+
 def to_item(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: serialize(value) for name, value in row.items()}
+    """A row as a DynamoDB item (typed JSON)."""
+    return {
+        name: {"S": _dumps(value)} if name in JSON_ATTRIBUTES else serialize(value) for name, value in row.items()
+    }
 
 
 def from_item(item: Mapping[str, Any]) -> Row:
-    return {name: deserialize(value) for name, value in item.items()}
+    """A DynamoDB item as a row."""
+    row: Row = {}
+    for name, value in item.items():
+        if name in JSON_ATTRIBUTES and "S" in value:
+            row[name] = _loads(value["S"])
+        else:
+            row[name] = deserialize(value)
+    return row
 
 
 @dataclass

@@ -151,3 +151,15 @@ def test_query_items_reads_a_whole_partition(dynamodb):
         store.commit([(key, new_row(key), 0)])
     rows = store.query_items(c.EXPERIMENT_PK_PREFIX + "exp")
     assert [r[c.EXPERIMENT_VARIANT_ATTR] for r in rows] == ["a", "b", "c"]
+
+
+def test_bulky_collections_are_stored_as_compact_json_strings(dynamodb):
+    store = FeatureStore(dynamodb, USERS_TABLE, ITEMS_TABLE)
+    row = new_row(user_key("u1"))
+    row[c.USER_RECENT_IDS] = ["e1", "e2"]
+    row[c.USER_AFFINITY] = {"x": 1e-300}  # fine inside JSON, below DynamoDB's number range outside it
+    store.commit([(user_key("u1"), row, 0)])
+    raw = dynamodb.get_item(TableName=USERS_TABLE, Key={c.USERS_PK: {"S": "u1"}})["Item"]
+    assert raw[c.USER_RECENT_IDS] == {"S": '["e1","e2"]'}
+    assert raw[c.USER_LAST_EVENT_AT] == {"N": "0"}
+    assert store.read([user_key("u1")])[user_key("u1")][c.USER_AFFINITY] == {"x": 1e-300}
