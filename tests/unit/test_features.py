@@ -17,6 +17,7 @@ from streamrec_core.features import (
     FeatureConfig,
     MemoryFeatures,
     apply_event,
+    event_digest,
     experiment_key,
     item_key,
     merge_trending,
@@ -109,7 +110,8 @@ def test_recent_ids_are_capped():
     memory = fold([ev(i, f"i{i % 7}") for i in range(1, 251)])
     ids = memory.user("u1")[c.USER_RECENT_IDS]
     assert len(ids) == 200
-    assert ids[0] == "e51" and ids[-1] == "e250"
+    assert ids[0] == event_digest("e51") and ids[-1] == event_digest("e250")
+    assert len(ids[0]) == 11  # 64-bit digests, not the client's (up to 64-character) ids
 
 
 def test_user_ttl_follows_the_latest_receipt_time():
