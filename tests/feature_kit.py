@@ -50,13 +50,17 @@ def scan_all(dynamodb: Any, table: str) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def table_state(dynamodb: Any, users: str = USERS_TABLE, items: str = ITEMS_TABLE) -> dict[tuple[str, ...], dict]:
+def table_state(
+    dynamodb: Any, users: str = USERS_TABLE, items: str = ITEMS_TABLE
+) -> dict[tuple[str, ...], dict]:
     """Both tables as {key: row}; versions removed (they count writes, which faults legitimately change)."""
     state: dict[tuple[str, ...], dict] = {}
     for row in scan_all(dynamodb, users):
         state[("users", row[c.USERS_PK])] = {k: v for k, v in row.items() if k != c.ATTR_VERSION}
     for row in scan_all(dynamodb, items):
-        state[("items", row[c.ITEMS_PK], row[c.ITEMS_SK])] = {k: v for k, v in row.items() if k != c.ATTR_VERSION}
+        state[("items", row[c.ITEMS_PK], row[c.ITEMS_SK])] = {
+            k: v for k, v in row.items() if k != c.ATTR_VERSION
+        }
     return state
 
 
@@ -179,7 +183,8 @@ class FaultyDynamoDB:
             raise client_error(
                 "TransactionCanceledException",
                 "TransactWriteItems",
-                CancellationReasons=[{"Code": "TransactionConflict"}] + [{"Code": "None"}] * (len(kwargs["TransactItems"]) - 1),
+                CancellationReasons=[{"Code": "TransactionConflict"}]
+                + [{"Code": "None"}] * (len(kwargs["TransactItems"]) - 1),
             )
         if fault == "crash":
             raise CrashAfterWrites(f"injected crash before write call {self.transact_calls}")

@@ -4,7 +4,8 @@ When a batch exhausts its retries (or its records grow too old), Lambda sends th
 destination a message with AWS's batch metadata, not the records:
 
     {"requestContext": {"functionArn": ..., "condition": "RetryAttemptsExhausted", ...},
-     "KinesisBatchInfo": {"shardId", "startSequenceNumber", "endSequenceNumber", "streamArn", "batchSize", ...}}
+     "KinesisBatchInfo": {"shardId", "startSequenceNumber", "endSequenceNumber", "streamArn",
+                          "batchSize", ...}}
 
 This command reads those messages, re-reads each range from the stream by sequence number
 (AT_SEQUENCE_NUMBER, stopping after endSequenceNumber), runs the process function's own logic on the
@@ -135,7 +136,11 @@ def read_range(kinesis: Any, batch: FailedBatch) -> tuple[list[KinesisRecord], b
 
 
 def _complete(records: list[KinesisRecord], first: int, batch: FailedBatch) -> bool:
-    if not records or int(records[0].sequence_number) != first or int(records[-1].sequence_number) != int(batch.end):
+    if (
+        not records
+        or int(records[0].sequence_number) != first
+        or int(records[-1].sequence_number) != int(batch.end)
+    ):
         return False
     return batch.batch_size <= 0 or len(records) >= batch.batch_size
 
@@ -239,8 +244,8 @@ class Redriver:
             if result.failed_sequence_number is not None:
                 summary.kept += 1
                 summary.problems.append(
-                    f"{batch.shard_id} {batch.start}..{batch.end}: stopped at {result.failed_sequence_number} "
-                    "(throttled?); message kept, run again"
+                    f"{batch.shard_id} {batch.start}..{batch.end}: stopped at "
+                    f"{result.failed_sequence_number} (throttled?); message kept, run again"
                 )
                 self._kept.append(message)
                 self._tick(len(records), "stopped; kept")
@@ -264,7 +269,9 @@ class Redriver:
             self.progress.update(1, status)
 
 
-def function_processor_factory(lambda_client: Any, dynamodb: Any, sqs: Any, function_name: str | None) -> ProcessorFactory:
+def function_processor_factory(
+    lambda_client: Any, dynamodb: Any, sqs: Any, function_name: str | None
+) -> ProcessorFactory:
     """Processors configured from the process function's own environment (cached per function)."""
     cache: dict[str, BatchProcessor] = {}
 
@@ -273,10 +280,16 @@ def function_processor_factory(lambda_client: Any, dynamodb: Any, sqs: Any, func
         if not name:
             raise SystemExit("the message names no function; pass --function-name")
         if name not in cache:
-            env = lambda_client.get_function_configuration(FunctionName=name).get("Environment", {}).get("Variables", {})
+            env = (
+                lambda_client.get_function_configuration(FunctionName=name)
+                .get("Environment", {})
+                .get("Variables", {})
+            )
             config = ProcessConfig.from_env(env)
             store = FeatureStore(dynamodb, config.users_table, config.items_table)
-            cache[name] = BatchProcessor(store, SqsDeadLetters(sqs, config.dead_letter_queue_url), config.features)
+            cache[name] = BatchProcessor(
+                store, SqsDeadLetters(sqs, config.dead_letter_queue_url), config.features
+            )
         return cache[name]
 
     return processor_for
@@ -288,9 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint-url", help="AWS endpoint (e.g. the local moto server)")
     parser.add_argument("--region", help="AWS region")
     parser.add_argument("--queue-url", help="the on-failure queue (default: the stack output)")
-    parser.add_argument("--function-name", help="process function whose settings to use (default: from each message)")
+    parser.add_argument(
+        "--function-name", help="process function whose settings to use (default: from each message)"
+    )
     parser.add_argument("--max-messages", type=int, default=None, help="stop after this many messages")
-    parser.add_argument("--dry-run", action="store_true", help="read and report; change nothing, delete nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="read and report; change nothing, delete nothing"
+    )
     args = parser.parse_args(argv)
 
     endpoint, region, queue_url = args.endpoint_url, args.region, args.queue_url
@@ -308,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     sqs = client("sqs")
     total = None
     try:
-        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
         total = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
         if args.max_messages is not None:
             total = min(total, args.max_messages)

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
-
 from streamrec_core.constants import (
     DLQ_EVENT_SOURCE_ARN,
     DLQ_PARTITION_KEY,

@@ -29,7 +29,9 @@ tracer = Tracer(service=c.PROCESS_SERVICE)
 
 # botocore retries throttled calls a few times itself; our processor adds its own bounded retries and
 # then hands the rest back to the event source mapping.
-_CLIENT_CONFIG = Config(retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=10)
+_CLIENT_CONFIG = Config(
+    retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=10
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +44,17 @@ class Dependencies:
 _dependencies: Dependencies | None = None
 
 
-def configure(config: ProcessConfig, dynamodb_client: Any, sqs_client: Any, **processor_options: Any) -> Dependencies:
+def configure(
+    config: ProcessConfig, dynamodb_client: Any, sqs_client: Any, **processor_options: Any
+) -> Dependencies:
     """Set the container's dependencies (tests inject moto-backed or fault-injecting clients here)."""
     global _dependencies
     store = FeatureStore(dynamodb_client, config.users_table, config.items_table)
     dead_letters = SqsDeadLetters(sqs_client, config.dead_letter_queue_url)
     _dependencies = Dependencies(
-        config=config, store=store, processor=BatchProcessor(store, dead_letters, config.features, **processor_options)
+        config=config,
+        store=store,
+        processor=BatchProcessor(store, dead_letters, config.features, **processor_options),
     )
     return _dependencies
 

@@ -37,6 +37,7 @@ from streamrec_core.constants import (
     USER_HISTORY,
     USER_RECENT_IDS,
 )
+from streamrec_core.feature_store import Throttled, WriteConflict
 from streamrec_core.features import (
     APPLY,
     DUPLICATE,
@@ -56,7 +57,6 @@ from streamrec_core.features import (
     user_key,
     user_watermark,
 )
-from streamrec_core.feature_store import Throttled, WriteConflict
 from streamrec_core.schema import PoisonRecord, decode_record, validate_event
 
 # A record holds the event plus `received_at` and the JSON framing ingest adds; anything larger than
@@ -238,9 +238,7 @@ class BatchProcessor:
         if stopped is not None and (failed_at is None or stopped < failed_at):
             failed_at = stopped
         if failed_at is not None:
-            result.failed_sequence_number = next(
-                r.sequence_number for r in records if r.seq == failed_at
-            )
+            result.failed_sequence_number = next(r.sequence_number for r in records if r.seq == failed_at)
         return result
 
     # --- the fold ----------------------------------------------------------------------------------
@@ -262,7 +260,9 @@ class BatchProcessor:
             index = position
             while index < len(events):
                 event = events[index]
-                self._load(rows, [user_key(event.user_id)] + ([item_key(event.item_id)] if event.item_id else []))
+                self._load(
+                    rows, [user_key(event.user_id)] + ([item_key(event.item_id)] if event.item_id else [])
+                )
                 plan = plan_event(rows, event, self.cfg, redrive=redrive)
                 self._load(rows, plan.keys)
                 new_keys = [key for key in plan.keys if key not in chunk]
@@ -274,7 +274,9 @@ class BatchProcessor:
                 chunk.update(dict.fromkeys(new_keys))
                 verdicts.append(plan.verdict)
                 if event.variant is not None and plan.verdict in (APPLY, LATE):
-                    attributed.append((event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant, event.event_type))
+                    attributed.append(
+                        (event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant, event.event_type)
+                    )
                 index += 1
             writes = [(key, rows[key], int(rows[key]["version"])) for key in chunk]  # type: ignore[index]
             try:
@@ -326,7 +328,9 @@ class BatchProcessor:
         if user is None:
             return False
         mark = user_watermark(user, event.shard_id)
-        return mark is not None and event.seq <= mark and len(user[USER_RECENT_IDS]) >= self.cfg.recent_ids_cap
+        return (
+            mark is not None and event.seq <= mark and len(user[USER_RECENT_IDS]) >= self.cfg.recent_ids_cap
+        )
 
     def _load(self, rows: dict[Key, Row | None], keys: Iterable[Key]) -> None:
         missing = [key for key in keys if key not in rows]
@@ -358,7 +362,11 @@ class BatchProcessor:
             if event.item_id is not None and not event.category:
                 profile = rows.get(item_key(event.item_id))
                 if profile and profile.get("category"):
-                    keys[trending_key(profile["category"], slot_for_shard(event.shard_id, self.cfg.trending_slots))] = None
+                    keys[
+                        trending_key(
+                            profile["category"], slot_for_shard(event.shard_id, self.cfg.trending_slots)
+                        )
+                    ] = None
         gap = self.cfg.session_gap_ms
         for user_id, start in first_time.items():
             user = rows.get(user_key(user_id))

@@ -33,7 +33,6 @@ from streamrec_core.http import (
     http_error_response,
     json_response,
     parse_origins,
-    path_parameter,
     query_parameter,
     query_parameter_list,
     request_id,
@@ -46,7 +45,9 @@ logger = Logger(service=c.SERVE_SERVICE)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.SERVE_SERVICE)
 tracer = Tracer(service=c.SERVE_SERVICE)
 
-_CLIENT_CONFIG = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=2)
+_CLIENT_CONFIG = Config(
+    retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=2
+)
 
 ROUTE_RECOMMENDATIONS = "/v1/users/{user_id}/recommendations"
 ROUTE_SIMILAR = "/v1/items/{item_id}/similar"
@@ -143,7 +144,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except Throttled:
         logger.warning("feature tables throttled")
         return error_response(
-            ERROR_SERVICE_UNAVAILABLE, "feature store busy; retry", request_id=rid, headers={**cors, "Retry-After": "1"}
+            ERROR_SERVICE_UNAVAILABLE,
+            "feature store busy; retry",
+            request_id=rid,
+            headers={**cors, "Retry-After": "1"},
         )
     except StoreError:
         logger.exception("feature store error")
@@ -153,7 +157,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return error_response(ERROR_INTERNAL, "internal error", request_id=rid, headers=cors)
 
 
-def _handle(event: Mapping[str, Any], deps: Dependencies, rid: str | None, cors: dict[str, str]) -> dict[str, Any]:
+def _handle(
+    event: Mapping[str, Any], deps: Dependencies, rid: str | None, cors: dict[str, str]
+) -> dict[str, Any]:
     template, params = route(event)
     if template is None:
         raise HttpError(ERROR_NOT_FOUND, "no such resource")
@@ -165,19 +171,25 @@ def _handle(event: Mapping[str, Any], deps: Dependencies, rid: str | None, cors:
         ROUTE_SIMILAR: lambda: deps.recommender.similar(
             parse_id(params.get("item_id"), "item_id"), k=parse_k(query_parameter(event, "k"))
         ),
-        ROUTE_EXPERIMENT: lambda: deps.recommender.experiment(parse_id(params.get("experiment_id"), "experiment_id")),
+        ROUTE_EXPERIMENT: lambda: deps.recommender.experiment(
+            parse_id(params.get("experiment_id"), "experiment_id")
+        ),
         ROUTE_HEALTH: lambda: {"status": "ok", "model": c.MODEL_NAME},
     }
     return json_response(200, handlers[template](), headers=cors)
 
 
-def _recommendations(event: Mapping[str, Any], deps: Dependencies, params: dict[str, str], rid: str | None) -> dict[str, Any]:
+def _recommendations(
+    event: Mapping[str, Any], deps: Dependencies, params: dict[str, str], rid: str | None
+) -> dict[str, Any]:
     user_id = parse_id(params.get("user_id"), "user_id")
     k = parse_k(query_parameter(event, "k"))
     category = parse_category(query_parameter(event, "category"))
     exclude = parse_exclude(query_parameter_list(event, "exclude"))
     started = time.perf_counter()
-    result = deps.recommender.recommendations(user_id, k=k, category=category, exclude=exclude, request_id=rid)
+    result = deps.recommender.recommendations(
+        user_id, k=k, category=category, exclude=exclude, request_id=rid
+    )
     elapsed_ms = (time.perf_counter() - started) * 1000
     metrics.add_metric(name=c.METRIC_RECOMMENDATION_LATENCY, unit=MetricUnit.Milliseconds, value=elapsed_ms)
     metrics.add_metric(name=c.METRIC_RECOMMENDATIONS_SERVED, unit=MetricUnit.Count, value=1)
@@ -198,6 +210,11 @@ def _recommendations(event: Mapping[str, Any], deps: Dependencies, params: dict[
             pass
     logger.info(
         "recommendations served",
-        extra={"items": result.items, "fallback": result.fallback, "variant": result.variant, "ms": round(elapsed_ms, 2)},
+        extra={
+            "items": result.items,
+            "fallback": result.fallback,
+            "variant": result.variant,
+            "ms": round(elapsed_ms, 2),
+        },
     )
     return result.body

@@ -23,7 +23,15 @@ from streamrec_core.constants import (
 )
 from streamrec_core.features import Key, Row, item_key, merge_trending, trending_keys, user_key
 from streamrec_core.http import ERROR_BAD_REQUEST, ERROR_NOT_FOUND, HttpError
-from streamrec_core.ranking import MAX_K, ModelParams, Recommendation, categories_to_fill, recommend, seed_items, similar_items
+from streamrec_core.ranking import (
+    MAX_K,
+    ModelParams,
+    Recommendation,
+    categories_to_fill,
+    recommend,
+    seed_items,
+    similar_items,
+)
 
 from serve.experiments import Experiment, assign, wilson
 
@@ -136,7 +144,14 @@ class Recommender:
         }
 
         recs, fallback = recommend(
-            user, profiles, category_trending, global_trending, k=k, params=params, category=category, exclude=exclude
+            user,
+            profiles,
+            category_trending,
+            global_trending,
+            k=k,
+            params=params,
+            category=category,
+            exclude=exclude,
         )
         body = {
             "user_id": user_id,
@@ -159,7 +174,10 @@ class Recommender:
     def experiment(self, experiment_id: str) -> dict[str, Any]:
         """Per-variant impressions, clicks, purchases, CTR and conversion with 95% Wilson intervals."""
         configured = next((e for e in self.settings.experiments if e.id == experiment_id), None)
-        rows = {row[EXPERIMENT_VARIANT_ATTR]: row for row in self.reader.query_items(EXPERIMENT_PK_PREFIX + experiment_id)}
+        rows = {
+            row[EXPERIMENT_VARIANT_ATTR]: row
+            for row in self.reader.query_items(EXPERIMENT_PK_PREFIX + experiment_id)
+        }
         if configured is None and not rows:
             raise HttpError(ERROR_NOT_FOUND, f"no experiment {experiment_id}")
         names = [v.name for v in configured.variants] if configured else []

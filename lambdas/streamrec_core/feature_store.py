@@ -145,7 +145,8 @@ _loads = json.loads
 def to_item(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row as a DynamoDB item (typed JSON)."""
     return {
-        name: {"S": _dumps(value)} if name in JSON_ATTRIBUTES else serialize(value) for name, value in row.items()
+        name: {"S": _dumps(value)} if name in JSON_ATTRIBUTES else serialize(value)
+        for name, value in row.items()
     }
 
 

@@ -155,7 +155,7 @@ _HOUR_PREFIX_CACHE: dict[str, int] = {}
 
 
 def timestamp_ms(value: str) -> int:
-    """Epoch milliseconds of an RFC 3339 timestamp (fast path for the normalized 'YYYY-MM-DDTHH:MM:SS.mmmZ')."""
+    """Epoch milliseconds of an RFC 3339 timestamp (fast path: the normalized form, ms and 'Z')."""
     if len(value) == 24 and value[-1] == "Z" and value[19] == ".":
         prefix = value[:13]
         base = _HOUR_PREFIX_CACHE.get(prefix)
@@ -351,7 +351,9 @@ def event_category(rows: Mapping[Key, Row], event: Event) -> str:
     return ""
 
 
-def covisit_partners(history: list[list[Any]], event: Event, cfg: FeatureConfig) -> tuple[tuple[str, str], ...]:
+def covisit_partners(
+    history: list[list[Any]], event: Event, cfg: FeatureConfig
+) -> tuple[tuple[str, str], ...]:
     """Items the event's item is paired with: the user's latest distinct items before it, in one session.
 
     Taken from the user's stored history as it stands before the event, so a redelivery of the same
@@ -638,8 +640,13 @@ class MemoryFeatures:
         self.rows: dict[Key, Row] = {}
         self.verdicts: dict[str, int] = {APPLY: 0, LATE: 0, DUPLICATE: 0, SEEN: 0}
 
-    def apply(self, event: Mapping[str, Any], shard_id: str = "offline", sequence_number: str | int = 0,
-              arrival_ms: int | None = None) -> str:
+    def apply(
+        self,
+        event: Mapping[str, Any],
+        shard_id: str = "offline",
+        sequence_number: str | int = 0,
+        arrival_ms: int | None = None,
+    ) -> str:
         parsed = event_from_record(
             event,
             shard_id=shard_id,

@@ -125,7 +125,9 @@ def top_categories(user: Mapping[str, Any] | None, limit: int) -> list[str]:
     return [name for name, score in ranked[:limit] if float(score) > 0]
 
 
-def categories_to_fill(user: Mapping[str, Any] | None, params: ModelParams, category: str | None) -> list[str]:
+def categories_to_fill(
+    user: Mapping[str, Any] | None, params: ModelParams, category: str | None
+) -> list[str]:
     """Categories whose trending lists fill the result: the requested one, else the user's top ones."""
     if category:
         return [category]
@@ -186,7 +188,11 @@ def recommend(
             scores[item] *= 1.0 + params.affinity_boost * share
 
     ranked = sorted(
-        ((item, score) for item, score in scores.items() if score > 0 and allowed(item, item_categories.get(item, ""))),
+        (
+            (item, score)
+            for item, score in scores.items()
+            if score > 0 and allowed(item, item_categories.get(item, ""))
+        ),
         key=lambda kv: (-kv[1], kv[0]),
     )
     result = [Recommendation(item, score, REASON_COVISIT) for item, score in ranked[:k]]
@@ -209,13 +215,16 @@ def recommend(
             result.append(Recommendation(item, value, reason))
             chosen.add(item)
             floor = min(floor, value) if value > 0 else floor
+
     for name in categories_to_fill(user, params, category):
         fill(category_trending.get(name, ()), REASON_CATEGORY)
     fill(global_trending, REASON_TRENDING)
     return result, used_fallback
 
 
-def similar_items(profile: Mapping[str, Any] | None, k: int, exclude: Iterable[str] = ()) -> list[Recommendation]:
+def similar_items(
+    profile: Mapping[str, Any] | None, k: int, exclude: Iterable[str] = ()
+) -> list[Recommendation]:
     """An item's co-visitation neighbours, best first (score = share of the best neighbour's score)."""
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}")

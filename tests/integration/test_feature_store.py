@@ -38,7 +38,9 @@ def test_rows_round_trip_with_nested_maps_lists_and_exact_floats(dynamodb):
     back = store.read([user_key("u1")])[user_key("u1")]
     assert back[c.ATTR_VERSION] == 1
     assert back[c.USER_AFFINITY]["x"] == 0.1 + 0.2
-    assert back[c.USER_WATERMARKS]["shardId-0"][0] == "49590338271490256608559692538361571095921575989136588898"
+    assert (
+        back[c.USER_WATERMARKS]["shardId-0"][0] == "49590338271490256608559692538361571095921575989136588898"
+    )
     assert {k: v for k, v in back.items() if k != c.ATTR_VERSION} == {
         k: v for k, v in row.items() if k != c.ATTR_VERSION
     }
@@ -100,7 +102,11 @@ def test_throttling_becomes_a_domain_error_by_code(dynamodb):
 @pytest.mark.parametrize(
     ("code", "reasons", "expected"),
     [
-        ("TransactionCanceledException", [{"Code": "ConditionalCheckFailed"}, {"Code": "None"}], WriteConflict),
+        (
+            "TransactionCanceledException",
+            [{"Code": "ConditionalCheckFailed"}, {"Code": "None"}],
+            WriteConflict,
+        ),
         ("TransactionCanceledException", [{"Code": "TransactionConflict"}], WriteConflict),
         ("TransactionCanceledException", [{"Code": "ProvisionedThroughputExceeded"}], Throttled),
         ("TransactionCanceledException", [{"Code": "ValidationError"}], StoreError),

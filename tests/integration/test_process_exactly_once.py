@@ -18,9 +18,6 @@ from typing import Any
 import boto3
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from local_emulator import moto_patches
-from local_emulator.esm import EsmConfig, EsmPoller
-from local_emulator.testing import FUNCTION_ARN, FakeClock, create_stream
 from moto import mock_aws
 from process import handler as process_handler
 from process.config import ProcessConfig
@@ -28,6 +25,9 @@ from streamrec_core import constants as c
 from streamrec_core.feature_store import from_item, to_item
 from streamrec_core.features import TYPE_WEIGHTS, FeatureConfig, MemoryFeatures, event_from_record
 
+from local_emulator import moto_patches
+from local_emulator.esm import EsmConfig, EsmPoller
+from local_emulator.testing import FUNCTION_ARN, FakeClock, create_stream
 from tests.feature_kit import ITEMS_TABLE, USERS_TABLE, FaultyDynamoDB, create_tables, table_state
 
 STREAM = "events"
@@ -132,14 +132,21 @@ def run_pipeline(events: list[dict[str, Any]], delivery: dict[str, Any]) -> tupl
     reshard_at = None if delivery["reshard_at"] is None else int(delivery["reshard_at"] * len(events))
     for index, body in enumerate(events):
         if index == reshard_at:
-            kinesis.split_shard(StreamName=STREAM, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127))
+            kinesis.split_shard(
+                StreamName=STREAM, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127)
+            )
         kinesis.put_record(StreamName=STREAM, PartitionKey=body["user_id"], Data=json.dumps(body).encode())
 
     faults = delivery["faults"]
     faulty = FaultyDynamoDB(dynamodb, plan=lambda n: faults.get(n))
     config = ProcessConfig(USERS_TABLE, ITEMS_TABLE, dlq, delivery["features"])
     process_handler.configure(
-        config, faulty, sqs, sleep=lambda s: None, max_throttle_retries=1, max_conflict_retries=1,
+        config,
+        faulty,
+        sqs,
+        sleep=lambda s: None,
+        max_throttle_retries=1,
+        max_conflict_retries=1,
         transact_max_items=delivery["transact_max_items"],
     )
     invocations = {"n": 0}
@@ -159,7 +166,9 @@ def run_pipeline(events: list[dict[str, Any]], delivery: dict[str, Any]) -> tupl
         report_batch_item_failures=True,
         parallelization_factor=delivery["parallelization"],
     )
-    EsmPoller(kinesis, esm, invoke=invoke, send_on_failure=on_failure.append, clock=FakeClock()).run_until_idle()
+    EsmPoller(
+        kinesis, esm, invoke=invoke, send_on_failure=on_failure.append, clock=FakeClock()
+    ).run_until_idle()
     return table_state(dynamodb), stream_records(kinesis), on_failure
 
 
@@ -175,7 +184,9 @@ def stream_records(kinesis: Any) -> list[tuple[str, str, bytes, int]]:
             page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
             for record in page["Records"]:
                 arrival = round(record["ApproximateArrivalTimestamp"].timestamp(), 3)
-                out.append((shard["ShardId"], record["SequenceNumber"], record["Data"], int(round(arrival * 1000))))
+                out.append(
+                    (shard["ShardId"], record["SequenceNumber"], record["Data"], int(round(arrival * 1000)))
+                )
             if not page["Records"]:
                 break
             iterator = page.get("NextShardIterator")
@@ -187,7 +198,9 @@ def reference_state(records: list[tuple[str, str, bytes, int]], features: Featur
     memory = MemoryFeatures(features)
     for shard, sequence_number, data, arrival in records:
         body = json.loads(data)
-        memory.apply_event(event_from_record(body, shard_id=shard, sequence_number=sequence_number, arrival_ms=arrival))
+        memory.apply_event(
+            event_from_record(body, shard_id=shard, sequence_number=sequence_number, arrival_ms=arrival)
+        )
     state = {}
     for (table, pk, sk), row in memory.rows.items():
         stored = from_item(to_item(row))  # the same number normalization the store applies
@@ -198,7 +211,9 @@ def reference_state(records: list[tuple[str, str, bytes, int]], features: Featur
 
 def assert_equal(actual: Any, expected: Any, path: str = "") -> None:
     if isinstance(expected, dict):
-        assert isinstance(actual, dict) and set(actual) == set(expected), f"{path}: keys {set(actual) ^ set(expected)}"
+        assert isinstance(actual, dict) and set(actual) == set(expected), (
+            f"{path}: keys {set(actual) ^ set(expected)}"
+        )
         for key in expected:
             assert_equal(actual[key], expected[key], f"{path}/{key}")
     elif isinstance(expected, list):
@@ -224,7 +239,8 @@ def check_invariants(state: dict, events: list[dict[str, Any]]) -> None:
             counts[body["event_type"]] = counts.get(body["event_type"], 0) + 1
         assert state[("users", user)][c.USER_COUNTS] == counts
     on_time = [
-        b for b in first.values()
+        b
+        for b in first.values()
         if "item_id" in b and _seconds(b[c.RECORD_RECEIVED_AT]) - _seconds(b["timestamp"]) <= LATENESS_S
     ]
     for item in {b["item_id"] for b in on_time}:
@@ -256,22 +272,52 @@ def _seconds(text: str) -> float:
     # A whole batch delivered twice, each user with more events than the recent ids keep: only the
     # watermarks can tell the second delivery apart.
     events=[
-        {"event_id": f"x{i}", "event_type": "view", "user_id": f"u{i % 2}", "timestamp": iso(T0 + i),
-         "schema_version": 1, c.RECORD_RECEIVED_AT: iso(T0 + i), "item_id": f"i{i % 3}", "category": "c0"}
+        {
+            "event_id": f"x{i}",
+            "event_type": "view",
+            "user_id": f"u{i % 2}",
+            "timestamp": iso(T0 + i),
+            "schema_version": 1,
+            c.RECORD_RECEIVED_AT: iso(T0 + i),
+            "item_id": f"i{i % 3}",
+            "category": "c0",
+        }
         for i in range(8)
     ],
-    delivery={"batch_size": 8, "parallelization": 1, "reshard_at": None, "faults": {},
-              "duplicate_invokes": frozenset({1}), "transact_max_items": 100, "features": FEATURES_SHORT_IDS},
+    delivery={
+        "batch_size": 8,
+        "parallelization": 1,
+        "reshard_at": None,
+        "faults": {},
+        "duplicate_invokes": frozenset({1}),
+        "transact_max_items": 100,
+        "features": FEATURES_SHORT_IDS,
+    },
 )
 @example(
     # A crash after the first of several transactions, with a reshard and two lanes.
     events=[
-        {"event_id": f"y{i}", "event_type": "add_to_cart", "user_id": f"u{i % 3}", "timestamp": iso(T0 + 7 * i),
-         "schema_version": 1, c.RECORD_RECEIVED_AT: iso(T0 + 7 * i), "item_id": f"i{i % 5}", "category": "c1"}
+        {
+            "event_id": f"y{i}",
+            "event_type": "add_to_cart",
+            "user_id": f"u{i % 3}",
+            "timestamp": iso(T0 + 7 * i),
+            "schema_version": 1,
+            c.RECORD_RECEIVED_AT: iso(T0 + 7 * i),
+            "item_id": f"i{i % 5}",
+            "category": "c1",
+        }
         for i in range(16)
     ],
-    delivery={"batch_size": 6, "parallelization": 2, "reshard_at": 0.5, "faults": {2: "crash", 4: "throttle", 5: "throttle", 6: "conflict"},
-              "duplicate_invokes": frozenset({3}), "transact_max_items": 10, "features": FEATURES_SHORT_IDS},
+    delivery={
+        "batch_size": 6,
+        "parallelization": 2,
+        "reshard_at": 0.5,
+        "faults": {2: "crash", 4: "throttle", 5: "throttle", 6: "conflict"},
+        "duplicate_invokes": frozenset({3}),
+        "transact_max_items": 10,
+        "features": FEATURES_SHORT_IDS,
+    },
 )
 @given(events=clickstreams(), delivery=deliveries())
 def test_feature_tables_equal_each_distinct_event_applied_once(events, delivery):

@@ -83,7 +83,10 @@ def test_batch_fixture_is_applied_and_poison_records_are_dead_lettered(aws):
     alice = state[("users", "alice")]
     assert alice[c.USER_COUNTS] == {"view": 1, "add_to_cart": 1, "purchase": 1}
     assert alice[c.USER_BOUGHT] == ["book-2"]
-    assert alice[c.USER_WATERMARKS]["shardId-000000000003"][0] == "49650000000000000000000000000000000000000000000000005000"
+    assert (
+        alice[c.USER_WATERMARKS]["shardId-000000000003"][0]
+        == "49650000000000000000000000000000000000000000000000005000"
+    )
     assert state[("items", *item_key("book-2")[1:])][c.ITEM_COUNTS] == {"add_to_cart": 1, "purchase": 1}
     assert set(state[("items", *item_key("book-1")[1:])][c.ITEM_COVISIT]) == {"book-2"}
     treatment = state[("items", *experiment_key("ranking", "treatment")[1:])]
@@ -163,4 +166,6 @@ def test_per_variant_purchases_are_emitted_with_experiment_and_variant_dimension
     assert len(per_variant) == 1
     blob = per_variant[0]
     assert (blob[c.METRIC_DIMENSION_EXPERIMENT], blob[c.METRIC_DIMENSION_VARIANT]) == ("ranking", "treatment")
-    assert [c.METRIC_DIMENSION_EXPERIMENT, c.METRIC_DIMENSION_VARIANT] == blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][1:]
+    assert [c.METRIC_DIMENSION_EXPERIMENT, c.METRIC_DIMENSION_VARIANT] == blob["_aws"]["CloudWatchMetrics"][
+        0
+    ]["Dimensions"][0][1:]

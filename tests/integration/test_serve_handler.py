@@ -1,4 +1,4 @@
-"""serve.handler.handler against moto: features written by the process handler, read back over the API shape."""
+"""serve.handler.handler against moto: features written by the process handler, read back as the API does."""
 
 from __future__ import annotations
 
@@ -26,8 +26,13 @@ from tests.feature_kit import (
 )
 
 EXPERIMENTS = [
-    {"id": "ranking", "variants": [{"name": "control", "weight": 1, "params": {}},
-                                    {"name": "recent-heavy", "weight": 1, "params": {"seen_weight": 3}}]}
+    {
+        "id": "ranking",
+        "variants": [
+            {"name": "control", "weight": 1, "params": {}},
+            {"name": "recent-heavy", "weight": 1, "params": {"seen_weight": 3}},
+        ],
+    }
 ]
 SERVE_ENV = {
     c.ENV_USERS_TABLE: USERS_TABLE,
@@ -45,8 +50,14 @@ class FakeContext:
     aws_request_id: str = "req-0001"
 
 
-def api_event(path: str, *, resource: str | None = None, params: dict | None = None, query: dict | None = None,
-              method: str = "GET") -> dict:
+def api_event(
+    path: str,
+    *,
+    resource: str | None = None,
+    params: dict | None = None,
+    query: dict | None = None,
+    method: str = "GET",
+) -> dict:
     """An API Gateway REST proxy event (the fields serve reads)."""
     return {
         "resource": resource or path,
@@ -64,8 +75,12 @@ def api_event(path: str, *, resource: str | None = None, params: dict | None = N
 
 
 def recommendations_event(user: str, **query) -> dict:
-    return api_event(f"/v1/users/{user}/recommendations", resource="/v1/users/{user_id}/recommendations",
-                     params={"user_id": user}, query={k: str(v) for k, v in query.items()} or None)
+    return api_event(
+        f"/v1/users/{user}/recommendations",
+        resource="/v1/users/{user_id}/recommendations",
+        params={"user_id": user},
+        query={k: str(v) for k, v in query.items()} or None,
+    )
 
 
 def ts(second: int) -> str:
@@ -79,8 +94,9 @@ def api():
         sqs = boto3.client("sqs", region_name="us-east-1")
         create_tables(dynamodb)
         dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-        features = FeatureConfig(user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000,
-                                 trending_slots=4)
+        features = FeatureConfig(
+            user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000, trending_slots=4
+        )
         process_handler.configure(ProcessConfig(USERS_TABLE, ITEMS_TABLE, dlq, features), dynamodb, sqs)
         sessions = {
             "alice": [("book-1", "view"), ("book-2", "view"), ("book-3", "add_to_cart")],
@@ -93,7 +109,9 @@ def api():
             for item, kind in steps:
                 n += 1
                 category = item.split("-")[0]
-                records.append(kinesis_record(event(n, user=user, item=item, etype=kind, ts=ts(n), category=category), n))
+                records.append(
+                    kinesis_record(event(n, user=user, item=item, etype=kind, ts=ts(n), category=category), n)
+                )
         assert process_handler.handler(kinesis_event(records), FakeContext()) == {"batchItemFailures": []}
         spy = FaultyDynamoDB(dynamodb)
         serve_handler.configure(serve_handler.ServeConfig.from_env(SERVE_ENV), spy)
@@ -135,17 +153,34 @@ def test_category_and_exclude_parameters(api):
 
 
 def test_similar_items_take_one_get_item(api):
-    status, body = call(api_event("/v1/items/book-2/similar", resource="/v1/items/{item_id}/similar",
-                                  params={"item_id": "book-2"}, query={"k": "2"}))
+    status, body = call(
+        api_event(
+            "/v1/items/book-2/similar",
+            resource="/v1/items/{item_id}/similar",
+            params={"item_id": "book-2"},
+            query={"k": "2"},
+        )
+    )
     assert status == 200 and len(body["items"]) == 2
     assert api.get_calls == 1 and api.batch_get_calls == 0
-    status, body = call(api_event("/v1/items/none/similar", resource="/v1/items/{item_id}/similar", params={"item_id": "none"}))
-    assert status == 404 and body["error"]["code"] == "not_found" and body["error"]["request_id"] == "api-req-1"
+    status, body = call(
+        api_event(
+            "/v1/items/none/similar", resource="/v1/items/{item_id}/similar", params={"item_id": "none"}
+        )
+    )
+    assert (
+        status == 404 and body["error"]["code"] == "not_found" and body["error"]["request_id"] == "api-req-1"
+    )
 
 
 def test_experiment_results_endpoint(api):
-    status, body = call(api_event("/v1/experiments/ranking", resource="/v1/experiments/{experiment_id}",
-                                  params={"experiment_id": "ranking"}))
+    status, body = call(
+        api_event(
+            "/v1/experiments/ranking",
+            resource="/v1/experiments/{experiment_id}",
+            params={"experiment_id": "ranking"},
+        )
+    )
     assert status == 200 and [v["variant"] for v in body["variants"]] == ["control", "recent-heavy"]
     assert body["variants"][0]["ctr"] == {"value": None, "low": None, "high": None}
 

@@ -99,7 +99,14 @@ def test_out_of_order_event_within_lateness_is_inserted_in_event_time_order():
 
 
 def test_counts_per_event_type_and_purchases_are_remembered():
-    memory = fold([ev(1, "a"), ev(2, "a", etype="add_to_cart"), ev(3, "a", etype="purchase"), ev(4, None, etype="search")])
+    memory = fold(
+        [
+            ev(1, "a"),
+            ev(2, "a", etype="add_to_cart"),
+            ev(3, "a", etype="purchase"),
+            ev(4, None, etype="search"),
+        ]
+    )
     user = memory.user("u1")
     assert user[c.USER_COUNTS] == {"view": 1, "add_to_cart": 1, "purchase": 1, "search": 1}
     assert user[c.USER_BOUGHT] == ["a"]
@@ -220,7 +227,10 @@ def test_covisitation_map_is_capped_to_the_best_neighbours():
 def test_popularity_buckets_by_event_hour_and_prunes_outside_the_window():
     config = cfg(popularity_window_hours=3, allowed_lateness_ms=10 * HOUR_MS)
     base = T0 - T0 % HOUR_MS
-    memory = fold([ev(1, "a", t=base), ev(2, "a", t=base + 1), ev(3, "a", t=base + 3 * HOUR_MS, etype="purchase")], config)
+    memory = fold(
+        [ev(1, "a", t=base), ev(2, "a", t=base + 1), ev(3, "a", t=base + 3 * HOUR_MS, etype="purchase")],
+        config,
+    )
     profile = memory.item("a")
     hour = base // HOUR_MS
     assert profile[c.ITEM_POPULARITY] == {str(hour + 3): 4}
@@ -237,14 +247,19 @@ def test_popularity_buckets_do_not_depend_on_arrival_order():
     for _ in range(5):
         order = times[:]
         rng.shuffle(order)
-        memory = fold([ev(i + 1, "a", user=f"u{i}", t=t, received=base + 7 * HOUR_MS) for i, t in enumerate(order)], config)
+        memory = fold(
+            [ev(i + 1, "a", user=f"u{i}", t=t, received=base + 7 * HOUR_MS) for i, t in enumerate(order)],
+            config,
+        )
         results.add(tuple(sorted(memory.item("a")[c.ITEM_POPULARITY].items())))
     assert len(results) == 1
 
 
 def test_trending_slot_is_chosen_by_shard_and_merged_across_slots():
     config = cfg(trending_slots=4)
-    memory = fold([ev(1, "a", shard="s1"), ev(2, "a", user="u2", shard="s2"), ev(3, "b", user="u3", shard="s1")], config)
+    memory = fold(
+        [ev(1, "a", shard="s1"), ev(2, "a", user="u2", shard="s2"), ev(3, "b", user="u3", shard="s1")], config
+    )
     slot1 = memory.rows[trending_key(None, slot_for_shard("s1", 4))]
     assert set(slot1[c.TRENDING_ENTRIES]) >= {"a", "b"}
     top = memory.trending()
@@ -276,7 +291,11 @@ def test_merge_trending_decays_older_hours():
 def test_category_affinity_decays_with_event_time_and_is_capped():
     config = cfg(affinity_half_life_ms=1000, affinity_cap=2)
     memory = fold(
-        [ev(1, "a", t=T0, category="x"), ev(2, "b", t=T0 + 1000, category="y"), ev(3, "c", t=T0 + 2000, category="z", etype="purchase")],
+        [
+            ev(1, "a", t=T0, category="x"),
+            ev(2, "b", t=T0 + 1000, category="y"),
+            ev(3, "c", t=T0 + 2000, category="z", etype="purchase"),
+        ],
         config,
     )
     affinity = memory.user("u1")[c.USER_AFFINITY]
@@ -332,7 +351,12 @@ def test_apply_creates_absent_rows_from_their_key():
 
 @pytest.mark.parametrize(
     "text",
-    ["2024-05-01T12:34:56.789Z", "2017-11-24T16:00:17.000Z", "2024-02-29T00:00:00.001Z", "2024-05-01T12:00:00+02:00"],
+    [
+        "2024-05-01T12:34:56.789Z",
+        "2017-11-24T16:00:17.000Z",
+        "2024-02-29T00:00:00.001Z",
+        "2024-05-01T12:00:00+02:00",
+    ],
 )
 def test_timestamp_ms_matches_datetime(text: str):
     expected = int(datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp() * 1000)

@@ -23,7 +23,9 @@ from tests.feature_kit import (
     kinesis_record,
 )
 
-CFG = FeatureConfig(user_ttl_seconds=86_400, item_ttl_seconds=3_600, allowed_lateness_ms=600_000, trending_slots=2)
+CFG = FeatureConfig(
+    user_ttl_seconds=86_400, item_ttl_seconds=3_600, allowed_lateness_ms=600_000, trending_slots=2
+)
 
 
 def ts(second: int) -> str:
@@ -35,7 +37,10 @@ def records_for(events: list[dict], start: int = 1) -> list[KinesisRecord]:
 
 
 def many_events(n: int, users: int = 7, items: int = 40) -> list[dict]:
-    return [event(i, user=f"u{i % users}", item=f"i{(i * 7) % items}", ts=ts(i), category=f"c{i % 5}") for i in range(n)]
+    return [
+        event(i, user=f"u{i % users}", item=f"i{(i * 7) % items}", ts=ts(i), category=f"c{i % 5}")
+        for i in range(n)
+    ]
 
 
 def processor(store: MemoryStore, letters: ListDeadLetters | None = None, **options) -> BatchProcessor:
@@ -51,8 +56,12 @@ def reference(records: list[KinesisRecord]) -> dict:
         body, _ = decode(record)
         if body is not None:
             memory.apply_event(
-                event_from_record(body, shard_id=record.shard_id, sequence_number=record.sequence_number,
-                                  arrival_ms=record.arrival_ms)
+                event_from_record(
+                    body,
+                    shard_id=record.shard_id,
+                    sequence_number=record.sequence_number,
+                    arrival_ms=record.arrival_ms,
+                )
             )
     return memory.rows
 
@@ -121,9 +130,9 @@ def test_persistent_throttling_reports_the_first_record_not_applied():
 def test_transient_throttling_is_retried_with_backoff():
     store = MemoryStore(plan=lambda n: "throttle" if n in (1, 2) else None)
     sleeps: list[float] = []
-    result = BatchProcessor(store, ListDeadLetters(), CFG, sleep=sleeps.append, max_throttle_retries=3).process(
-        records_for(many_events(20))
-    )
+    result = BatchProcessor(
+        store, ListDeadLetters(), CFG, sleep=sleeps.append, max_throttle_retries=3
+    ).process(records_for(many_events(20)))
     assert result.failed_sequence_number is None and result.throttles == 2
     assert sleeps == [0.05, 0.1]
 
@@ -198,7 +207,13 @@ def test_poison_records_go_to_the_dead_letter_port_with_their_reason_and_never_b
 def test_a_dead_letter_that_cannot_be_sent_is_reported_as_the_failure_point():
     letters = ListDeadLetters(fail=lambda letter: True)
     records = parse_kinesis_event(
-        kinesis_event([kinesis_record(event(1, ts=ts(1)), 1), kinesis_record(b"junk", 2), kinesis_record(event(3, ts=ts(3)), 3)])
+        kinesis_event(
+            [
+                kinesis_record(event(1, ts=ts(1)), 1),
+                kinesis_record(b"junk", 2),
+                kinesis_record(event(3, ts=ts(3)), 3),
+            ]
+        )
     )
     result = processor(MemoryStore(), letters).process(records)
     assert result.failed_sequence_number == "2" and result.applied == 2
@@ -227,6 +242,14 @@ def test_redrive_applies_records_the_mapping_skipped_below_a_later_watermark():
 
 
 def test_parse_kinesis_event_reads_shard_sequence_and_arrival():
-    (record,) = parse_kinesis_event(kinesis_event([kinesis_record(event(1), "49590338271490256608559692538361571095921575989136588898", arrival=1.5)]))
+    (record,) = parse_kinesis_event(
+        kinesis_event(
+            [
+                kinesis_record(
+                    event(1), "49590338271490256608559692538361571095921575989136588898", arrival=1.5
+                )
+            ]
+        )
+    )
     assert record.shard_id == SHARD and record.seq == 49590338271490256608559692538361571095921575989136588898
     assert record.arrival_ms == 1500 and record.partition_key == "u1"

@@ -63,23 +63,40 @@ def test_neighbour_scores_are_shares_of_the_seed_best_neighbour():
 def test_purchased_and_excluded_items_never_come_back():
     u = user([("a", "view", 1, "c")], bought=["x"])
     recs, _ = recommend(
-        u, {"a": profile({"x": (9, "c"), "y": (5, "c"), "z": (1, "c")})}, {}, [("x", 1.0, "c"), ("w", 1.0, "c")],
-        k=5, params=NO_SEEN, exclude=["y"],
+        u,
+        {"a": profile({"x": (9, "c"), "y": (5, "c"), "z": (1, "c")})},
+        {},
+        [("x", 1.0, "c"), ("w", 1.0, "c")],
+        k=5,
+        params=NO_SEEN,
+        exclude=["y"],
     )
     assert ids(recs) == ["z", "w"]
 
 
 def test_purchased_items_may_be_allowed_by_a_parameter():
     u = user([("a", "view", 1, "c")], bought=["x"])
-    recs, _ = recommend(u, {"a": profile({"x": (9, "c")})}, {}, [], k=5, params=ModelParams(exclude_purchased=False, seen_weight=0))
+    recs, _ = recommend(
+        u,
+        {"a": profile({"x": (9, "c")})},
+        {},
+        [],
+        k=5,
+        params=ModelParams(exclude_purchased=False, seen_weight=0),
+    )
     assert "x" in ids(recs)
 
 
 def test_category_parameter_keeps_only_that_category_everywhere():
     u = user([("a", "view", 1, "books")])
     recs, _ = recommend(
-        u, {"a": profile({"x": (9, "toys"), "y": (5, "books")})}, {"books": [("b1", 2.0, "books")]},
-        [("t-toy", 9.0, "toys"), ("t-book", 1.0, "books")], k=5, params=NO_SEEN, category="books",
+        u,
+        {"a": profile({"x": (9, "toys"), "y": (5, "books")})},
+        {"books": [("b1", 2.0, "books")]},
+        [("t-toy", 9.0, "toys"), ("t-book", 1.0, "books")],
+        k=5,
+        params=NO_SEEN,
+        category="books",
     )
     assert ids(recs) == ["y", "b1", "t-book"]
 
@@ -95,11 +112,19 @@ def test_category_affinity_boosts_matching_candidates():
 def test_the_list_is_filled_from_category_trending_then_global_without_duplicates():
     u = user([("a", "view", 1, "c")], affinity={"c": 1.0})
     recs, fallback = recommend(
-        u, {"a": profile({"x": (1, "c")})}, {"c": [("x", 9.0, "c"), ("c1", 5.0, "c")]},
-        [("c1", 9.0, "c"), ("g1", 4.0, "d")], k=4, params=NO_SEEN,
+        u,
+        {"a": profile({"x": (1, "c")})},
+        {"c": [("x", 9.0, "c"), ("c1", 5.0, "c")]},
+        [("c1", 9.0, "c"), ("g1", 4.0, "d")],
+        k=4,
+        params=NO_SEEN,
     )
     assert not fallback
-    assert [(r.item_id, r.reason) for r in recs] == [("x", REASON_COVISIT), ("c1", REASON_CATEGORY), ("g1", REASON_TRENDING)]
+    assert [(r.item_id, r.reason) for r in recs] == [
+        ("x", REASON_COVISIT),
+        ("c1", REASON_CATEGORY),
+        ("g1", REASON_TRENDING),
+    ]
     scores = [r.score for r in recs]
     assert scores == sorted(scores, reverse=True)
 
@@ -145,9 +170,16 @@ def test_fill_categories_are_the_requested_one_or_the_user_top_ones():
 
 
 def test_model_params_come_from_variant_params_and_are_validated():
-    params = ModelParams.from_params({"recency_half_life": 6, "seed_items": 20, "exclude_purchased": False, "other": 1})
+    params = ModelParams.from_params(
+        {"recency_half_life": 6, "seed_items": 20, "exclude_purchased": False, "other": 1}
+    )
     assert (params.recency_half_life, params.seed_items, params.exclude_purchased) == (6.0, 20, False)
-    for bad in ({"seed_items": 2.5}, {"seen_weight": -1}, {"exclude_purchased": "no"}, {"affinity_boost": True}):
+    for bad in (
+        {"seed_items": 2.5},
+        {"seen_weight": -1},
+        {"exclude_purchased": "no"},
+        {"affinity_boost": True},
+    ):
         with pytest.raises(ValueError):
             ModelParams.from_params(bad)
 

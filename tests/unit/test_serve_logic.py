@@ -13,7 +13,9 @@ from streamrec_core import constants as c
 from streamrec_core.features import FeatureConfig, MemoryFeatures
 from streamrec_core.http import HttpError
 
-CFG = FeatureConfig(user_ttl_seconds=86_400, item_ttl_seconds=3_600, allowed_lateness_ms=600_000, trending_slots=4)
+CFG = FeatureConfig(
+    user_ttl_seconds=86_400, item_ttl_seconds=3_600, allowed_lateness_ms=600_000, trending_slots=4
+)
 
 
 class CountingReader:
@@ -37,7 +39,9 @@ class CountingReader:
 
     def query_items(self, pk, *, limit=1000):
         self.queries += 1
-        return [row for (table, p, _), row in sorted(self.memory.rows.items()) if table == "items" and p == pk]
+        return [
+            row for (table, p, _), row in sorted(self.memory.rows.items()) if table == "items" and p == pk
+        ]
 
 
 def ts(second: int) -> str:
@@ -51,9 +55,16 @@ def world() -> MemoryFeatures:
         for item in items:
             n += 1
             memory.apply(
-                {"event_id": f"e{n}", "event_type": "view", "user_id": user, "item_id": item, "category": "cat",
-                 "timestamp": ts(n)},
-                shard_id=f"shard-{user}", sequence_number=n,
+                {
+                    "event_id": f"e{n}",
+                    "event_type": "view",
+                    "user_id": user,
+                    "item_id": item,
+                    "category": "cat",
+                    "timestamp": ts(n),
+                },
+                shard_id=f"shard-{user}",
+                sequence_number=n,
             )
     return memory
 
@@ -71,7 +82,9 @@ def test_recommendations_take_exactly_two_round_trips():
 
 def test_cold_start_takes_one_round_trip_and_returns_trending():
     reader = CountingReader(world())
-    result = Recommender(reader, ServeSettings(trending_slots=4, experiments=())).recommendations("nobody", k=3)
+    result = Recommender(reader, ServeSettings(trending_slots=4, experiments=())).recommendations(
+        "nobody", k=3
+    )
     assert len(reader.batch_gets) == 1
     assert result.fallback and [i["reason"] for i in result.body["items"]] == ["trending"] * 3
     assert result.body["items"][0]["item_id"] == "b"  # seen by all three users
@@ -108,7 +121,9 @@ def test_variant_assignment_is_stable_and_close_to_the_weights():
 def test_variant_params_tune_the_model():
     memory = world()
     plain = Recommender(CountingReader(memory), ServeSettings(4, (Experiment("e", (Variant("v", 1, {}),)),)))
-    no_seen = Recommender(CountingReader(memory), ServeSettings(4, (Experiment("e", (Variant("v", 1, {"seen_weight": 0}),)),)))
+    no_seen = Recommender(
+        CountingReader(memory), ServeSettings(4, (Experiment("e", (Variant("v", 1, {"seen_weight": 0}),)),))
+    )
     with_seen = plain.recommendations("alice", k=3).body["items"]
     without = no_seen.recommendations("alice", k=3).body["items"]
     # seen_weight adds the user's own recent items to their neighbours' scores
@@ -124,18 +139,31 @@ def test_experiment_results_count_attributed_events_with_wilson_intervals():
             n += 1
             kind = "click" if i < clicks else "impression"
             memory.apply(
-                {"event_id": f"e{n}", "event_type": kind, "user_id": f"u{n}", "item_id": "x", "timestamp": ts(n % 3000),
-                 "attribution": {"request_id": f"r{n}", "variant": variant, "experiment_id": "exp"}},
+                {
+                    "event_id": f"e{n}",
+                    "event_type": kind,
+                    "user_id": f"u{n}",
+                    "item_id": "x",
+                    "timestamp": ts(n % 3000),
+                    "attribution": {"request_id": f"r{n}", "variant": variant, "experiment_id": "exp"},
+                },
                 sequence_number=n,
             )
             if kind == "click":  # the click's impression
                 n += 1
                 memory.apply(
-                    {"event_id": f"e{n}", "event_type": "impression", "user_id": f"u{n}", "timestamp": ts(n % 3000),
-                     "attribution": {"request_id": f"r{n}", "variant": variant, "experiment_id": "exp"}},
+                    {
+                        "event_id": f"e{n}",
+                        "event_type": "impression",
+                        "user_id": f"u{n}",
+                        "timestamp": ts(n % 3000),
+                        "attribution": {"request_id": f"r{n}", "variant": variant, "experiment_id": "exp"},
+                    },
                     sequence_number=n,
                 )
-    experiments = (Experiment("exp", (Variant("control", 1.0), Variant("treatment", 1.0), Variant("idle", 1.0))),)
+    experiments = (
+        Experiment("exp", (Variant("control", 1.0), Variant("treatment", 1.0), Variant("idle", 1.0))),
+    )
     reader = CountingReader(memory)
     body = Recommender(reader, ServeSettings(4, experiments)).experiment("exp")
     assert reader.queries == 1
@@ -162,12 +190,26 @@ def test_wilson_interval_matches_the_formula():
 
 
 def test_experiments_parse_from_the_settings_json_and_reject_bad_input():
-    raw = json.dumps([{"id": "e", "variants": [{"name": "a", "weight": 1, "params": {"seen_weight": 2}}, {"name": "b", "weight": 2}]}])
+    raw = json.dumps(
+        [
+            {
+                "id": "e",
+                "variants": [
+                    {"name": "a", "weight": 1, "params": {"seen_weight": 2}},
+                    {"name": "b", "weight": 2},
+                ],
+            }
+        ]
+    )
     (experiment,) = parse_experiments(raw)
     assert experiment.variants[0].params == {"seen_weight": 2}
     assert assign((experiment,), "u")[0] == "e"
     assert assign((), "u") == (None, Variant(c.DEFAULT_VARIANT, 1.0))
-    for bad in ('{"id": 1}', '[{"id": "e", "variants": []}]', '[{"id": "e", "variants": [{"name": "a", "weight": 0}]}]'):
+    for bad in (
+        '{"id": 1}',
+        '[{"id": "e", "variants": []}]',
+        '[{"id": "e", "variants": [{"name": "a", "weight": 0}]}]',
+    ):
         with pytest.raises(ValueError):
             parse_experiments(bad)
 
