@@ -13,7 +13,9 @@ Reading is split in two so serve needs at most two DynamoDB round trips:
   (purchase > cart > favourite > view); a neighbour contributes the seed's weight times its share of the
   seed's best neighbour score.
 - A candidate's score is boosted by the user's decayed affinity for its category.
-- The user's own recent items may come back (`seen_weight`; users return to what they looked at).
+- The user's own history items may come back (`seen_weight`): each past interaction adds its type
+  weight, halved every `seen_half_life` entries back, so items looked at often and lately rank high
+  (users return to what they looked at; measured on the Taobao clickstream, see BENCHMARKS.md).
 - Items bought, items in `exclude`, and (with `category`) items of other categories are left out.
 - The list is filled from the trending items of the user's categories, then global trending; a user
   without history (cold start) gets trending items only.
@@ -46,10 +48,11 @@ MAX_K = 100
 class ModelParams:
     """Tunables of covisit-v1; an experiment variant's `params` override them by name."""
 
-    seed_items: int = 10  # distinct recent items whose neighbours are candidates
-    recency_half_life: float = 3.0  # positions (newest = 0) over which a seed's weight halves
+    seed_items: int = 5  # distinct recent items whose neighbours are candidates
+    recency_half_life: float = 2.0  # positions (newest distinct item = 0) over which a seed's weight halves
     affinity_boost: float = 0.5  # score x (1 + boost x affinity share of the item's category)
-    seen_weight: float = 1.0  # re-recommend the user's own recent items (0 = never)
+    seen_weight: float = 1.0  # weight of the user's own history items as candidates (0 = never)
+    seen_half_life: float = 20.0  # history entries (newest = 0) over which a past interaction's weight halves
     fill_categories: int = 3  # top categories whose trending items fill the list
     exclude_purchased: bool = True
 
@@ -116,6 +119,19 @@ def seed_items(user: Mapping[str, Any] | None, params: ModelParams) -> list[Seed
     return seeds
 
 
+def seen_items(user: Mapping[str, Any], params: ModelParams) -> list[tuple[str, float, str]]:
+    """The user's history items with a revisit weight: type weights of their interactions, decayed by age."""
+    half_life = params.seen_half_life
+    weights: dict[str, float] = {}
+    categories: dict[str, str] = {}
+    for position, (item, event_type, _when, category) in enumerate(reversed(user.get(USER_HISTORY, []))):
+        decay = 0.5 ** (position / half_life) if half_life > 0 else (1.0 if position == 0 else 0.0)
+        weights[item] = weights.get(item, 0.0) + TYPE_WEIGHTS.get(event_type, 1) * decay
+        if category and item not in categories:
+            categories[item] = category
+    return [(item, weight, categories.get(item, "")) for item, weight in weights.items()]
+
+
 def top_categories(user: Mapping[str, Any] | None, limit: int) -> list[str]:
     """The user's categories by decayed affinity, strongest first."""
     if not user or limit <= 0:
@@ -177,8 +193,12 @@ def recommend(
                 scores[other] = scores.get(other, 0.0) + seed.weight * float(score) / best
                 if other_category:
                     item_categories.setdefault(other, other_category)
-        if params.seen_weight > 0:
-            scores[seed.item_id] = scores.get(seed.item_id, 0.0) + params.seen_weight * seed.weight
+
+    if params.seen_weight > 0 and user:
+        for item, weight, seen_category in seen_items(user, params):
+            scores[item] = scores.get(item, 0.0) + params.seen_weight * weight
+            if seen_category:
+                item_categories.setdefault(item, seen_category)
 
     affinity: Mapping[str, float] = user.get(USER_AFFINITY, {}) if user else {}
     top_affinity = max((float(v) for v in affinity.values()), default=0.0)

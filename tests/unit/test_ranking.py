@@ -12,6 +12,7 @@ from streamrec_core.ranking import (
     categories_to_fill,
     recommend,
     seed_items,
+    seen_items,
     similar_items,
 )
 
@@ -188,3 +189,19 @@ def test_similar_items_are_neighbours_best_first():
     recs = similar_items(profile({"x": (2, ""), "y": (8, ""), "z": (2, "")}), k=2)
     assert [(r.item_id, r.score) for r in recs] == [("y", 1.0), ("x", 0.25)]
     assert similar_items(None, k=3) == [] and similar_items(profile({}), k=3) == []
+
+
+def test_seen_items_weigh_frequency_type_and_age():
+    history = [("often", "view", 1, "c"), ("often", "view", 2, "c"), ("often", "view", 3, "c")]
+    history.append(("once", "view", 4, "c"))
+    weights = {item: w for item, w, _ in seen_items(user(history), ModelParams(seen_half_life=20.0))}
+    assert weights["often"] > weights["once"]
+    two = user([("x", "add_to_cart", 1, "c"), ("y", "view", 2, "c")])
+    carted = {item: w for item, w, _ in seen_items(two, ModelParams())}
+    assert carted["x"] > carted["y"]
+
+
+def test_category_filter_also_applies_to_seen_items():
+    u = user([("book", "view", 1, "books"), ("toy", "view", 2, "toys")])
+    recs, _ = recommend(u, {}, {}, [], k=5, params=ModelParams(), category="toys")
+    assert ids(recs) == ["toy"]
