@@ -148,6 +148,12 @@ class Event:
     arrival_ms: int  # Kinesis approximate arrival time
     experiment_id: str | None = None
     variant: str | None = None
+    digest: str = ""  # event_digest(event_id), computed once
+
+    def id_digest(self) -> str:
+        if not self.digest:
+            self.digest = event_digest(self.event_id)
+        return self.digest
 
 
 # --- Time -------------------------------------------------------------------------------------------
@@ -237,9 +243,17 @@ def experiment_key(experiment_id: str, variant: str) -> Key:
     return (ITEMS, EXPERIMENT_PK_PREFIX + experiment_id, EXPERIMENT_VARIANT_SK_PREFIX + variant)
 
 
+_SLOTS: dict[tuple[str, int], int] = {}
+
+
 def slot_for_shard(shard_id: str, slots: int) -> int:
     """The trending slot a shard writes: a stable hash, so one shard's contributions stay in one row."""
-    return zlib.crc32(shard_id.encode("utf-8")) % slots
+    slot = _SLOTS.get((shard_id, slots))
+    if slot is None:
+        if len(_SLOTS) > 4096:
+            _SLOTS.clear()
+        slot = _SLOTS[(shard_id, slots)] = zlib.crc32(shard_id.encode("utf-8")) % slots
+    return slot
 
 
 def key_attributes(key: Key) -> dict[str, str]:
@@ -398,7 +412,7 @@ def plan_event(rows: Mapping[Key, Row], event: Event, cfg: FeatureConfig, *, red
         mark = user_watermark(user, event.shard_id)
         if mark is not None and event.seq <= mark and not redrive:
             return Plan(SEEN, [])
-        if event_digest(event.event_id) in user[USER_RECENT_IDS]:
+        if event.id_digest() in user[USER_RECENT_IDS]:
             return Plan(DUPLICATE, [ukey])
     keys = [ukey]
     counter = EXPERIMENT_COUNTERS.get(event.event_type)
@@ -458,7 +472,7 @@ def _apply_user(user: Row, event: Event, category: str, cfg: FeatureConfig) -> N
     counts = user[USER_COUNTS]
     counts[event.event_type] = counts.get(event.event_type, 0) + 1
     ids: list[str] = user[USER_RECENT_IDS]
-    ids.append(event_digest(event.event_id))
+    ids.append(event.id_digest())
     if len(ids) > cfg.recent_ids_cap:
         del ids[: len(ids) - cfg.recent_ids_cap]
     if event.time_ms > user[USER_LAST_EVENT_AT]:
