@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
+from streamrec_core.ranking import ModelParams
 
 DEFAULT_PROFILE = "dev"
 CONTEXT_PROFILES = "profiles"
@@ -378,6 +379,21 @@ def _alarms(r: _Reader) -> AlarmSettings:
     return result
 
 
+def _check_model_params(path: str, params: Mapping[str, Any]) -> None:
+    """Variant params must be parameters of the serving model: serve ignores unknown names, so a typo
+    would silently make a variant identical to control."""
+    known = {f.name for f in fields(ModelParams)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise SettingsError(
+            f"{path} has unknown model parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    try:
+        ModelParams.from_params(params)
+    except ValueError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+
+
 def _experiments(r: _Reader) -> tuple[Experiment, ...]:
     experiments = []
     seen_ids: set[str] = set()
@@ -404,6 +420,7 @@ def _experiments(r: _Reader) -> tuple[Experiment, ...]:
                 isinstance(v, str | int | float | bool) for v in params.values()
             ):
                 raise SettingsError(f"{vr.path}.params must be an object of scalars")
+            _check_model_params(f"{vr.path}.params", params)
             vr.done()
             variants.append(Variant(name=name, weight=weight, params=MappingProxyType(dict(params))))
         er.done()

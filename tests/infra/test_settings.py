@@ -153,3 +153,18 @@ def test_experiments_are_validated(dev_raw: dict[str, Any], mutate: Any, message
     mutate(dev_raw["experiments"])
     with pytest.raises(SettingsError, match=message):
         parse_profile("dev", dev_raw)
+
+
+def test_a_variant_parameter_the_model_does_not_know_is_refused(dev_raw: dict[str, Any]) -> None:
+    # Serve ignores unknown names, so this typo would make the variant silently identical to control.
+    dev_raw["experiments"][0]["variants"][1]["params"] = {"recency_half_life_hours": 6}
+    with pytest.raises(
+        SettingsError, match=r"variants\[1\]\.params has unknown model parameter\(s\) recency_half_life_hours"
+    ):
+        parse_profile("dev", dev_raw)
+
+
+def test_a_variant_parameter_of_the_wrong_type_is_refused(dev_raw: dict[str, Any]) -> None:
+    dev_raw["experiments"][0]["variants"][1]["params"] = {"exclude_purchased": 1}
+    with pytest.raises(SettingsError, match=r"variants\[1\]\.params: model parameter exclude_purchased"):
+        parse_profile("dev", dev_raw)
