@@ -9,7 +9,8 @@
 Targets, chosen with the environment variable ``STREAMREC_TARGET``:
 
 - ``embedded`` (default): `LocalPipeline.start(profile=$STREAMREC_PROFILE or "dev")`: moto's server, the
-  synthesized template deployed into it, and the local runtime. Logs go to ``.local/e2e/logs``.
+  synthesized template deployed into it, and the local runtime, once per pytest process (xdist worker).
+  Logs go to ``.local/e2e/<worker>/logs``.
 - ``localstack`` (or any other value): the pipeline is already running elsewhere; its coordinates are
   read from the JSON file ``$STREAMREC_ENDPOINT_FILE`` (default ``localstack/endpoint.json``), which has
   the same shape as the embedded emulator's ``.local/endpoint.json``::
@@ -24,8 +25,8 @@ Targets, chosen with the environment variable ``STREAMREC_TARGET``:
   Such targets cannot report idleness: `wait_until_idle` waits ``$STREAMREC_SETTLE_SECONDS`` (default 5)
   and tests that need a condition should poll with `eventually`.
 
-The e2e tests share one pipeline (tests/conftest.py groups them onto one xdist worker), so each test uses
-its own ids (`unique_id`) rather than expecting empty tables.
+The e2e tests of a process share one pipeline, so each test uses its own ids (`unique_id`) rather than
+expecting empty tables.
 """
 
 from __future__ import annotations
@@ -209,7 +210,10 @@ def local_pipeline() -> Iterator[PipelineTarget]:
         yield _remote_target(target)
         return
     profile = os.environ.get(PROFILE_ENV, "dev")
-    with LocalPipeline.start(profile=profile, workdir=REPO_ROOT / ".local" / "e2e") as pipeline:
+    # One pipeline per pytest process: with pytest 9.2 and xdist 3.8, xdist_group marks are ignored
+    # (xdist sets item._nodeid, pytest 9 reads item._id), so e2e tests may run on several workers.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with LocalPipeline.start(profile=profile, workdir=REPO_ROOT / ".local" / "e2e" / worker) as pipeline:
         yield PipelineTarget(
             name="embedded",
             base_url=pipeline.base_url,
