@@ -22,6 +22,7 @@ from streamrec_core import constants as c
 from streamrec_core.env import ConfigError, require_int, require_str
 from streamrec_core.feature_store import FeatureStore, StoreError, Throttled
 from streamrec_core.http import (
+    ERROR_BAD_REQUEST,
     ERROR_INTERNAL,
     ERROR_METHOD_NOT_ALLOWED,
     ERROR_NOT_FOUND,
@@ -53,6 +54,13 @@ ROUTE_RECOMMENDATIONS = "/v1/users/{user_id}/recommendations"
 ROUTE_SIMILAR = "/v1/items/{item_id}/similar"
 ROUTE_EXPERIMENT = "/v1/experiments/{experiment_id}"
 ROUTE_HEALTH = "/v1/health"
+# Query parameters each route takes; any other is refused (the OpenAPI document allows no others).
+QUERY_PARAMETERS: dict[str, frozenset[str]] = {
+    ROUTE_RECOMMENDATIONS: frozenset({"k", "category", "exclude"}),
+    ROUTE_SIMILAR: frozenset({"k"}),
+    ROUTE_EXPERIMENT: frozenset(),
+    ROUTE_HEALTH: frozenset(),
+}
 _PATTERNS = [
     (ROUTE_RECOMMENDATIONS, re.compile(r"/v1/users/(?P<user_id>[^/]+)/recommendations/?")),
     (ROUTE_SIMILAR, re.compile(r"/v1/items/(?P<item_id>[^/]+)/similar/?")),
@@ -166,6 +174,14 @@ def _handle(
     method = event.get("httpMethod", "GET")
     if method != "GET":
         raise HttpError(ERROR_METHOD_NOT_ALLOWED, "use GET", headers={"Allow": "GET"})
+    given = set(event.get("queryStringParameters") or {})
+    given |= set(event.get("multiValueQueryStringParameters") or {})
+    unknown = sorted(given - QUERY_PARAMETERS[template])
+    if unknown:
+        allowed = ", ".join(sorted(QUERY_PARAMETERS[template])) or "none"
+        raise HttpError(
+            ERROR_BAD_REQUEST, f"unknown query parameter {unknown[0][:64]!r}; this route takes: {allowed}"
+        )
     handlers: dict[str, Callable[[], dict[str, Any]]] = {
         ROUTE_RECOMMENDATIONS: lambda: _recommendations(event, deps, params, rid),
         ROUTE_SIMILAR: lambda: deps.recommender.similar(

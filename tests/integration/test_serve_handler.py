@@ -197,6 +197,8 @@ def test_health_needs_no_table_reads(api):
         (recommendations_event("alice", k=0), 400, "bad_request"),
         (recommendations_event("bad user"), 400, "bad_request"),
         (api_event("/v1/nothing"), 404, "not_found"),
+        (recommendations_event("alice", limit=3), 400, "bad_request"),
+        (api_event("/v1/health", query={"verbose": "1"}), 400, "bad_request"),
         (api_event("/v1/health", method="POST"), 405, "method_not_allowed"),
     ],
 )
