@@ -13,7 +13,7 @@ records in redrive mode (idempotent: an event already applied is recognised by i
 docs/processing.md), and deletes each message whose records were all handled. Messages it cannot handle
 (records trimmed from the stream, throttling that persists, not a Kinesis batch) stay in the queue.
 
-    python -m tools.redrive --endpoint-file .local/endpoint.json            # the local pipeline
+    python -m tools.redrive                                                 # the local pipeline (make up)
     python -m tools.redrive --queue-url URL --region eu-west-1 --dry-run    # a real account
 
 The process settings (tables, TTLs, lateness, trending slots) are read from the environment of the
@@ -49,6 +49,7 @@ from streamrec_core.feature_store import FeatureStore  # noqa: E402
 from tools.progress import Progress  # noqa: E402
 
 GET_RECORDS_LIMIT = 1000
+DEFAULT_ENDPOINT_FILE = Path(__file__).resolve().parent.parent / ".local" / "endpoint.json"
 SQS_MAX_RECEIVE = 10
 
 
@@ -311,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     endpoint, region, queue_url = args.endpoint_url, args.region, args.queue_url
+    if args.endpoint_file is None and queue_url is None and DEFAULT_ENDPOINT_FILE.exists():
+        args.endpoint_file = DEFAULT_ENDPOINT_FILE  # the running local pipeline (`make up`)
     if args.endpoint_file:
         document = json.loads(args.endpoint_file.read_text())
         endpoint = endpoint or document.get("moto_endpoint")
