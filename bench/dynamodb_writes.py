@@ -69,7 +69,8 @@ def _aws_env() -> None:
     # Dummy credentials: nothing here may reach a real account.
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("AWS_SESSION_TOKEN", "testing"), ("AWS_DEFAULT_REGION", REGION),
-                        ("POWERTOOLS_TRACE_DISABLED", "true"), ("POWERTOOLS_METRICS_NAMESPACE", "Streamrec")):
+                        ("POWERTOOLS_TRACE_DISABLED", "true"), ("POWERTOOLS_METRICS_NAMESPACE", "Streamrec"),
+                        ("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")):
         os.environ.setdefault(name, value)
 
 
@@ -187,6 +188,11 @@ def _tally(counting: CountingDynamoDB, events: int, durations: list[float], fail
         "items_written_per_event": round(writes.items / events, 4),
         "write_units_per_event": round(writes.units / events, 4),
         "mean_item_bytes": round(writes.bytes / writes.items, 1) if writes.items else 0,
+        "by_row_kind": {
+            kind: {"items_per_event": round(n / events, 4), "write_units_per_event": round(u / events, 4),
+                   "mean_item_bytes": round(b / n, 1)}
+            for kind, (n, u, b) in sorted(writes.by_kind.items(), key=lambda kv: -kv[1][1])
+        },
         "read_requests": counting.read_requests,
         "read_requests_by_call": dict(counting.reads),
         "items_read": counting.items_read,
@@ -233,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "meets" if full["write_requests_per_event"] <= GOAL_WRITES_PER_EVENT else "MISSES"
     print(f"   goal <= {GOAL_WRITES_PER_EVENT}: {verdict}; reads: {fmt(full['read_requests'])} requests "
           f"({full['read_requests'] / len(batches):.1f} per batch), {full['read_units_per_event']:.3f} RRU/event")
+    print("   where the write units go (items and WRU per event, by kind of row; transactional = 2 WRU per KB):")
+    for kind, tally in full["by_row_kind"].items():
+        print(f"     {kind:<20} {tally['items_per_event']:6.3f} items/event  {tally['write_units_per_event']:6.3f} WRU/event"
+              f"  mean {fmt(tally['mean_item_bytes'])} B")
     handler = full["handler_ms_per_batch_against_moto"]
     print(f"   handler duration per batch against moto in-process: p50 {handler['p50_ms']:.0f} ms, "
           f"p99 {handler['p99_ms']:.0f} ms (moto's own work included)")

@@ -36,12 +36,19 @@ class WriteTally:
     bytes: int = 0
     largest_item_bytes: int = 0
     by_call: dict[str, int] = field(default_factory=dict)
+    # kind of row -> [items, write units, bytes]
+    by_kind: dict[str, list[int]] = field(default_factory=dict)
 
-    def add_item(self, size: int, *, transactional: bool) -> None:
+    def add_item(self, size: int, *, transactional: bool, kind: str = "other") -> None:
+        units = write_units(size, transactional=transactional)
         self.items += 1
         self.bytes += size
-        self.units += write_units(size, transactional=transactional)
+        self.units += units
         self.largest_item_bytes = max(self.largest_item_bytes, size)
+        tally = self.by_kind.setdefault(kind, [0, 0, 0])
+        tally[0] += 1
+        tally[1] += units
+        tally[2] += size
 
     def add_request(self, call: str) -> None:
         self.requests += 1
@@ -153,7 +160,7 @@ class CountingDynamoDB:
         def wrapper(**kwargs: Any) -> Any:
             self.writes.add_request(name)
             for item, transactional in written_items(name, kwargs):
-                self.writes.add_item(item_size(item), transactional=transactional)
+                self.writes.add_item(item_size(item), transactional=transactional, kind=row_kind(item))
             return call(**kwargs)
 
         return wrapper
@@ -161,6 +168,26 @@ class CountingDynamoDB:
     @property
     def read_requests(self) -> int:
         return sum(self.reads.values())
+
+
+def row_kind(item: dict[str, Any]) -> str:
+    """Which feature row a typed item is: user, item profile, trending (global/category), experiment."""
+    from streamrec_core import constants as c
+
+    if c.USERS_PK in item and c.ITEMS_PK not in item:
+        return "user"
+    pk = item.get(c.ITEMS_PK, {}).get("S")
+    if pk is None:
+        return "other"
+    if pk.startswith(c.ITEM_PK_PREFIX):
+        return "item profile"
+    if pk == c.TRENDING_GLOBAL_PK:
+        return "trending, global"
+    if pk.startswith(c.TRENDING_CATEGORY_PK_PREFIX):
+        return "trending, category"
+    if pk.startswith(c.EXPERIMENT_PK_PREFIX):
+        return "experiment"
+    return "other"
 
 
 def written_items(call: str, kwargs: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
