@@ -90,14 +90,22 @@ def code_version() -> str:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lambdas"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "lambdas"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
     except (OSError, subprocess.CalledProcessError):
         return os.environ.get("STREAMREC_CODE_VERSION", "unknown (not a git checkout)")
     changed = [line[3:] for line in dirty if line.strip()]
-    return f"{head}" + (f" with uncommitted changes in {', '.join(changed)}" if changed else " (lambdas/ clean)")
+    return f"{head}" + (
+        f" with uncommitted changes in {', '.join(changed)}" if changed else " (lambdas/ clean)"
+    )
 
 
 def command_line() -> str:
@@ -120,9 +128,14 @@ def print_header(title: str) -> dict[str, Any]:
     print(f"   command: {command_line()}")
     print(f"   code: {code_version()}")
     print(f"   {load_average()} at start (figures are CPU time of this process; wall time beside them)")
-    return {"title": title, "machine": info, "command": command_line(), "load_at_start": load_average(),
-            "code": code_version(),
-            "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {
+        "title": title,
+        "machine": info,
+        "command": command_line(),
+        "load_at_start": load_average(),
+        "code": code_version(),
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 # --- Results ---------------------------------------------------------------------------------------
@@ -211,7 +224,9 @@ def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
 def real_events(limit: int | None = None) -> list[dict[str, Any]]:
     """The Taobao sample (67,402 events, 814 users), in time order; SystemExit when it is absent."""
     if not REAL_EVENTS.is_file():
-        raise SystemExit(f"real data not found at {REAL_EVENTS} (it lives in ../shared/data, outside the repo)")
+        raise SystemExit(
+            f"real data not found at {REAL_EVENTS} (it lives in ../shared/data, outside the repo)"
+        )
     return read_jsonl(REAL_EVENTS, limit)
 
 
@@ -221,7 +236,9 @@ def generated_events(
     """A seeded synthetic clickstream in the shared format (tools.generate_clickstream)."""
     from tools.generate_clickstream import ShopShape, generate_events
 
-    return generate_events(events, users=users, items=items, seed=seed, days=days, shape=ShopShape(zipf_exponent=zipf))
+    return generate_events(
+        events, users=users, items=items, seed=seed, days=days, shape=ShopShape(zipf_exponent=zipf)
+    )
 
 
 def source_to_event(source: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +269,9 @@ def encode_events(sources: Iterable[dict[str, Any]], *, receipt_delay_s: float =
         raw = source_to_event(source)
         stamp = datetime.fromisoformat(raw["timestamp"].replace("Z", "+00:00"))
         now = stamp + delay
-        event, violations = validate_event(raw, now=now, max_age=timedelta(days=7), max_future=timedelta(minutes=5))
+        event, violations = validate_event(
+            raw, now=now, max_age=timedelta(days=7), max_future=timedelta(minutes=5)
+        )
         if event is None:
             raise ValueError(f"bench data rejected by ingest: {violations}")
         records.append(Record(encode_record(event, format_timestamp(now)), event["user_id"], now.timestamp()))
@@ -307,7 +326,10 @@ def kinesis_batches(records: Sequence[Record], *, batch_size: int, shards: int =
     for shard, items in enumerate(per_shard):
         shard_id = f"shardId-{shard:012d}"
         cut.append(
-            [Batch(shard_id, {"Records": items[i : i + batch_size]}) for i in range(0, len(items), batch_size)]
+            [
+                Batch(shard_id, {"Records": items[i : i + batch_size]})
+                for i in range(0, len(items), batch_size)
+            ]
         )
     interleaved: list[Batch] = []
     for round_ in range(max((len(b) for b in cut), default=0)):

@@ -67,10 +67,15 @@ class FakeContext:
 
 def _aws_env() -> None:
     # Dummy credentials: nothing here may reach a real account.
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_SESSION_TOKEN", "testing"), ("AWS_DEFAULT_REGION", REGION),
-                        ("POWERTOOLS_TRACE_DISABLED", "true"), ("POWERTOOLS_METRICS_NAMESPACE", "Streamrec"),
-                        ("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")):
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_SESSION_TOKEN", "testing"),
+        ("AWS_DEFAULT_REGION", REGION),
+        ("POWERTOOLS_TRACE_DISABLED", "true"),
+        ("POWERTOOLS_METRICS_NAMESPACE", "Streamrec"),
+        ("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20"),
+    ):
         os.environ.setdefault(name, value)
 
 
@@ -86,9 +91,14 @@ def create_tables(dynamodb: Any) -> None:
     )
     dynamodb.create_table(
         TableName=ITEMS_TABLE,
-        KeySchema=[{"AttributeName": c.ITEMS_PK, "KeyType": "HASH"}, {"AttributeName": c.ITEMS_SK, "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": c.ITEMS_PK, "AttributeType": "S"},
-                              {"AttributeName": c.ITEMS_SK, "AttributeType": "S"}],
+        KeySchema=[
+            {"AttributeName": c.ITEMS_PK, "KeyType": "HASH"},
+            {"AttributeName": c.ITEMS_SK, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": c.ITEMS_PK, "AttributeType": "S"},
+            {"AttributeName": c.ITEMS_SK, "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.create_table(
@@ -166,7 +176,9 @@ def run_sample_writer(batches: Sequence[Batch], events: int) -> dict[str, Any]:
         failures = 0
         for batch in batches:
             started = time.perf_counter()
-            response = process_partial_response(event=batch.event, record_handler=record_handler, processor=processor)
+            response = process_partial_response(
+                event=batch.event, record_handler=record_handler, processor=processor
+            )
             durations.append((time.perf_counter() - started) * 1000)
             failures += bool(response["batchItemFailures"])
     return _tally(counting, events, durations, failures)
@@ -189,8 +201,11 @@ def _tally(counting: CountingDynamoDB, events: int, durations: list[float], fail
         "write_units_per_event": round(writes.units / events, 4),
         "mean_item_bytes": round(writes.bytes / writes.items, 1) if writes.items else 0,
         "by_row_kind": {
-            kind: {"items_per_event": round(n / events, 4), "write_units_per_event": round(u / events, 4),
-                   "mean_item_bytes": round(b / n, 1)}
+            kind: {
+                "items_per_event": round(n / events, 4),
+                "write_units_per_event": round(u / events, 4),
+                "mean_item_bytes": round(b / n, 1),
+            }
             for kind, (n, u, b) in sorted(writes.by_kind.items(), key=lambda kv: -kv[1][1])
         },
         "read_requests": counting.read_requests,
@@ -204,7 +219,8 @@ def _tally(counting: CountingDynamoDB, events: int, durations: list[float], fail
 def print_row(label: str, figures: dict[str, Any]) -> None:
     print(
         f"   {label:<34} {figures['write_requests_per_event']:>7.4f} write requests/event   "
-        f"{figures['items_written_per_event']:>6.3f} items/event   {figures['write_units_per_event']:>6.3f} WRU/event   "
+        f"{figures['items_written_per_event']:>6.3f} items/event   "
+        f"{figures['write_units_per_event']:>6.3f} WRU/event   "
         f"({fmt(figures['write_requests'])} requests, {fmt(figures['items_written'])} items; "
         f"mean item {fmt(figures['mean_item_bytes'])} B, largest {fmt(figures['largest_item_bytes'])} B)"
     )
@@ -214,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=None, help="first N real events (default: all 67,402)")
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--shards", type=int, default=2, help="shards the records are keyed onto (dev profile: 2)")
-    parser.add_argument("--baseline-events", type=int, default=2_000, help="events for the per-record baselines")
+    parser.add_argument(
+        "--shards", type=int, default=2, help="shards the records are keyed onto (dev profile: 2)"
+    )
+    parser.add_argument(
+        "--baseline-events", type=int, default=2_000, help="events for the per-record baselines"
+    )
     parser.add_argument("--quick", action="store_true", help="10,000 events, baselines on 500")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
@@ -228,30 +248,47 @@ def main(argv: list[str] | None = None) -> int:
     sources = dataset("real", limit=args.events)
     records = encode_events(sources)
     batches = kinesis_batches(records, batch_size=args.batch_size, shards=args.shards)
-    print(f"   {fmt(len(records))} real events, {len(batches)} batches of <= {args.batch_size} "
-          f"on {args.shards} shard(s); goal <= {GOAL_WRITES_PER_EVENT} write requests/event")
-    figures: dict[str, Any] = {"batch_size": args.batch_size, "shards": args.shards,
-                               "goal_write_requests_per_event": GOAL_WRITES_PER_EVENT}
+    print(
+        f"   {fmt(len(records))} real events, {len(batches)} batches of <= {args.batch_size} "
+        f"on {args.shards} shard(s); goal <= {GOAL_WRITES_PER_EVENT} write requests/event"
+    )
+    figures: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "shards": args.shards,
+        "goal_write_requests_per_event": GOAL_WRITES_PER_EVENT,
+    }
 
     full = run_streamrec(batches, len(records))
     figures["streamrec"] = full
     print_row(f"streamrec, batch {args.batch_size}", full)
     verdict = "meets" if full["write_requests_per_event"] <= GOAL_WRITES_PER_EVENT else "MISSES"
-    print(f"   goal <= {GOAL_WRITES_PER_EVENT}: {verdict}; reads: {fmt(full['read_requests'])} requests "
-          f"({full['read_requests'] / len(batches):.1f} per batch), {full['read_units_per_event']:.3f} RRU/event")
-    print("   where the write units go (items and WRU per event, by kind of row; transactional = 2 WRU per KB):")
+    print(
+        f"   goal <= {GOAL_WRITES_PER_EVENT}: {verdict}; reads: {fmt(full['read_requests'])} requests "
+        f"({full['read_requests'] / len(batches):.1f} per batch), "
+        f"{full['read_units_per_event']:.3f} RRU/event"
+    )
+    print(
+        "   where the write units go (items and WRU per event, by kind of row; transactional = 2 WRU per KB):"
+    )
     for kind, tally in full["by_row_kind"].items():
-        print(f"     {kind:<20} {tally['items_per_event']:6.3f} items/event  {tally['write_units_per_event']:6.3f} WRU/event"
-              f"  mean {fmt(tally['mean_item_bytes'])} B")
+        print(
+            f"     {kind:<20} {tally['items_per_event']:6.3f} items/event  "
+            f"{tally['write_units_per_event']:6.3f} WRU/event"
+            f"  mean {fmt(tally['mean_item_bytes'])} B"
+        )
     handler = full["handler_ms_per_batch_against_moto"]
-    print(f"   handler duration per batch against moto in-process: p50 {handler['p50_ms']:.0f} ms, "
-          f"p99 {handler['p99_ms']:.0f} ms (moto's own work included)")
+    print(
+        f"   handler duration per batch against moto in-process: p50 {handler['p50_ms']:.0f} ms, "
+        f"p99 {handler['p99_ms']:.0f} ms (moto's own work included)"
+    )
 
     subset = records[: args.baseline_events]
     print(f"\n   baselines on the first {fmt(len(subset))} events (same data, same process):")
     same = run_streamrec(kinesis_batches(subset, batch_size=args.batch_size, shards=args.shards), len(subset))
     per_record = run_streamrec(kinesis_batches(subset, batch_size=1, shards=args.shards), len(subset))
-    sample = run_sample_writer(kinesis_batches(subset, batch_size=args.batch_size, shards=args.shards), len(subset))
+    sample = run_sample_writer(
+        kinesis_batches(subset, batch_size=args.batch_size, shards=args.shards), len(subset)
+    )
     print_row(f"streamrec, batch {args.batch_size}", same)
     print_row("streamrec, one record per batch", per_record)
     print_row("sample per-record PutItem writer", sample)
@@ -262,17 +299,22 @@ def main(argv: list[str] | None = None) -> int:
         "sample_per_record_writer": sample,
         "ratios": {
             "write_requests_sample_over_streamrec": round(
-                sample["write_requests_per_event"] / same["write_requests_per_event"], 1),
+                sample["write_requests_per_event"] / same["write_requests_per_event"], 1
+            ),
             "write_requests_per_record_over_streamrec": round(
-                per_record["write_requests_per_event"] / same["write_requests_per_event"], 1),
+                per_record["write_requests_per_event"] / same["write_requests_per_event"], 1
+            ),
             "write_units_per_record_over_streamrec": round(
-                per_record["write_units_per_event"] / same["write_units_per_event"], 2),
+                per_record["write_units_per_event"] / same["write_units_per_event"], 2
+            ),
         },
     }
     ratios = figures["baseline_subset"]["ratios"]
-    print(f"   the sample writer makes {ratios['write_requests_sample_over_streamrec']}x the write requests; "
-          f"streamrec per record {ratios['write_requests_per_record_over_streamrec']}x the requests and "
-          f"{ratios['write_units_per_record_over_streamrec']}x the write units of batch {args.batch_size}")
+    print(
+        f"   the sample writer makes {ratios['write_requests_sample_over_streamrec']}x the write requests; "
+        f"streamrec per record {ratios['write_requests_per_record_over_streamrec']}x the requests and "
+        f"{ratios['write_units_per_record_over_streamrec']}x the write units of batch {args.batch_size}"
+    )
     if not args.no_save and not args.quick:
         write_result("dynamodb_writes", header, figures)
     return 0

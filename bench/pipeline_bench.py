@@ -66,7 +66,9 @@ def local_pipeline(window_s: float, moto_fix: bool) -> Iterator[Any]:
     from local_emulator.pipeline import LocalPipeline
 
     if moto_fix:  # inherited by the moto server subprocess, whose sitecustomize then patches moto
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(MOTO_FIX_SITE), os.environ.get("PYTHONPATH")]))
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(MOTO_FIX_SITE), os.environ.get("PYTHONPATH")])
+        )
     WORKDIR.mkdir(parents=True, exist_ok=True)
     for log in (WORKDIR / "logs").glob("*.log"):
         log.unlink()
@@ -77,9 +79,12 @@ def local_pipeline(window_s: float, moto_fix: bool) -> Iterator[Any]:
         cache_root=WORKDIR / "cdk.out",
         context={"profiles": bench_profiles(window_s), "nag": False},
     ) as pipeline:
-        print(f"   local pipeline up in {time.monotonic() - started:.1f} s at {pipeline.base_url} "
-              f"(profile {BENCH_PROFILE}: dev with batching window {window_s:g} s, API throttles raised; "
-              f"moto TransactWriteItems {'with per-item backups (bench/moto_transactions.py)' if moto_fix else 'as shipped'})")
+        print(
+            f"   local pipeline up in {time.monotonic() - started:.1f} s at {pipeline.base_url} "
+            f"(profile {BENCH_PROFILE}: dev with batching window {window_s:g} s, API throttles raised; "
+            f"moto TransactWriteItems "
+            f"{'with per-item backups (bench/moto_transactions.py)' if moto_fix else 'as shipped'})"
+        )
         yield pipeline
 
 
@@ -129,7 +134,9 @@ def durations_ms(pipeline: Any, role: str, since: float) -> list[float]:
     from local_emulator.metrics import dims
 
     name = function_named(pipeline, role)
-    return pipeline.runtime.metrics.values("AWS/Lambda", "Duration", dims({"FunctionName": name}), since, time.time() + 1)
+    return pipeline.runtime.metrics.values(
+        "AWS/Lambda", "Duration", dims({"FunctionName": name}), since, time.time() + 1
+    )
 
 
 def log_records(role: str, message: str) -> list[dict[str, Any]]:
@@ -141,7 +148,7 @@ def log_records(role: str, message: str) -> list[dict[str, Any]]:
         for line in path.read_text(errors="replace").splitlines():
             if message in line:
                 with contextlib.suppress(json.JSONDecodeError):
-                    records.append(json.loads(line[line.index("{"):]))
+                    records.append(json.loads(line[line.index("{") :]))
     return records
 
 
@@ -149,6 +156,7 @@ def log_records(role: str, message: str) -> list[dict[str, Any]]:
 def bench_ingest(pipeline: Any, events: list[dict[str, Any]], batch: int) -> dict[str, Any]:
     client = Http(pipeline.base_url, pipeline.api_keys["producer"])
     since = time.time()
+    lines_before = len(log_records("Ingest", "events ingested"))
     latencies: list[float] = []
     accepted = failed = rejected = 0
     statuses: dict[int, int] = {}
@@ -164,7 +172,8 @@ def bench_ingest(pipeline: Any, events: list[dict[str, Any]], batch: int) -> dic
             rejected += body["counts"]["rejected"]
     elapsed = time.perf_counter() - started
     requests = len(latencies)
-    lines = log_records("Ingest", "events ingested")
+    time.sleep(0.5)  # the worker's log lines reach the file
+    lines = log_records("Ingest", "events ingested")[lines_before:]
     calls = [int(r.get("put_records_calls", 0)) for r in lines]
     ingest_ms = durations_ms(pipeline, "Ingest", since)
     figures = {
@@ -183,12 +192,18 @@ def bench_ingest(pipeline: Any, events: list[dict[str, Any]], batch: int) -> dic
         "put_records_calls_per_request": round(sum(calls) / len(calls), 3) if calls else None,
         "log_lines_read": len(lines),
     }
-    print(f"   ingest: {fmt(figures['events_per_second'])} events/s through POST /v1/events "
-          f"({requests} requests of {batch}, one client), request p50 {figures['request_latency']['p50_ms']:.0f} ms "
-          f"p99 {figures['request_latency']['p99_ms']:.0f} ms; accepted {fmt(accepted)}, rejected {rejected}, failed {failed}")
-    print(f"   ingest: PutRecords calls per request {figures['put_records_calls_per_request']} "
-          f"({figures['put_records_calls']} calls in {len(lines)} invocations, from the function's log lines); "
-          f"function duration p50 {figures['ingest_function_duration']['p50_ms']:.0f} ms")
+    print(
+        f"   ingest: {fmt(figures['events_per_second'])} events/s through POST /v1/events "
+        f"({requests} requests of {batch}, one client), request p50 "
+        f"{figures['request_latency']['p50_ms']:.0f} ms "
+        f"p99 {figures['request_latency']['p99_ms']:.0f} ms; accepted {fmt(accepted)}, rejected "
+        f"{rejected}, failed {failed}"
+    )
+    print(
+        f"   ingest: PutRecords calls per request {figures['put_records_calls_per_request']} "
+        f"({figures['put_records_calls']} calls in {len(lines)} invocations, from the function's log lines); "
+        f"function duration p50 {figures['ingest_function_duration']['p50_ms']:.0f} ms"
+    )
     return figures
 
 
@@ -201,8 +216,9 @@ def _reflects_history(body: Any) -> bool:
     return any(item.get("reason") in ("covisit", "category") for item in body.get("items", []))
 
 
-def bench_freshness(pipeline: Any, probe_item: tuple[str, str], probes: int, poll_ms: float,
-                    timeout_s: float = 30.0) -> dict[str, Any]:
+def bench_freshness(
+    pipeline: Any, probe_item: tuple[str, str], probes: int, poll_ms: float, timeout_s: float = 30.0
+) -> dict[str, Any]:
     producer = Http(pipeline.base_url, pipeline.api_keys["producer"])
     reader = Http(pipeline.base_url, pipeline.api_keys["reader"])
     item_id, category = probe_item
@@ -217,8 +233,13 @@ def bench_freshness(pipeline: Any, probe_item: tuple[str, str], probes: int, pol
         if status != 200 or _reflects_history(before):
             not_cold += 1
         time.sleep(rng.random() * 0.5)  # a random phase of the poller's cycle
-        event = {"event_type": "view", "user_id": user, "item_id": item_id, "category": category,
-                 "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
+        event = {
+            "event_type": "view",
+            "user_id": user,
+            "item_id": item_id,
+            "category": category,
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        }
         status, body, _ = producer.request("POST", "/v1/events", json.dumps(event).encode())
         accepted_at = time.perf_counter()
         if status != 200:
@@ -251,9 +272,12 @@ def bench_freshness(pipeline: Any, probe_item: tuple[str, str], probes: int, pol
         "goal_met": bool(seconds) and percentile(seconds, 95) <= FRESHNESS_GOAL_P95_S and not timeouts,
     }
     verdict = "meets" if figures["goal_met"] else "MISSES"
-    print(f"   freshness (accepted -> visible in recommendations), {probes} probes, polling every {poll_ms:g} ms: "
-          f"p50 {figures['p50_s']:.2f} s, p95 {figures['p95_s']:.2f} s, p99 {figures['p99_s']:.2f} s, "
-          f"max {figures['max_s']} s; timeouts {timeouts}; goal p95 <= {FRESHNESS_GOAL_P95_S:g} s: {verdict}")
+    print(
+        f"   freshness (accepted -> visible in recommendations), {probes} probes, polling every "
+        f"{poll_ms:g} ms: "
+        f"p50 {figures['p50_s']:.2f} s, p95 {figures['p95_s']:.2f} s, p99 {figures['p99_s']:.2f} s, "
+        f"max {figures['max_s']} s; timeouts {timeouts}; goal p95 <= {FRESHNESS_GOAL_P95_S:g} s: {verdict}"
+    )
     return figures
 
 
@@ -282,10 +306,14 @@ def bench_serve_http(pipeline: Any, users: list[str], requests: int) -> dict[str
         "requests_per_second_one_client": round(requests / elapsed, 1),
         "serve_function_duration": summary_ms(serve_ms),
     }
-    print(f"   serve over HTTP: p50 {figures['http_latency']['p50_ms']:.1f} ms, p99 {figures['http_latency']['p99_ms']:.1f} ms, "
-          f"{figures['requests_per_second_one_client']} requests/s (one client); serve function duration "
-          f"p50 {figures['serve_function_duration']['p50_ms']:.1f} ms p99 {figures['serve_function_duration']['p99_ms']:.1f} ms; "
-          f"statuses {statuses}")
+    print(
+        f"   serve over HTTP: p50 {figures['http_latency']['p50_ms']:.1f} ms, p99 "
+        f"{figures['http_latency']['p99_ms']:.1f} ms, "
+        f"{figures['requests_per_second_one_client']} requests/s (one client); serve function duration "
+        f"p50 {figures['serve_function_duration']['p50_ms']:.1f} ms p99 "
+        f"{figures['serve_function_duration']['p99_ms']:.1f} ms; "
+        f"statuses {statuses}"
+    )
     return figures
 
 
@@ -299,18 +327,30 @@ def run(parts: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
         popular[key] = popular.get(key, 0) + 1
     probe_item = max(popular, key=lambda k: popular[k])
     users = list(dict.fromkeys(s["user_id"] for s in sources))
-    figures: dict[str, Any] = {"window_s": args.window, "events_replayed": len(events), "moto_fix": args.moto_fix,
-                               "profile": f"{BENCH_PROFILE} (dev, batching window {args.window:g} s, API throttles raised)"}
+    figures: dict[str, Any] = {
+        "window_s": args.window,
+        "events_replayed": len(events),
+        "moto_fix": args.moto_fix,
+        "profile": f"{BENCH_PROFILE} (dev, batching window {args.window:g} s, API throttles raised)",
+    }
     with local_pipeline(args.window, args.moto_fix) as pipeline:
         since = time.time()
         figures["ingest"] = bench_ingest(pipeline, events, args.ingest_batch)
+        # The cost model's traffic profile sends 100 events per request: the ingest duration at that size.
+        small = retimed(sources[: min(len(sources), 2_000)])
+        for event in small:
+            event["event_id"] = "s100-" + event["event_id"][:58]
+        figures["ingest_100"] = bench_ingest(pipeline, small, 100)
         drained = time.perf_counter()
         pipeline.wait_until_idle(timeout_s=900)
         figures["drain_s_after_ingest"] = round(time.perf_counter() - drained, 1)
         figures["process_function_duration_ms"] = summary_ms(durations_ms(pipeline, "Process", since))
-        print(f"   the stream drained {figures['drain_s_after_ingest']} s after the last request; process function "
-              f"duration per batch p50 {figures['process_function_duration_ms']['p50_ms']:.0f} ms "
-              f"p99 {figures['process_function_duration_ms']['p99_ms']:.0f} ms (against moto's server)")
+        print(
+            f"   the stream drained {figures['drain_s_after_ingest']} s after the last request; "
+            f"process function "
+            f"duration per batch p50 {figures['process_function_duration_ms']['p50_ms']:.0f} ms "
+            f"p99 {figures['process_function_duration_ms']['p99_ms']:.0f} ms (against moto's server)"
+        )
         if "freshness" in parts:
             figures["freshness"] = bench_freshness(pipeline, probe_item, args.probes, args.poll_ms)
         if "serve" in parts:
@@ -319,22 +359,35 @@ def run(parts: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", type=int, default=10_000, help="real events replayed first (default 10,000)")
+    parser.add_argument(
+        "--events", type=int, default=10_000, help="real events replayed first (default 10,000)"
+    )
     parser.add_argument("--ingest-batch", type=int, default=500, help="events per POST (default 500)")
-    parser.add_argument("--window", type=float, default=1.0,
-                        help="MaximumBatchingWindowInSeconds (dev: 1); 0 shows the pipeline without it")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=1.0,
+        help="MaximumBatchingWindowInSeconds (dev: 1); 0 shows the pipeline without it",
+    )
     parser.add_argument("--probes", type=int, default=40, help="freshness probes")
     parser.add_argument("--poll-ms", type=float, default=25.0, help="GET interval while waiting for an event")
     parser.add_argument("--requests", type=int, default=500, help="GET recommendations over HTTP")
-    parser.add_argument("--moto-fix", action=argparse.BooleanOptionalAction, default=True,
-                        help="patch moto's TransactWriteItems in the emulator's moto server (default on; "
-                             "--no-moto-fix measures moto as shipped)")
+    parser.add_argument(
+        "--moto-fix",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="patch moto's TransactWriteItems in the emulator's moto server (default on; "
+        "--no-moto-fix measures moto as shipped)",
+    )
     parser.add_argument("--quick", action="store_true", help="2,000 events, 10 probes, 100 requests")
     parser.add_argument("--no-save", action="store_true")
 
 
-def main(argv: list[str] | None = None, parts: tuple[str, ...] = ("ingest", "freshness", "serve"),
-         name: str = "pipeline") -> int:
+def main(
+    argv: list[str] | None = None,
+    parts: tuple[str, ...] = ("ingest", "freshness", "serve"),
+    name: str = "pipeline",
+) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)

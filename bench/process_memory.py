@@ -48,12 +48,15 @@ def child(batch_size: int, events: int | None, shards: int) -> dict[str, Any]:
 
     import tracemalloc
 
+    from process.logic import BatchProcessor, parse_kinesis_event
+
     from bench.common import FEATURES, dataset, encode_events, kinesis_batches
     from bench.process_throughput import NoDeadLetters
     from bench.stores import MarshallingStore
-    from process.logic import BatchProcessor, parse_kinesis_event
 
-    batches = kinesis_batches(encode_events(dataset("real", limit=events)), batch_size=batch_size, shards=shards)
+    batches = kinesis_batches(
+        encode_events(dataset("real", limit=events)), batch_size=batch_size, shards=shards
+    )
     data_rss = _rss_mb()
     store = MarshallingStore(size_items=False)
     processor = BatchProcessor(store, NoDeadLetters(), FEATURES, sleep=lambda s: None)
@@ -84,8 +87,16 @@ def child(batch_size: int, events: int | None, shards: int) -> dict[str, Any]:
 
 
 def run_child(batch_size: int, events: int | None, shards: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.process_memory", "--child", "--batch-size", str(batch_size),
-               "--shards", str(shards)]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.process_memory",
+        "--child",
+        "--batch-size",
+        str(batch_size),
+        "--shards",
+        str(shards),
+    ]
     if events:
         command += ["--events", str(events)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
@@ -114,16 +125,24 @@ def main(argv: list[str] | None = None) -> int:
         result = run_child(size, args.events, args.shards)
         figures[f"batch_{size}"] = result
         peak = result["batch_peak_mb"]
-        print(f"   batch {size}: runtime (Python + boto3 + Powertools + handler) {result['runtime_rss_mb']:.0f} MB RSS; "
-              f"allocated while processing one batch: p50 {peak['p50']:.1f} MB, max {peak['max']:.1f} MB "
-              f"over {fmt(result['batches'])} batches")
-        print(f"      (child's final max RSS {result['final_rss_mb']:.0f} MB includes the benchmark's own data: "
-              f"{result['rss_after_loading_bench_data_mb']:.0f} MB after loading it, and the in-memory table "
-              f"of {result['store_typed_json_mb']:.0f} MB of typed JSON that DynamoDB holds in AWS)")
+        print(
+            f"   batch {size}: runtime (Python + boto3 + Powertools + handler) "
+            f"{result['runtime_rss_mb']:.0f} MB RSS; "
+            f"allocated while processing one batch: p50 {peak['p50']:.1f} MB, max {peak['max']:.1f} MB "
+            f"over {fmt(result['batches'])} batches"
+        )
+        print(
+            f"      (child's final max RSS {result['final_rss_mb']:.0f} MB includes the benchmark's "
+            f"own data: "
+            f"{result['rss_after_loading_bench_data_mb']:.0f} MB after loading it, and the in-memory table "
+            f"of {result['store_typed_json_mb']:.0f} MB of typed JSON that DynamoDB holds in AWS)"
+        )
     largest = max(r["runtime_rss_mb"] + r["batch_peak_mb"]["max"] for r in figures.values())
     figures["function_peak_estimate_mb"] = round(largest, 1)
-    print(f"   the function needs about {largest:.0f} MB (runtime + the largest batch's peak); Lambda's memory "
-          "setting also buys CPU (1 vCPU at 1,769 MB), which is what the process function is bound by")
+    print(
+        f"   the function needs about {largest:.0f} MB (runtime + the largest batch's peak); Lambda's memory "
+        "setting also buys CPU (1 vCPU at 1,769 MB), which is what the process function is bound by"
+    )
     if not args.no_save and not args.quick:
         write_result("process_memory", header, figures)
     return 0

@@ -33,6 +33,19 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from process.logic import BatchProcessor, DeadLetter, parse_kinesis_event
+from streamrec_core.constants import ATTR_VERSION
+from streamrec_core.features import (
+    FeatureConfig,
+    Key,
+    apply_event,
+    event_from_record,
+    item_key,
+    plan_event,
+    user_key,
+)
+from streamrec_core.schema import decode_record, validate_event
+
 from bench.common import (
     FEATURES,
     Batch,
@@ -46,18 +59,6 @@ from bench.common import (
     write_result,
 )
 from bench.stores import DictStore, MarshallingStore
-from process.logic import BatchProcessor, DeadLetter, parse_kinesis_event
-from streamrec_core.constants import ATTR_VERSION
-from streamrec_core.features import (
-    FeatureConfig,
-    Key,
-    apply_event,
-    event_from_record,
-    item_key,
-    plan_event,
-    user_key,
-)
-from streamrec_core.schema import decode_record, validate_event
 
 GOAL_EVENTS_PER_SECOND = 100_000
 _ZERO = timedelta(0)
@@ -124,7 +125,9 @@ def powertools_runner(store: Any, cfg: FeatureConfig = FEATURES) -> Callable[[Ba
                 rows[key][ATTR_VERSION] = int(rows[key][ATTR_VERSION]) + 1
 
     def run(batch: Batch) -> None:
-        response = process_partial_response(event=batch.event, record_handler=record_handler, processor=processor)
+        response = process_partial_response(
+            event=batch.event, record_handler=record_handler, processor=processor
+        )
         if response.get("batchItemFailures"):
             raise AssertionError(f"baseline reported failures: {response['batchItemFailures'][:3]}")
 
@@ -185,7 +188,10 @@ def stage_breakdown(batches: Sequence[Batch], total_s: float) -> dict[str, float
     started = clock()
     for record, body in zip(records, bodies, strict=True):
         event_from_record(
-            body, shard_id=record.shard_id, sequence_number=record.sequence_number, arrival_ms=record.arrival_ms  # type: ignore[arg-type]
+            body,
+            shard_id=record.shard_id,
+            sequence_number=record.sequence_number,
+            arrival_ms=record.arrival_ms,  # type: ignore[arg-type]
         )
     timings["event_from_record"] = clock() - started
     timings["fold: plan, apply, chunking, store calls (the rest)"] = max(0.0, total_s - sum(timings.values()))
@@ -225,31 +231,57 @@ def _short(filename: str) -> str:
 
 
 # --- The benchmark ----------------------------------------------------------------------------------
-def measure(name: str, sources: list[dict[str, Any]], *, batch_size: int, shards: int, repeats: int,
-            variants: Sequence[str] = tuple(VARIANTS)) -> dict[str, Any]:
+def measure(
+    name: str,
+    sources: list[dict[str, Any]],
+    *,
+    batch_size: int,
+    shards: int,
+    repeats: int,
+    variants: Sequence[str] = tuple(VARIANTS),
+) -> dict[str, Any]:
     records = encode_events(sources)
     batches = kinesis_batches(records, batch_size=batch_size, shards=shards)
     events = len(records)
     users = len({s["user_id"] for s in sources})
     items = len({s["item_id"] for s in sources})
-    print(f"\n-- {name}: {fmt(events)} events, {fmt(users)} users, {fmt(items)} items; "
-          f"{len(batches)} batches of <= {batch_size} on {shards} shard(s)")
-    out: dict[str, Any] = {"events": events, "users": users, "items": items, "batches": len(batches),
-                           "batch_size": batch_size, "shards": shards, "repeats": repeats, "variants": {}}
+    print(
+        f"\n-- {name}: {fmt(events)} events, {fmt(users)} users, {fmt(items)} items; "
+        f"{len(batches)} batches of <= {batch_size} on {shards} shard(s)"
+    )
+    out: dict[str, Any] = {
+        "events": events,
+        "users": users,
+        "items": items,
+        "batches": len(batches),
+        "batch_size": batch_size,
+        "shards": shards,
+        "repeats": repeats,
+        "variants": {},
+    }
     final_rows: dict[str, Any] = {}
     for variant in variants:
         timing, store = run_variant(variant, batches, repeats)
         rate = events / timing.cpu_s
         per_batch_ms = timing.cpu_s / len(batches) * 1000
-        out["variants"][variant] = {"cpu_seconds": round(timing.cpu_s, 4), "wall_seconds": round(timing.wall_s, 4),
-                                    "events_per_second": round(rate), "ms_per_batch": round(per_batch_ms, 3),
-                                    "events_per_wall_second": round(events / timing.wall_s)}
+        out["variants"][variant] = {
+            "cpu_seconds": round(timing.cpu_s, 4),
+            "wall_seconds": round(timing.wall_s, 4),
+            "events_per_second": round(rate),
+            "ms_per_batch": round(per_batch_ms, 3),
+            "events_per_wall_second": round(events / timing.wall_s),
+        }
         final_rows[variant] = comparable_rows(store)
-        print(f"   {variant:<36} {fmt(rate):>10} events/s   {per_batch_ms:8.2f} ms CPU per batch of {batch_size}"
-              f"   (wall: {fmt(events / timing.wall_s)} events/s)")
+        print(
+            f"   {variant:<36} {fmt(rate):>10} events/s   {per_batch_ms:8.2f} ms CPU per batch of "
+            f"{batch_size}"
+            f"   (wall: {fmt(events / timing.wall_s)} events/s)"
+        )
     ratios = {}
-    for ours, theirs in (("streamrec", "powertools_per_record"),
-                         ("streamrec_marshalling", "powertools_per_record_marshalling")):
+    for ours, theirs in (
+        ("streamrec", "powertools_per_record"),
+        ("streamrec_marshalling", "powertools_per_record_marshalling"),
+    ):
         if ours in out["variants"] and theirs in out["variants"]:
             ratio = out["variants"][ours]["events_per_second"] / out["variants"][theirs]["events_per_second"]
             same = final_rows[ours] == final_rows[theirs]
@@ -266,17 +298,23 @@ def measure(name: str, sources: list[dict[str, Any]], *, batch_size: int, shards
         out["stages_s"] = {k: round(v, 4) for k, v in stages.items()}
         print("   where the time goes (streamrec, each stage timed alone on the same inputs):")
         for stage, seconds in stages.items():
-            print(f"     {stage:<52} {seconds * 1000:9.1f} ms  {seconds / total:6.1%}  "
-                  f"{seconds / events * 1e6:6.2f} us/event")
+            print(
+                f"     {stage:<52} {seconds * 1000:9.1f} ms  {seconds / total:6.1%}  "
+                f"{seconds / events * 1e6:6.2f} us/event"
+            )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=("real", "generated", "both"), default="both")
-    parser.add_argument("--events", type=int, default=None, help="events per dataset (default: real all, generated 50,000)")
+    parser.add_argument(
+        "--events", type=int, default=None, help="events per dataset (default: real all, generated 50,000)"
+    )
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--shards", type=int, default=2, help="shards the records are keyed onto (dev profile: 2)")
+    parser.add_argument(
+        "--shards", type=int, default=2, help="shards the records are keyed onto (dev profile: 2)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="passes per variant; the best is reported")
     parser.add_argument("--quick", action="store_true", help="20,000 events per dataset, 1 repeat")
     parser.add_argument("--profile-only", action="store_true", help="only the cProfile of the hot path")
@@ -299,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
             batches = kinesis_batches(encode_events(sources), batch_size=args.batch_size, shards=args.shards)
             figures[name] = {"profile": print_profile(name, batches)}
             continue
-        figures[name] = measure(name, sources, batch_size=args.batch_size, shards=args.shards, repeats=args.repeats)
+        figures[name] = measure(
+            name, sources, batch_size=args.batch_size, shards=args.shards, repeats=args.repeats
+        )
         batches = kinesis_batches(encode_events(sources), batch_size=args.batch_size, shards=args.shards)
         figures[name]["profile"] = print_profile(name, batches)
     if not args.no_save and not args.quick and not args.profile_only:
@@ -309,9 +349,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_profile(name: str, batches: Sequence[Batch]) -> list[dict[str, Any]]:
     rows = profile_hot_path(batches)
-    print(f"   cProfile, {name}, streamrec variant: functions with the most own time (profiler overhead included)")
+    print(
+        f"   cProfile, {name}, streamrec variant: functions with the most own time (profiler "
+        f"overhead included)"
+    )
     for row in rows[:12]:
-        print(f"     {row['own_share']:6.1%} {row['own_s'] * 1000:8.1f} ms {row['calls']:>9,} calls  {row['function']}")
+        print(
+            f"     {row['own_share']:6.1%} {row['own_s'] * 1000:8.1f} ms {row['calls']:>9,} calls  "
+            f"{row['function']}"
+        )
     return rows
 
 

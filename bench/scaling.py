@@ -20,10 +20,11 @@ import argparse
 import time
 from typing import Any
 
+from process.logic import BatchProcessor, parse_kinesis_event
+
 from bench.common import dataset, encode_events, fmt, kinesis_batches, print_header, write_result
 from bench.process_throughput import NoDeadLetters, pin_to_one_core, streamrec_runner
 from bench.stores import DictStore, MarshallingStore
-from process.logic import BatchProcessor, parse_kinesis_event
 
 BATCH_SIZES = (100, 500, 1000)
 # name -> generator options (tools.generate_clickstream): skew of item popularity and number of users.
@@ -68,12 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.events = 10_000
     header = print_header("scaling: batch size and key skew vs throughput and writes per event")
-    print(f"   {pin_to_one_core()}; {fmt(args.events)} events per dataset, {args.shards} shards, one pass each")
+    print(
+        f"   {pin_to_one_core()}; {fmt(args.events)} events per dataset, {args.shards} shards, one pass each"
+    )
     datasets: dict[str, list[dict[str, Any]]] = {"real (Taobao sample)": dataset("real", limit=args.events)}
     for name, options in GENERATED.items():
         datasets[name] = dataset("generated", limit=args.events, **options)
     figures: dict[str, Any] = {"events_per_dataset": args.events, "shards": args.shards, "datasets": {}}
-    print(f"   {'dataset':<32} {'batch':>5} {'events/s':>10} {'writes/ev':>10} {'items/ev':>9} {'WRU/ev':>7} {'reads/ev':>9}")
+    print(
+        f"   {'dataset':<32} {'batch':>5} {'events/s':>10} {'writes/ev':>10} {'items/ev':>9} "
+        f"{'WRU/ev':>7} {'reads/ev':>9}"
+    )
     for name, sources in datasets.items():
         records = encode_events(sources)
         rows = {}
@@ -81,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             batches = kinesis_batches(records, batch_size=size, shards=args.shards)
             result = measure(batches, len(records))
             rows[str(size)] = result
-            print(f"   {name:<32} {size:>5} {fmt(result['events_per_second']):>10} "
-                  f"{result['write_requests_per_event']:>10.4f} {result['items_written_per_event']:>9.3f} "
-                  f"{result['write_units_per_event']:>7.3f} {result['read_requests_per_event']:>9.4f}")
+            print(
+                f"   {name:<32} {size:>5} {fmt(result['events_per_second']):>10} "
+                f"{result['write_requests_per_event']:>10.4f} {result['items_written_per_event']:>9.3f} "
+                f"{result['write_units_per_event']:>7.3f} {result['read_requests_per_event']:>9.4f}"
+            )
         figures["datasets"][name] = {
             "users": len({s["user_id"] for s in sources}),
             "items": len({s["item_id"] for s in sources}),

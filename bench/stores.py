@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import bench.common  # noqa: F401  (puts lambdas/ on sys.path, as Lambda has it)
 from streamrec_core.constants import ATTR_VERSION  # noqa: E402
 
+import bench.common  # noqa: F401  (puts lambdas/ on sys.path, as Lambda has it)
 from bench.ddb_size import item_size, read_units, write_units  # noqa: E402
 
 WRITE_CALLS = ("batch_write_item", "transact_write_items", "put_item", "update_item", "delete_item")
@@ -151,7 +151,9 @@ class CountingDynamoDB:
                         self.read_units += read_units(item_size(item), consistent=consistent)
             elif name == "get_item" and response.get("Item"):
                 self.items_read += 1
-                self.read_units += read_units(item_size(response["Item"]), consistent=bool(kwargs.get("ConsistentRead")))
+                self.read_units += read_units(
+                    item_size(response["Item"]), consistent=bool(kwargs.get("ConsistentRead"))
+                )
             return response
 
         return wrapper

@@ -12,8 +12,9 @@ from pathlib import Path
 
 if "local_emulator.moto_server" in getattr(sys, "orig_argv", ()):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
-    from bench.moto_transactions import fast_transactions
     from moto.dynamodb.models import DynamoDBBackend
+
+    from bench.moto_transactions import fast_transactions
 
     _patch = fast_transactions()  # kept: a collected generator would undo the patch
     _patch.__enter__()  # for the life of the process
