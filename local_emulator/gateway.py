@@ -327,7 +327,9 @@ class ApiGateway:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() would wait forever for a loop that never ran
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
 
     # --- request pipeline -----------------------------------------------------------------------

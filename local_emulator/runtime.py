@@ -73,7 +73,8 @@ class _PollerThread:
             except Exception as error:  # keep polling: moto may be briefly busy
                 log.exception("poller %s failed a round", self._thread.name)
                 self.error = error
-                quiet = False
+                self._stop.wait(self._interval)
+                continue
             with self._condition:
                 self.rounds += 1
                 if quiet and self.poller.is_idle():

@@ -1,0 +1,173 @@
+"""The local REST API gateway's request pipeline, driven directly (no sockets): route matching as API
+Gateway does it, usage-plan limits, and the mapping of Lambda proxy responses."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from local_emulator.gateway import ApiGateway, ApiKey, Method, RestApiModel, TokenBucket, UsagePlan
+from local_emulator.testing import FakeClock
+
+API_ID = "api123"
+
+
+def _method(path, verb="GET", key_required=False):
+    return Method(f"id-{path}", path, verb, key_required, "AWS_PROXY", "fn")
+
+
+def _model(keys=()):
+    paths = {
+        "/v1/users/{user_id}/recommendations": ["GET"],
+        "/v1/users/me/recommendations": ["GET"],
+        "/v1/files/{proxy+}": ["ANY"],
+        "/v1/events": ["POST"],
+    }
+    methods = {
+        path: {verb: _method(path, verb, key_required=True) for verb in verbs}
+        for path, verbs in paths.items()
+    }
+    return RestApiModel(API_ID, "api", {"dev": {}}, methods, {k.value: k for k in keys}, [])
+
+
+def _plan(rate=None, burst=None, quota=None, stages=((API_ID, "dev"),), method_throttles=None):
+    return UsagePlan(
+        "plan", set(stages), rate, burst, method_throttles or {}, quota, 86_400.0 if quota else None
+    )
+
+
+def _gateway(model, responder=None, clock=None):
+    calls = []
+
+    def invoke(name, event):
+        calls.append(event)
+        return (responder or (lambda e: ({"statusCode": 200, "body": "ok"}, None)))(event)
+
+    gateway = ApiGateway(model, invoke, clock=clock or FakeClock())
+    gateway.calls = calls
+    return gateway
+
+
+@pytest.fixture
+def key():
+    return ApiKey("k1", "v" * 40, "producer", True, [_plan()])
+
+
+def _get(gateway, path, key_value=None, verb="GET", body=b""):
+    headers = [("x-api-key", key_value)] if key_value else []
+    try:
+        return gateway.handle(verb, path, headers, body, "127.0.0.1")
+    finally:
+        gateway.stop()
+
+
+def test_literal_segment_wins_over_path_parameter(key):
+    """API Gateway prefers /users/me over /users/{user_id} for the path /users/me."""
+    gateway = _gateway(_model([key]))
+    status, _, _ = _get(gateway, "/dev/v1/users/me/recommendations", key.value)
+    assert status == 200
+    assert gateway.calls[0]["resource"] == "/v1/users/me/recommendations"
+    assert gateway.calls[0]["pathParameters"] is None
+
+
+def test_greedy_proxy_parameter_takes_the_rest_of_the_path(key):
+    gateway = _gateway(_model([key]))
+    status, _, _ = _get(gateway, "/dev/v1/files/a/b/c.txt", key.value, verb="DELETE")
+    assert status == 200
+    assert gateway.calls[0]["pathParameters"] == {"proxy": "a/b/c.txt"}
+    assert gateway.calls[0]["httpMethod"] == "DELETE"
+
+
+def test_wrong_verb_on_a_known_resource_is_missing_authentication_token(key):
+    gateway = _gateway(_model([key]))
+    status, _, body = _get(gateway, "/dev/v1/events", key.value, verb="GET")
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_disabled_key_is_forbidden():
+    disabled = ApiKey("k2", "d" * 40, "old", False, [_plan()])
+    gateway = _gateway(_model([disabled]))
+    status, _, _ = _get(gateway, "/dev/v1/events", disabled.value, verb="POST")
+    assert status == 403
+    assert gateway.calls == []
+
+
+def test_quota_exhaustion_answers_limit_exceeded():
+    """A usage plan quota refuses requests beyond its limit with 429 "Limit Exceeded"."""
+    limited = ApiKey("k3", "q" * 40, "quota", True, [_plan(quota=2)])
+    gateway = _gateway(_model([limited]))
+    statuses = [
+        gateway.handle("POST", "/dev/v1/events", [("x-api-key", limited.value)], b"", "ip")[0]
+        for _ in range(3)
+    ]
+    gateway.stop()
+    assert statuses == [200, 200, 429]
+
+
+def test_method_throttle_overrides_the_plan_throttle():
+    """Per-method throttles of a plan's API stage ("/path/VERB") apply instead of the plan's own."""
+    plan = _plan(rate=1000, burst=1000, method_throttles={(API_ID, "/v1/events/POST"): (0.001, 1)})
+    throttled = ApiKey("k4", "t" * 40, "t", True, [plan])
+    gateway = _gateway(_model([throttled]))
+    first = gateway.handle("POST", "/dev/v1/events", [("x-api-key", throttled.value)], b"", "ip")[0]
+    second = gateway.handle("POST", "/dev/v1/events", [("x-api-key", throttled.value)], b"", "ip")[0]
+    other = gateway.handle(
+        "GET", "/dev/v1/users/u1/recommendations", [("x-api-key", throttled.value)], b"", "ip"
+    )[0]
+    gateway.stop()
+    assert (first, second, other) == (200, 429, 200)
+
+
+def test_token_bucket_refills_at_its_rate():
+    """Throttling is a token bucket: `burst` requests at once, then `rate` per second."""
+    clock = FakeClock()
+    bucket = TokenBucket(rate=2, burst=2, clock=clock)
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    clock.advance(0.5)
+    assert [bucket.take(), bucket.take()] == [True, False]
+
+
+def test_binary_body_is_base64_encoded_in_the_event(key):
+    gateway = _gateway(_model([key]))
+    _get(gateway, "/dev/v1/events", key.value, verb="POST", body=b"\xff\x00binary")
+    event = gateway.calls[0]
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\xff\x00binary"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"statusCode": "abc"},
+        {"body": "no status"},
+        {"statusCode": 200, "body": {"not": "a string"}},
+        {"statusCode": 200, "headers": ["not", "a", "map"]},
+        {"statusCode": 200, "isBase64Encoded": True, "body": "***"},
+        ["not", "an", "object"],
+    ],
+    ids=[
+        "status-not-a-number",
+        "no-status",
+        "body-not-string",
+        "headers-not-map",
+        "bad-base64",
+        "not-object",
+    ],
+)
+def test_malformed_proxy_responses_are_502(key, response):
+    """API Gateway answers 502 when the Lambda proxy response does not have the required shape."""
+    gateway = _gateway(_model([key]), responder=lambda event: (response, None))
+    status, _, body = _get(gateway, "/dev/v1/events", key.value, verb="POST")
+    assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+
+
+def test_base64_proxy_response_body_is_decoded(key):
+    encoded = base64.b64encode(b"\x89PNG").decode()
+    gateway = _gateway(
+        _model([key]),
+        responder=lambda e: ({"statusCode": 200, "body": encoded, "isBase64Encoded": True}, None),
+    )
+    status, _, body = _get(gateway, "/dev/v1/events", key.value, verb="POST")
+    assert (status, body) == (200, b"\x89PNG")
