@@ -111,7 +111,7 @@ class MarshallingStore:
             item = self._to_item({**row, ATTR_VERSION: expected + 1})
             self.items[key] = item
             if self.size_items:
-                self.writes.add_item(item_size(item), transactional=True)
+                self.writes.add_item(item_size(item), transactional=True, kind=row_kind(item))
             else:
                 self.writes.items += 1
 
