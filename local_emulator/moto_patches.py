@@ -11,15 +11,27 @@ through `patched()`. Each patch is a documented moto gap (moto 5.2.5):
 3. Lambda: on every PutRecord moto pushes the record to each mapped function through Docker (one
    record per invocation, no ESM semantics). Lambda code never runs inside moto here: the local
    runtime's poller is the event source mapping, so the push is turned off.
+4. DynamoDB is not thread-safe in moto's server (concurrent TransactWriteItems fail, and a transaction
+   can interleave with other writes); AWS serializes conflicting writes. Requests are serialized.
+5. DynamoDB TransactWriteItems deep-copies every touched TABLE (once per action) to roll back on
+   failure, so its cost grows with the table: seconds per batch once tables hold thousands of items.
+   The patch backs up only the items the transaction touches and restores those on failure (the same
+   idea as bench/moto_transactions.py); conditions and cancellation reasons stay moto's own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import moto.dynamodb.models as dynamodb_models
 from moto.awslambda.models import LambdaBackend
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.kinesis.exceptions import InvalidArgumentError
 from moto.kinesis.models import Shard, Stream
 from moto.utilities.utils import md5_hash
@@ -66,6 +78,71 @@ def _no_kinesis_push(self: LambdaBackend, *args: Any, **kwargs: Any) -> None:
     return None
 
 
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def _serialized_call_action(self: DynamoHandler) -> Any:
+    with _DYNAMODB_LOCK:
+        return _ORIGINALS["call_action"](self)
+
+
+class _TablesAreNotCopied:
+    """Stands in for `copy` inside moto.dynamodb.models: "copying" a Table returns the table itself."""
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def _touched_key(
+    backend: DynamoDBBackend, op_type: str, op: dict[str, Any]
+) -> tuple[str, dict[str, Any]] | None:
+    table = backend.tables.get(op.get("TableName", ""))
+    if table is None:
+        return None
+    if op_type != "Put":
+        return table.name, op.get("Key", {})
+    item = op.get("Item", {})
+    if table.hash_key_attr not in item:
+        return None
+    key = {table.hash_key_attr: item[table.hash_key_attr]}
+    if table.range_key_attr and table.range_key_attr in item:
+        key[table.range_key_attr] = item[table.range_key_attr]
+    return table.name, key
+
+
+def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    backups: list[tuple[str, dict[str, Any], Any]] = []
+    for action in transact_items:
+        if len(action) != 1:
+            continue  # moto reports the malformed action itself
+        ((op_type, op),) = action.items()
+        touched = _touched_key(self, op_type, op)
+        if touched is None:
+            continue
+        try:
+            current = self.get_item(*touched)
+        except Exception:  # a bad key: moto raises the proper error below
+            current = None
+        backups.append((*touched, copy.deepcopy(current)))
+    with _DYNAMODB_LOCK:
+        dynamodb_models.copy = _TablesAreNotCopied()  # type: ignore[assignment]
+        try:
+            _ORIGINALS["transact_write_items"](self, transact_items)
+        except BaseException:
+            for table_name, key, item in reversed(backups):
+                if item is None:
+                    with contextlib.suppress(Exception):
+                        self.delete_item(table_name, key)
+                else:
+                    self.tables[table_name].put_item(item.to_json()["Attributes"])
+            raise
+        finally:
+            dynamodb_models.copy = copy
+
+
 def apply() -> None:
     """Apply all patches (idempotent)."""
     if _ORIGINALS:
@@ -74,10 +151,14 @@ def apply() -> None:
     _ORIGINALS["split_shard"] = Stream.split_shard
     _ORIGINALS["merge_shards"] = Stream.merge_shards
     _ORIGINALS["send_kinesis_message"] = LambdaBackend.send_kinesis_message
+    _ORIGINALS["call_action"] = DynamoHandler.call_action
+    _ORIGINALS["transact_write_items"] = DynamoDBBackend.transact_write_items
     Stream.get_shard_for_key = _get_shard_for_key  # type: ignore[method-assign]
     Stream.split_shard = _split_shard  # type: ignore[method-assign]
     Stream.merge_shards = _merge_shards  # type: ignore[method-assign]
     LambdaBackend.send_kinesis_message = _no_kinesis_push  # type: ignore[method-assign]
+    DynamoHandler.call_action = _serialized_call_action  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
 
 
 def remove() -> None:
@@ -88,6 +169,8 @@ def remove() -> None:
     Stream.split_shard = _ORIGINALS.pop("split_shard")  # type: ignore[method-assign]
     Stream.merge_shards = _ORIGINALS.pop("merge_shards")  # type: ignore[method-assign]
     LambdaBackend.send_kinesis_message = _ORIGINALS.pop("send_kinesis_message")  # type: ignore[method-assign]
+    DynamoHandler.call_action = _ORIGINALS.pop("call_action")  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = _ORIGINALS.pop("transact_write_items")  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
