@@ -44,6 +44,8 @@ Rules implemented (each has its own test in tests/unit/test_esm_*.py):
 - ``ParallelizationFactor`` N > 1: each shard's records are hashed by partition key into N lanes that
   checkpoint independently, so one partition key's records stay in order while other keys go ahead.
   Given an ``executor``, the batches of all ready lanes (and shards) of a round are invoked concurrently.
+- ``FilterCriteria``: records whose JSON ``data`` matches no pattern are discarded without an invocation
+  and checkpointed (see `local_emulator.filtering`).
 - Sequence numbers are compared as integers (moto's are small integers, AWS's are 56-digit numbers).
 
 Documented simplifications: a retried batch keeps the records it had (AWS may append newer records to a
@@ -67,6 +69,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from local_emulator.filtering import parse_patterns, record_matches
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,7 @@ class EsmConfig:
     on_failure_destination: str | None = None
     enabled: bool = True
     uuid: str = ""
+    filter_patterns: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_api(cls, mapping: dict[str, Any]) -> EsmConfig:
@@ -129,6 +134,7 @@ class EsmConfig:
             .get("Destination"),
             enabled=state not in ("Disabled", "Disabling"),
             uuid=mapping.get("UUID", ""),
+            filter_patterns=tuple(parse_patterns(mapping.get("FilterCriteria"))),
         )
 
     @property
@@ -390,14 +396,20 @@ class EsmPoller:
         next_iterator = response.get("NextShardIterator")
         shard.iterator = next_iterator
         now = self._clock()
+        patterns = list(self.config.filter_patterns)
         for raw in records:
             record = _to_record(raw)
             shard.last_read_seq = record.seq
             shard.order.append(record.seq)
+            if not record_matches(patterns, record.data):
+                # Filtered out: discarded without an invocation, and checkpointed like a success.
+                shard.done.add(record.seq)
+                continue
             lane = shard.lanes[self._lane_of(record.partition_key)]
             if not lane.buffer and lane.first_seen is None:
                 lane.first_seen = now
             lane.buffer.append(record)
+        self._advance_checkpoint(shard)
         if next_iterator is None or (shard.closed and not records):
             shard.reached_end = True
         self._records_seen += len(records)
@@ -584,6 +596,9 @@ class EsmPoller:
             shard.done.add(record.seq)
         if not lane.buffer:
             lane.first_seen = None
+        self._advance_checkpoint(shard)
+
+    def _advance_checkpoint(self, shard: _Shard) -> None:
         while shard.order and shard.order[0] in shard.done:
             seq = shard.order.popleft()
             shard.done.discard(seq)

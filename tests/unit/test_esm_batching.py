@@ -203,3 +203,38 @@ def test_config_from_api_reads_every_setting():
     assert config.on_failure_destination == "arn:aws:sqs:us-east-1:123456789012:q"
     assert config.stream_name == "events"
     assert config.enabled is True
+
+
+def test_filter_criteria_drop_records_whose_data_matches_no_pattern(kinesis):
+    """Rule: with FilterCriteria (on the data key), records matching no pattern are discarded without
+    an invocation and checkpointed; patterns are ORed."""
+    # Given clicks with and without attribution, and a non-JSON record, on the stream
+    import json
+
+    arn = create_stream(kinesis, STREAM)
+    attributed = put(
+        kinesis, STREAM, "u", json.dumps({"event_type": "click", "attribution": {"variant": "a"}})
+    )
+    put(kinesis, STREAM, "u", json.dumps({"event_type": "click"}))
+    put(kinesis, STREAM, "u", b"not json")
+    purchase = put(kinesis, STREAM, "u", json.dumps({"event_type": "purchase", "price": 30}))
+    put(kinesis, STREAM, "u", json.dumps({"event_type": "purchase", "price": 5}))
+    patterns = [
+        {"data": {"attribution": {"variant": [{"exists": True}]}}},
+        {"data": {"event_type": ["purchase"], "price": [{"numeric": [">=", 10]}]}},
+    ]
+    mapping = {
+        "EventSourceArn": arn,
+        "FunctionArn": FUNCTION_ARN,
+        "BatchSize": 10,
+        "FilterCriteria": {"Filters": [{"Pattern": json.dumps(p)} for p in patterns]},
+    }
+    fn = ScriptedFunction()
+    poller = EsmPoller(kinesis, EsmConfig.from_api(mapping), invoke=fn)
+
+    # When drained
+    poller.run_until_idle()
+
+    # Then only the matching records were delivered, and the shard is checkpointed past all five
+    assert fn.all_sequence_numbers() == [[attributed, purchase]]
+    assert poller.checkpoints() == {"shardId-000000000000": purchase + 1}
