@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -81,6 +82,8 @@ class MotoServer:
 
 
 def _serve(port: int) -> None:
+    # Ctrl-C reaches the whole process group; the parent stops us by closing stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from moto.server import ThreadedMotoServer
 
     from local_emulator import moto_patches

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -86,6 +87,8 @@ def _error(error_type: str, message: str, stack: list[str] | None = None) -> dic
 
 def main() -> None:
     """Serve invocations until stdin closes."""
+    # Ctrl-C reaches the whole process group; the parent stops us by closing stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     code_dir, handler_spec = sys.argv[1], sys.argv[2]
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [code_dir] + [p for p in sys.path if os.path.abspath(p or ".") != here]
