@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,9 +32,13 @@ from local_emulator.runtime import Runtime, RuntimeOptions
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The shared names live with the functions; put them on the path as the CDK app and tests do.
+if str(REPO_ROOT / "lambdas") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "lambdas"))
+from streamrec_core import constants  # noqa: E402
+
+# Stack outputs "<Role>ApiKeyId" (constants.OUTPUT_PRODUCER_API_KEY_ID, ...) name each API key's role.
 API_KEY_OUTPUT_SUFFIX = "ApiKeyId"
-OUTPUT_REST_API_ID = "RestApiId"
-OUTPUT_API_STAGE = "ApiStageName"
 
 
 class LocalPipeline:
@@ -138,10 +143,10 @@ class LocalPipeline:
         gateways = self.runtime.gateways
         if not gateways:
             return ""
-        api_id = self.outputs.get(OUTPUT_REST_API_ID)
+        api_id = self.outputs.get(constants.OUTPUT_REST_API_ID)
         gateway = gateways.get(api_id) if api_id else None
         gateway = gateway or next(iter(gateways.values()))
-        stage = self.outputs.get(OUTPUT_API_STAGE) or next(iter(gateway.model.stages), "")
+        stage = self.outputs.get(constants.OUTPUT_API_STAGE) or next(iter(gateway.model.stages), "")
         return gateway.base_url(stage)
 
     def endpoint_document(self) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from streamrec_core import constants
 
 from local_emulator import aws
 from local_emulator.pipeline import REPO_ROOT, LocalPipeline
@@ -55,7 +56,6 @@ PROFILE_ENV = "STREAMREC_PROFILE"
 ENDPOINT_FILE_ENV = "STREAMREC_ENDPOINT_FILE"
 SETTLE_ENV = "STREAMREC_SETTLE_SECONDS"
 DEFAULT_ENDPOINT_FILE = REPO_ROOT / "localstack" / "endpoint.json"
-API_KEY_HEADER = "x-api-key"
 
 
 @dataclass
@@ -117,7 +117,7 @@ class PipelineTarget:
             data = json.dumps(body).encode("utf-8")
             all_headers.setdefault("content-type", "application/json")
         if key is not None:
-            all_headers[API_KEY_HEADER] = self.api_keys.get(key, key)
+            all_headers[constants.API_KEY_HEADER] = self.api_keys.get(key, key)
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=all_headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
