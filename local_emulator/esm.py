@@ -318,6 +318,12 @@ class EsmPoller:
         """Per shard, the highest sequence number up to which every record is processed (or discarded)."""
         return {shard_id: shard.checkpoint for shard_id, shard in self._shards.items()}
 
+    def reconfigure(self, config: EsmConfig) -> None:
+        """Apply updated mapping settings (UpdateEventSourceMapping); lanes keep their number."""
+        if config.parallelization_factor != self.config.parallelization_factor:
+            log.warning("ParallelizationFactor changes apply to shards discovered from now on")
+        self.config = config
+
     def records_read(self) -> int:
         """Records read from the stream since the poller started (all shards)."""
         return self._records_seen

@@ -50,9 +50,19 @@ class RuntimeOptions:
 class _PollerThread:
     """Drives one `EsmPoller` in a background thread and reports quiet rounds for `wait_until_idle`."""
 
-    def __init__(self, poller: EsmPoller, interval_s: float, name: str) -> None:
+    def __init__(
+        self,
+        poller: EsmPoller,
+        interval_s: float,
+        name: str,
+        refresh: Callable[[], EsmConfig] | None = None,
+        refresh_interval_s: float = 2.0,
+    ) -> None:
         self.poller = poller
         self._interval = interval_s
+        self._refresh = refresh
+        self._refresh_interval = refresh_interval_s
+        self._last_refresh = time.monotonic()
         self._stop = threading.Event()
         self._condition = threading.Condition()
         self.rounds = 0
@@ -66,6 +76,7 @@ class _PollerThread:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._maybe_refresh()
             try:
                 read_before = self.poller.records_read()
                 invoked = self.poller.poll_once()
@@ -82,6 +93,16 @@ class _PollerThread:
                 self._condition.notify_all()
             if quiet:
                 self._stop.wait(self._interval)
+
+    def _maybe_refresh(self) -> None:
+        """Pick up UpdateEventSourceMapping changes (enable/disable, batch size, retries...)."""
+        if self._refresh is None or time.monotonic() - self._last_refresh < self._refresh_interval:
+            return
+        self._last_refresh = time.monotonic()
+        try:
+            self.poller.reconfigure(self._refresh())
+        except Exception as error:  # keep the current settings if moto cannot answer right now
+            log.debug("refreshing mapping settings failed: %s", error)
 
     def wait_quiet_round_after(self, round_number: int, deadline: float) -> bool:
         """Wait for an idle, quiet round that started after `round_number`; False on timeout."""
@@ -216,9 +237,18 @@ class Runtime:
                     shard_refresh_interval_s=1.0,
                     executor=self._executor(function.spec.max_concurrency),
                 )
-                thread = _PollerThread(poller, self.options.poll_interval_s, f"esm-{config.uuid[:8]}")
+                thread = _PollerThread(
+                    poller,
+                    self.options.poll_interval_s,
+                    f"esm-{config.uuid[:8]}",
+                    refresh=self._mapping_reader(config.uuid),
+                )
                 thread.start()
                 self.pollers.append(thread)
+
+    def _mapping_reader(self, uuid: str) -> Callable[[], EsmConfig]:
+        lambda_client = aws.client("lambda", self.endpoint)
+        return lambda: EsmConfig.from_api(lambda_client.get_event_source_mapping(UUID=uuid))
 
     def _executor(self, workers: int) -> ThreadPoolExecutor:
         executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="esm-invoke")

@@ -212,3 +212,31 @@ def test_queue_depth_alarm_fires_and_notifies_its_topic(pipeline):
     assert any(
         n["AlarmName"] == "fixture-on-failure-depth" and n["NewStateValue"] == "ALARM" for n in notifications
     )
+
+
+def test_mapping_updates_in_moto_reach_the_poller(pipeline):
+    """UpdateEventSourceMapping (here Enabled false, then true) is read back by the running poller."""
+    lambda_client, kinesis = pipeline.client("lambda"), pipeline.client("kinesis")
+    (mapping,) = lambda_client.list_event_source_mappings()["EventSourceMappings"]
+    poller = pipeline.runtime.pollers[0].poller
+
+    # Given a disabled mapping
+    lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    _eventually(lambda: not poller.config.enabled)
+
+    # When a record arrives, nothing reads it
+    read_before = poller.records_read()
+    kinesis.put_record(StreamName=pipeline.outputs["StreamName"], PartitionKey="p", Data=b"fine")
+    pipeline.wait_until_idle(timeout_s=30)
+    assert poller.records_read() == read_before
+
+    # Then, enabled again, the mapping delivers it
+    lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
+    _eventually(lambda: poller.records_read() == read_before + 1)
+
+
+def _eventually(check, timeout_s=15.0):
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
