@@ -20,6 +20,7 @@ from streamrec_core.constants import (
     EXPERIMENT_PURCHASES,
     EXPERIMENT_VARIANT_ATTR,
     MODEL_NAME,
+    USER_LAST_EVENT_AT,
 )
 from streamrec_core.features import Key, Row, item_key, merge_trending, trending_keys, user_key
 from streamrec_core.http import ERROR_BAD_REQUEST, ERROR_NOT_FOUND, HttpError
@@ -161,6 +162,7 @@ class Recommender:
             "variant": variant.name,
             "request_id": request_id or uuid.uuid4().hex,
             "fallback": fallback,
+            "features_as_of": user.get(USER_LAST_EVENT_AT) if user else None,
         }
         return RecommendationResult(body, experiment_id, variant.name, fallback, len(recs))
 

@@ -192,6 +192,15 @@ def _recommendations_schema() -> dict[str, Any]:
                 "description": "Send it back as attribution.request_id with clicks and purchases.",
             },
             "model": {"type": "string", "description": f"Ranking model, e.g. {c.MODEL_NAME}."},
+            "fallback": {
+                "type": "boolean",
+                "description": "True when the list is trending items only (cold start or no neighbours).",
+            },
+            "features_as_of": {
+                "type": ["integer", "null"],
+                "description": "Newest event time (Unix ms) in the user's features; null for a new user. "
+                "Lets a caller see how fresh the ranking is.",
+            },
         },
     }
 

@@ -76,8 +76,17 @@ def test_recommendations_take_exactly_two_round_trips():
     assert len(reader.batch_gets) == 2 and reader.gets == 0 and reader.queries == 0
     body = result.body
     assert body["model"] == c.MODEL_NAME and body["variant"] == c.DEFAULT_VARIANT and body["request_id"]
-    assert [item["item_id"] for item in body["items"]][:1] == ["d"] or body["items"]
+    # Neighbours alice never saw (d via bob, e via carol) are candidates beside her own viewed items.
+    assert {"d", "e"} <= {item["item_id"] for item in body["items"]}
     assert all(set(item) == {"item_id", "score", "reason"} for item in body["items"])
+
+
+def test_recommendations_state_how_fresh_the_features_are():
+    """features_as_of is the newest event time in the user's features (what freshness probes poll)."""
+    reader = CountingReader(world())
+    recommender = Recommender(reader, ServeSettings(trending_slots=4, experiments=()))
+    assert recommender.recommendations("alice").body["features_as_of"] == 1714564803000  # ts(3), ms
+    assert recommender.recommendations("nobody").body["features_as_of"] is None
 
 
 def test_cold_start_takes_one_round_trip_and_returns_trending():
