@@ -26,10 +26,11 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test under tests/e2e is marked `e2e` and grouped onto one xdist worker.
+    """Every test under tests/e2e is marked `e2e` (so `-m e2e` / `-m "not e2e"` select them).
 
-    The e2e tests share one local pipeline (moto server + deployed stack + runtime), which is costly to
-    start; grouping them keeps it to one start per run.
+    They share one local pipeline per pytest process (moto server + deployed stack + runtime). The
+    xdist_group mark asks `--dist loadgroup` to keep them on one worker; with pytest 9.2 + xdist 3.8 the
+    grouping is not honoured, so the e2e fixture starts one pipeline per worker with its own workdir.
     """
     e2e_dir = REPO_ROOT / "tests" / "e2e"
     for item in items:
