@@ -56,8 +56,8 @@ from streamrec_core.features import (  # noqa: E402
 )
 
 from tools.replay import (  # noqa: E402
-    ReplaySummary,
     Replayer,
+    ReplaySummary,
     Retimer,
     format_timestamp,
     read_events,

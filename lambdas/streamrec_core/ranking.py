@@ -16,6 +16,9 @@ Reading is split in two so serve needs at most two DynamoDB round trips:
 - The user's own history items may come back (`seen_weight`): each past interaction adds its type
   weight, halved every `seen_half_life` entries back, so items looked at often and lately rank high
   (users return to what they looked at; measured on the Taobao clickstream, see BENCHMARKS.md).
+- The item the user is looking at now (their newest distinct item, `skip_latest`) is left out: on the
+  Taobao clickstream the next event is never on the same item, and leaving it out lifted validation
+  HitRate@10 0.171 -> 0.175 and MRR@10 0.077 -> 0.084 (BENCHMARKS.md, "Recommendation quality").
 - Items bought, items in `exclude`, and (with `category`) items of other categories are left out.
 - The list is filled from the trending items of the user's categories, then global trending; a user
   without history (cold start) gets trending items only.
@@ -54,6 +57,7 @@ class ModelParams:
     seen_weight: float = 1.0  # weight of the user's own history items as candidates (0 = never)
     seen_half_life: float = 20.0  # history entries (newest = 0) over which a past interaction's weight halves
     fill_categories: int = 3  # top categories whose trending items fill the list
+    skip_latest: int = 1  # the user's newest distinct items left out (the one they are looking at now)
     exclude_purchased: bool = True
 
     @classmethod
@@ -119,6 +123,17 @@ def seed_items(user: Mapping[str, Any] | None, params: ModelParams) -> list[Seed
     return seeds
 
 
+def latest_items(user: Mapping[str, Any], count: int) -> list[str]:
+    """The user's `count` newest distinct history items, newest first."""
+    found: list[str] = []
+    for item, _type, _when, _category in reversed(user.get(USER_HISTORY, [])):
+        if len(found) >= count:
+            break
+        if item not in found:
+            found.append(item)
+    return found
+
+
 def seen_items(user: Mapping[str, Any], params: ModelParams) -> list[tuple[str, float, str]]:
     """The user's history items with a revisit weight: type weights of their interactions, decayed by age."""
     half_life = params.seen_half_life
@@ -172,6 +187,8 @@ def recommend(
     banned = set(exclude)
     if params.exclude_purchased and user:
         banned.update(user.get(USER_BOUGHT, []))
+    if params.skip_latest > 0 and user:
+        banned.update(latest_items(user, params.skip_latest))
 
     def allowed(item: str, item_category: str) -> bool:
         if item in banned:

@@ -132,7 +132,8 @@ def test_the_list_is_filled_from_category_trending_then_global_without_duplicate
 
 def test_recently_seen_items_can_come_back_with_seen_weight():
     u = user([("a", "view", 1, "c"), ("b", "view", 2, "c")])
-    recs, _ = recommend(u, {}, {}, [], k=5, params=ModelParams(seen_weight=1.0, affinity_boost=0))
+    params = ModelParams(seen_weight=1.0, affinity_boost=0, skip_latest=0)
+    recs, _ = recommend(u, {}, {}, [], k=5, params=params)
     assert ids(recs) == ["b", "a"]
     none, fallback = recommend(u, {}, {}, [], k=5, params=NO_SEEN)
     assert none == [] and fallback
@@ -203,5 +204,17 @@ def test_seen_items_weigh_frequency_type_and_age():
 
 def test_category_filter_also_applies_to_seen_items():
     u = user([("book", "view", 1, "books"), ("toy", "view", 2, "toys")])
-    recs, _ = recommend(u, {}, {}, [], k=5, params=ModelParams(), category="toys")
+    recs, _ = recommend(u, {}, {}, [], k=5, params=ModelParams(skip_latest=0), category="toys")
     assert ids(recs) == ["toy"]
+
+
+def test_the_item_being_looked_at_now_is_left_out_by_default():
+    # GIVEN a user whose newest item "b" is also a neighbour of an older seed and a trending item
+    u = user([("a", "view", 1, "c"), ("b", "view", 2, "c"), ("a", "view", 3, "c"), ("b", "view", 4, "c")])
+    profiles = {"a": profile({"b": (5, "c"), "x": (1, "c")}), "b": profile({"y": (1, "c")})}
+    # WHEN ranking with the defaults (skip_latest=1)
+    recs, _ = recommend(u, profiles, {}, [("b", 9.0, "c")], k=5, params=ModelParams())
+    # THEN "b" comes back from nowhere, while the older history item "a" and neighbours still do
+    assert "b" not in ids(recs) and {"a", "x", "y"} <= set(ids(recs))
+    kept, _ = recommend(u, profiles, {}, [], k=5, params=ModelParams(skip_latest=0))
+    assert "b" in ids(kept)

@@ -137,7 +137,7 @@ def test_variant_params_tune_the_model():
     without = no_seen.recommendations("alice", k=3).body["items"]
     # seen_weight adds the user's own recent items to their neighbours' scores
     score = lambda items, item: next(i["score"] for i in items if i["item_id"] == item)  # noqa: E731
-    assert score(with_seen, "c") > score(without, "c")
+    assert score(with_seen, "b") > score(without, "b")
 
 
 def test_experiment_results_count_attributed_events_with_wilson_intervals():
