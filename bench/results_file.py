@@ -50,7 +50,7 @@ def cost_inputs(results: dict[str, dict[str, Any] | None]) -> tuple[dict[str, An
     throughput = (results.get("process_throughput") or {}).get("figures", {}).get("real")
     if throughput and writes:
         variant = throughput["variants"]["streamrec_marshalling"]
-        cpu_ms_per_event = variant["cpu_seconds"] * 1000 / throughput["events"]
+        cpu_ms_per_event = variant["cpu_seconds"] * 1000 / variant.get("events", throughput["events"])
         batches = writes["batches"]
         scale = PROD_BATCH_SIZE / (writes["events"] / batches)
         reads_per_batch = writes["read_requests"] / batches * scale
