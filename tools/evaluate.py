@@ -390,6 +390,7 @@ def evaluate_online(
         return timed
 
     def flush() -> None:
+        summary.sent += len(pending)
         for start in range(0, len(pending), 500):
             outcome = sender.send(pending[start : start + 500], summary)
             if outcome.failed or outcome.rejected:
