@@ -68,7 +68,7 @@ openapi: venv
 	$(PY) -m tools.export_openapi
 
 lint: venv
-	$(PY) -m ruff check . && $(PY) -m mypy lambdas stacks local_emulator tools
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf cdk.out .local .pytest_cache .hypothesis

@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import math
-import statistics
 import sys
 import time
 import urllib.error
@@ -205,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--events-file", help="replay this JSONL file (shared data format) instead")
     parser.add_argument("--limit", type=int, help="replay only the first N events of the file")
-    parser.add_argument("--speed", type=float, default=0.0, help="replay speed factor (0 = as fast as possible)")
+    parser.add_argument(
+        "--speed", type=float, default=0.0, help="replay speed factor (0 = as fast as possible)"
+    )
     parser.add_argument("--probes", type=int, default=20, help="freshness probes (default 20)")
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for processing")
     parser.add_argument("--profile", default="dev", help="settings profile (default dev)")

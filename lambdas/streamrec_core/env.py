@@ -20,7 +20,9 @@ def require_str(env: Mapping[str, str], key: str) -> str:
     return value
 
 
-def require_int(env: Mapping[str, str], key: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def require_int(
+    env: Mapping[str, str], key: str, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     raw = require_str(env, key)
     try:
         value = int(raw)
