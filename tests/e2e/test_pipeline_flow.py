@@ -1,0 +1,142 @@
+"""The pipeline end to end over HTTP on the local runtime (issue 2): what a producer and a page rely on."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from streamrec_core.constants import (
+    OUTPUT_ITEMS_TABLE,
+    OUTPUT_ON_FAILURE_QUEUE_URL,
+    OUTPUT_USERS_TABLE,
+    USER_COUNTS,
+    USER_HISTORY,
+    USERS_PK,
+)
+from streamrec_core.feature_store import FeatureStore
+from streamrec_core.features import user_key
+
+from tests.e2e.conftest import eventually
+from tools.redrive import main as redrive_main
+from tools.replay import format_timestamp
+
+
+def _event(user_id: str, item_id: str, n: int, *, event_type: str = "view") -> dict:
+    return {
+        "event_id": f"{user_id}-{n}",
+        "event_type": event_type,
+        "user_id": user_id,
+        "item_id": item_id,
+        "category": "e2e",
+        "timestamp": format_timestamp(time.time() - 60 + n),
+    }
+
+
+def _store(local_pipeline) -> FeatureStore:
+    return FeatureStore(
+        local_pipeline.client("dynamodb"),
+        local_pipeline.outputs[OUTPUT_USERS_TABLE],
+        local_pipeline.outputs[OUTPUT_ITEMS_TABLE],
+    )
+
+
+def _view_count(local_pipeline, user_id: str) -> int:
+    row = _store(local_pipeline).read([user_key(user_id)])[user_key(user_id)]
+    return int((row or {}).get(USER_COUNTS, {}).get("view", 0))
+
+
+def test_posted_events_show_up_in_recommendations(local_pipeline, unique_id):
+    """Given another shopper who viewed A then B, when a user views A, B is recommended to them."""
+    other, user = f"other-{unique_id}", f"user-{unique_id}"
+    item_a, item_b = f"a-{unique_id}", f"b-{unique_id}"
+    answer = local_pipeline.post_events(
+        {"events": [_event(other, item_a, 1), _event(other, item_b, 2), _event(user, item_a, 3)]}
+    )
+    assert answer.status == 200 and answer.json()["counts"]["accepted"] == 3
+
+    def recommended() -> list[dict]:
+        body = local_pipeline.recommendations(user, k=10).json()
+        return [item for item in body["items"] if item["item_id"] == item_b]
+
+    found = eventually(recommended, timeout_s=30)
+    assert found[0]["reason"] == "covisit"
+
+
+def test_an_invalid_event_is_rejected_by_index_and_its_valid_neighbours_are_stored(local_pipeline, unique_id):
+    # Given a batch whose middle event has a user_id outside the allowed charset
+    good_1, good_2 = f"good1-{unique_id}", f"good2-{unique_id}"
+    invalid = {**_event(good_1, "i1", 2), "user_id": "bad user!"}
+    batch = [_event(good_1, "i1", 1), invalid, _event(good_2, "i2", 3)]
+    # When it is posted
+    answer = local_pipeline.post_events({"events": batch})
+    # Then the answer names the index, the field and the rule, and the neighbours are accepted
+    body = answer.json()
+    assert answer.status == 200
+    assert [entry["index"] for entry in body["accepted"]] == [0, 2]
+    assert [entry["index"] for entry in body["rejected"]] == [1]
+    [error] = body["rejected"][0]["errors"]
+    assert error["field"] == "user_id" and "[A-Za-z0-9._:@-]" in error["rule"]
+    # And both valid events reach the feature tables
+    eventually(lambda: _view_count(local_pipeline, good_1) == 1 and _view_count(local_pipeline, good_2) == 1)
+
+
+def test_a_failing_record_is_retried_from_its_sequence_number_and_nothing_is_double_counted(
+    local_pipeline, unique_id, tmp_path
+):
+    """A record whose processing keeps failing is isolated (bisect, checkpoint at the failed sequence
+    number), its neighbours are applied exactly once despite the retries, the mapping gives up on it to
+    the on-failure queue, and redrive applies it exactly once after the cause is fixed."""
+    dynamodb = local_pipeline.client("dynamodb")
+    users_table = local_pipeline.outputs[OUTPUT_USERS_TABLE]
+    queue_url = local_pipeline.outputs[OUTPUT_ON_FAILURE_QUEUE_URL]
+    sqs = local_pipeline.client("sqs")
+    sqs.purge_queue(QueueUrl=queue_url)
+    # Given a user whose feature row is corrupt, so processing any of their events fails
+    broken = f"broken-{unique_id}"
+    dynamodb.put_item(
+        TableName=users_table,
+        Item={USERS_PK: {"S": broken}, USER_HISTORY: {"S": "{not json"}, "version": {"N": "1"}},
+    )
+    healthy = [f"healthy{n}-{unique_id}" for n in range(6)]
+    events = [_event(user, f"item-{n}", n) for n, user in enumerate(healthy)]
+    events.insert(3, _event(broken, "item-x", 99))
+
+    # When the batch is posted and the pipeline has worked through it
+    assert local_pipeline.post_events({"events": events}).json()["counts"]["accepted"] == len(events)
+
+    def given_up() -> list[dict]:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:  # leave them for redrive
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        return messages
+
+    messages = eventually(given_up, timeout_s=60)
+    local_pipeline.wait_until_idle(timeout_s=60)
+
+    # Then every healthy user's event was applied exactly once, retries and bisects notwithstanding
+    assert [_view_count(local_pipeline, user) for user in healthy] == [1] * len(healthy)
+    # And the on-failure message names the shard and the sequence range of the failed record only
+    info = json.loads(messages[0]["Body"])["KinesisBatchInfo"]
+    assert info["batchSize"] == 1 and info["startSequenceNumber"] == info["endSequenceNumber"]
+
+    # When the cause is fixed and redrive runs
+    dynamodb.delete_item(TableName=users_table, Key={USERS_PK: {"S": broken}})
+    endpoint_file = tmp_path / "endpoint.json"
+    endpoint_file.write_text(
+        json.dumps(
+            {
+                "moto_endpoint": local_pipeline.aws_endpoint,
+                "region": local_pipeline.region,
+                "outputs": local_pipeline.outputs,
+            }
+        )
+    )
+    assert redrive_main(["--endpoint-file", str(endpoint_file)]) == 0
+
+    # Then the failed event is applied exactly once, and nobody else's counts moved
+    assert _view_count(local_pipeline, broken) == 1
+    assert [_view_count(local_pipeline, user) for user in healthy] == [1] * len(healthy)
+    assert redrive_main(["--endpoint-file", str(endpoint_file)]) == 0  # nothing left: a no-op
+    assert _view_count(local_pipeline, broken) == 1
