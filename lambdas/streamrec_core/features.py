@@ -352,6 +352,10 @@ class Plan:
     keys: list[Key]
     category: str = ""
     partners: tuple[tuple[str, str], ...] = ()  # (item_id, category) paired with this event's item
+    # Keys apply_event uses, computed once by plan_event (None: recompute them).
+    item: Key | None = None
+    partner_keys: tuple[Key, ...] = ()
+    trending: tuple[Key, ...] = ()
 
 
 def event_category(rows: Mapping[Key, Row], event: Event) -> str:
@@ -374,12 +378,14 @@ def covisit_partners(
     events in the same order always forms the same pairs.
     """
     item = event.item_id
-    start = event.time_ms - cfg.session_gap_ms
+    time_ms = event.time_ms
+    start = time_ms - cfg.session_gap_ms
+    limit = cfg.covisit_partners
     found: list[tuple[str, str]] = []
     seen: set[str] = set()
     for index in range(len(history) - 1, -1, -1):
         other, _type, when, category = history[index]
-        if when > event.time_ms:
+        if when > time_ms:
             continue
         if when < start:
             break
@@ -387,7 +393,7 @@ def covisit_partners(
             continue
         seen.add(other)
         found.append((other, category))
-        if len(found) >= cfg.covisit_partners:
+        if len(found) >= limit:
             break
     return tuple(found)
 
@@ -406,31 +412,53 @@ def plan_event(rows: Mapping[Key, Row], event: Event, cfg: FeatureConfig, *, red
     In redrive mode a sequence number at or below the watermark does not prove the record was applied
     (the event source mapping skipped a range and went on); the user's recent event ids decide instead.
     """
-    ukey = user_key(event.user_id)
+    ukey = (USERS, event.user_id, "")
     user = rows.get(ukey)
     if user is not None:
-        mark = user_watermark(user, event.shard_id)
-        if mark is not None and event.seq <= mark and not redrive:
+        entry = user[USER_WATERMARKS].get(event.shard_id)
+        if entry is not None and not redrive and event.seq <= int(entry[0]):
             return Plan(SEEN, [])
         if event.id_digest() in user[USER_RECENT_IDS]:
             return Plan(DUPLICATE, [ukey])
     keys = [ukey]
-    counter = EXPERIMENT_COUNTERS.get(event.event_type)
-    if counter is not None and event.variant is not None:
+    event_type = event.event_type
+    if event.variant is not None and event_type in EXPERIMENT_COUNTERS:
         keys.append(experiment_key(event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant))
-    category = event_category(rows, event)
+    item_id = event.item_id
+    ikey = None if item_id is None else (ITEMS, ITEM_PK_PREFIX + item_id, ITEM_PROFILE_SK)
+    category = event.category
+    if not category:
+        category = ""
+        if ikey is not None:
+            profile = rows.get(ikey)
+            if profile is not None:
+                category = profile.get(ITEM_CATEGORY) or ""
     if event.received_ms - event.time_ms > cfg.allowed_lateness_ms:
         return Plan(LATE, keys, category)
-    if event.item_id is None or event.event_type not in ITEM_EVENT_TYPES:
+    if ikey is None or event_type not in ITEM_EVENT_TYPES:
         return Plan(APPLY, keys, category)
     partners = covisit_partners(user[USER_HISTORY], event, cfg) if user is not None else ()
-    keys.append(item_key(event.item_id))
-    keys.extend(item_key(other) for other, _ in partners)
-    slot = slot_for_shard(event.shard_id, cfg.trending_slots)
-    keys.append(trending_key(None, slot))
-    if category:
-        keys.append(trending_key(category, slot))
-    return Plan(APPLY, keys, category, partners)
+    keys.append(ikey)
+    partner_keys = tuple([(ITEMS, ITEM_PK_PREFIX + other, ITEM_PROFILE_SK) for other, _ in partners])
+    keys.extend(partner_keys)
+    trending = _slot_keys(event.shard_id, cfg.trending_slots, category)
+    keys.extend(trending)
+    return Plan(APPLY, keys, category, partners, ikey, partner_keys, trending)
+
+
+_SLOT_KEYS: dict[tuple[str, int, str], tuple[Key, ...]] = {}
+
+
+def _slot_keys(shard_id: str, slots: int, category: str) -> tuple[Key, ...]:
+    """The trending slot keys an event of `shard_id` in `category` adds to: global, then the category's."""
+    found = _SLOT_KEYS.get((shard_id, slots, category))
+    if found is None:
+        slot = slot_for_shard(shard_id, slots)
+        found = (trending_key(None, slot), trending_key(category, slot)) if category else (trending_key(None, slot),)
+        if len(_SLOT_KEYS) > 65_536:
+            _SLOT_KEYS.clear()
+        _SLOT_KEYS[(shard_id, slots, category)] = found
+    return found
 
 
 def apply_event(rows: MutableMapping[Key, Row], event: Event, plan: Plan, cfg: FeatureConfig) -> None:
@@ -525,31 +553,52 @@ def _add_affinity(user: Row, category: str, weight: int, time_ms: int, cfg: Feat
 def _apply_item(rows: MutableMapping[Key, Row], event: Event, plan: Plan, cfg: FeatureConfig) -> None:
     item = event.item_id
     assert item is not None
-    weight = TYPE_WEIGHTS[event.event_type]
+    event_type = event.event_type
+    weight = TYPE_WEIGHTS[event_type]
     hour = event.time_ms // HOUR_MS
     item_expires = event.received_ms // 1000 + cfg.item_ttl_seconds
-    profile = rows[item_key(item)]
+    category = plan.category
+    if plan.item is None:  # a Plan built by hand: derive the keys
+        ikey = item_key(item)
+        partner_keys: tuple[Key, ...] = tuple(item_key(other) for other, _ in plan.partners)
+        trending = _slot_keys(event.shard_id, cfg.trending_slots, category)
+    else:
+        ikey, partner_keys, trending = plan.item, plan.partner_keys, plan.trending
+    profile = rows[ikey]
     if event.category:
         profile[ITEM_CATEGORY] = event.category
     counts = profile[ITEM_COUNTS]
-    counts[event.event_type] = counts.get(event.event_type, 0) + 1
-    _add_popularity(profile, hour, weight, cfg)
+    counts[event_type] = counts.get(event_type, 0) + 1
+    decay = hour_decay(cfg.trending_half_life_hours)
+    _add_popularity(profile, hour, weight, cfg, decay)
     if item_expires > profile[TTL_ATTRIBUTE]:
         profile[TTL_ATTRIBUTE] = item_expires
-    category = plan.category
-    for other, other_category in plan.partners:
-        _add_neighbour(profile, other, other_category, weight, cfg)
-        partner = rows[item_key(other)]
-        _add_neighbour(partner, item, category, weight, cfg)
-        if item_expires > partner[TTL_ATTRIBUTE]:
-            partner[TTL_ATTRIBUTE] = item_expires
-    slot = slot_for_shard(event.shard_id, cfg.trending_slots)
-    _add_trending(rows[trending_key(None, slot)], item, category, hour, weight, item_expires, cfg)
-    if category:
-        _add_trending(rows[trending_key(category, slot)], item, category, hour, weight, item_expires, cfg)
+    if partner_keys:
+        covisit_max = cfg.covisit_max
+        neighbours = profile[ITEM_COVISIT]
+        for (other, other_category), partner_key in zip(plan.partners, partner_keys):
+            # _add_neighbour(profile, other, other_category, weight, cfg), inlined
+            entry = neighbours.get(other)
+            if entry is None:
+                neighbours[other] = [weight, other_category]
+                if len(neighbours) > covisit_max:
+                    _cut_neighbours(profile, cfg)
+                    neighbours = profile[ITEM_COVISIT]
+            else:
+                entry[0] += weight
+                if other_category and not entry[1]:
+                    entry[1] = other_category
+            partner = rows[partner_key]
+            _add_neighbour(partner, item, category, weight, cfg)
+            if item_expires > partner[TTL_ATTRIBUTE]:
+                partner[TTL_ATTRIBUTE] = item_expires
+    for slot_key in trending:
+        _add_trending(rows[slot_key], item, category, hour, weight, item_expires, cfg, decay)
 
 
-def _add_popularity(profile: Row, hour: int, weight: int, cfg: FeatureConfig) -> None:
+def _add_popularity(
+    profile: Row, hour: int, weight: int, cfg: FeatureConfig, decay: _Decay | None = None
+) -> None:
     """Event-time hour buckets, windowed relative to the latest hour seen; score = decayed sum.
 
     The kept buckets are those within the window of the highest hour ever seen, whatever the order
@@ -558,14 +607,24 @@ def _add_popularity(profile: Row, hour: int, weight: int, cfg: FeatureConfig) ->
     buckets: dict[str, int] = profile[ITEM_POPULARITY]
     max_hour = profile[ITEM_MAX_HOUR]
     window = cfg.popularity_window_hours
-    decay = hour_decay(cfg.trending_half_life_hours)
+    if decay is None:
+        decay = hour_decay(cfg.trending_half_life_hours)
     if hour > max_hour:
         profile[ITEM_MAX_HOUR] = max_hour = hour
         floor = hour - window
         for name in [h for h in buckets if int(h) <= floor]:
             del buckets[name]
-        buckets[str(hour)] = buckets.get(str(hour), 0) + weight
-        profile[ITEM_SCORE] = sum(count * decay(hour - int(h)) for h, count in buckets.items())
+        name = str(hour)
+        buckets[name] = buckets.get(name, 0) + weight
+        table = decay.table
+        size = len(table)
+        # sum() of a list, as before (sum's float rounding differs from a loop of += on Python >= 3.12)
+        profile[ITEM_SCORE] = sum(
+            [
+                count * (table[steps] if (steps := hour - int(h)) < size else decay(steps))
+                for h, count in buckets.items()
+            ]
+        )
         return
     if hour <= max_hour - window:
         return  # older than the window: counted (ITEM_COUNTS) but no longer popular
@@ -580,20 +639,33 @@ def _add_neighbour(profile: Row, other: str, other_category: str, weight: int, c
     if entry is None:
         neighbours[other] = [weight, other_category]
         if len(neighbours) > cfg.covisit_max:
-            ranked = sorted(neighbours.items(), key=lambda kv: (-kv[1][0], kv[0]))
-            profile[ITEM_COVISIT] = dict(ranked[: cfg.covisit_keep])
+            _cut_neighbours(profile, cfg)
     else:
         entry[0] += weight
         if other_category and not entry[1]:
             entry[1] = other_category
 
 
+def _cut_neighbours(profile: Row, cfg: FeatureConfig) -> None:
+    neighbours: dict[str, list[Any]] = profile[ITEM_COVISIT]
+    ranked = sorted(neighbours.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    profile[ITEM_COVISIT] = dict(ranked[: cfg.covisit_keep])
+
+
 def _add_trending(
-    slot_row: Row, item: str, category: str, hour: int, weight: int, expires: int, cfg: FeatureConfig
+    slot_row: Row,
+    item: str,
+    category: str,
+    hour: int,
+    weight: int,
+    expires: int,
+    cfg: FeatureConfig,
+    decay: _Decay | None = None,
 ) -> None:
     """One shard's decayed contribution to an item's trending score (a sharded counter per slot)."""
     entries: dict[str, list[Any]] = slot_row[TRENDING_ENTRIES]
-    decay = hour_decay(cfg.trending_half_life_hours)
+    if decay is None:
+        decay = hour_decay(cfg.trending_half_life_hours)
     entry = entries.get(item)
     if entry is None:
         entries[item] = [float(weight), hour, category]
@@ -611,12 +683,20 @@ def _add_trending(
     if expires > slot_row[TTL_ATTRIBUTE]:
         slot_row[TTL_ATTRIBUTE] = expires
     if len(entries) > cfg.trending_max:
+        # Rank by score decayed to the slot's newest hour (as `decayed` computes it), then item id.
         now_hour = slot_row[ITEM_MAX_HOUR]
-        half_life = cfg.trending_half_life_hours
-        ranked = sorted(
-            entries.items(), key=lambda kv: (-decayed(kv[1][0], kv[1][1], now_hour, half_life), kv[0])
-        )
-        slot_row[TRENDING_ENTRIES] = dict(ranked[: cfg.trending_keep])
+        table = decay.table
+        size = len(table)
+        ranked = []
+        append = ranked.append
+        for name, (score, at, _category) in entries.items():
+            score = float(score)
+            if now_hour > at:
+                steps = now_hour - at
+                score = score * (table[steps] if steps < size else decay(steps))
+            append((-score, name))
+        ranked.sort()
+        slot_row[TRENDING_ENTRIES] = {name: entries[name] for _score, name in ranked[: cfg.trending_keep]}
 
 
 # --- Reading helpers shared by serve, ranking and tools ---------------------------------------------
