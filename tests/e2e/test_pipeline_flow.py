@@ -54,12 +54,13 @@ def test_posted_events_show_up_in_recommendations(local_pipeline, unique_id):
     )
     assert answer.status == 200 and answer.json()["counts"]["accepted"] == 3
 
-    def recommended() -> list[dict]:
+    def recommended_for_covisitation() -> bool:
+        # B may show up earlier as a trending fill-in (a fresh pipeline has few items); what matters is
+        # that once the user's own view is processed, B is recommended because it was seen with A.
         body = local_pipeline.recommendations(user, k=10).json()
-        return [item for item in body["items"] if item["item_id"] == item_b]
+        return any(item["item_id"] == item_b and item["reason"] == "covisit" for item in body["items"])
 
-    found = eventually(recommended, timeout_s=30)
-    assert found[0]["reason"] == "covisit"
+    eventually(recommended_for_covisitation, timeout_s=30)
 
 
 def test_an_invalid_event_is_rejected_by_index_and_its_valid_neighbours_are_stored(local_pipeline, unique_id):
