@@ -250,30 +250,43 @@ class BatchProcessor:
         self._load(rows, self._first_keys(events))
         self._load(rows, self._partner_keys(events, rows))
         limit = self.transact_max_items
+        cfg = self.cfg
+        load = self._load
+        count = len(events)
         position = 0
         conflicts = throttles = 0
-        while position < len(events):
+        while position < count:
             chunk: dict[Key, None] = {}
             verdicts: list[str] = []
             attributed: list[tuple[str, str, str]] = []
             uncertain = 0
             index = position
-            while index < len(events):
+            while index < count:
                 event = events[index]
-                self._load(
-                    rows, [user_key(event.user_id)] + ([item_key(event.item_id)] if event.item_id else [])
-                )
-                plan = plan_event(rows, event, self.cfg, redrive=redrive)
-                self._load(rows, plan.keys)
-                new_keys = [key for key in plan.keys if key not in chunk]
+                ukey = user_key(event.user_id)
+                if event.item_id:
+                    ikey = item_key(event.item_id)
+                    if ukey not in rows or ikey not in rows:
+                        load(rows, [ukey, ikey])
+                elif ukey not in rows:
+                    load(rows, [ukey])
+                plan = plan_event(rows, event, cfg, redrive=redrive)
+                keys = plan.keys
+                for key in keys:
+                    if key not in rows:
+                        load(rows, keys)
+                        break
+                new_keys = [key for key in keys if key not in chunk]
                 if chunk and len(chunk) + len(new_keys) > limit:
                     break
-                if redrive and plan.verdict in (APPLY, LATE) and self._uncertain(rows, event):
+                verdict = plan.verdict
+                if redrive and verdict in (APPLY, LATE) and self._uncertain(rows, event):
                     uncertain += 1
-                apply_event(rows, event, plan, self.cfg)  # type: ignore[arg-type]
-                chunk.update(dict.fromkeys(new_keys))
-                verdicts.append(plan.verdict)
-                if event.variant is not None and plan.verdict in (APPLY, LATE):
+                apply_event(rows, event, plan, cfg)  # type: ignore[arg-type]
+                for key in new_keys:
+                    chunk[key] = None
+                verdicts.append(verdict)
+                if event.variant is not None and verdict in (APPLY, LATE):
                     attributed.append(
                         (event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant, event.event_type)
                     )

@@ -463,20 +463,24 @@ def _slot_keys(shard_id: str, slots: int, category: str) -> tuple[Key, ...]:
 
 def apply_event(rows: MutableMapping[Key, Row], event: Event, plan: Plan, cfg: FeatureConfig) -> None:
     """Apply a planned event to the rows (creating absent rows). SEEN plans do nothing."""
-    if plan.verdict == SEEN:
+    verdict = plan.verdict
+    if verdict == SEEN:
         return
-    for key in plan.keys:
-        if key not in rows or rows[key] is None:
+    keys = plan.keys
+    get = rows.get
+    for key in keys:
+        if get(key) is None:
             rows[key] = new_row(key)
-    user = rows[plan.keys[0]]
+    user = rows[keys[0]]
     _advance_watermark(user, event, cfg)
-    if plan.verdict == DUPLICATE:
+    if verdict == DUPLICATE:
         return
     _apply_user(user, event, plan.category, cfg)
-    counter = EXPERIMENT_COUNTERS.get(event.event_type)
-    if counter is not None and event.variant is not None:
-        rows[experiment_key(event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant)][counter] += 1
-    if plan.verdict == LATE or event.item_id is None or event.event_type not in ITEM_EVENT_TYPES:
+    if event.variant is not None:
+        counter = EXPERIMENT_COUNTERS.get(event.event_type)
+        if counter is not None:
+            rows[experiment_key(event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant)][counter] += 1
+    if verdict == LATE or event.item_id is None or event.event_type not in ITEM_EVENT_TYPES:
         return
     _apply_item(rows, event, plan, cfg)
 
@@ -497,39 +501,44 @@ def _advance_watermark(user: Row, event: Event, cfg: FeatureConfig) -> None:
 
 
 def _apply_user(user: Row, event: Event, category: str, cfg: FeatureConfig) -> None:
+    event_type = event.event_type
+    time_ms = event.time_ms
     counts = user[USER_COUNTS]
-    counts[event.event_type] = counts.get(event.event_type, 0) + 1
+    counts[event_type] = counts.get(event_type, 0) + 1
     ids: list[str] = user[USER_RECENT_IDS]
     ids.append(event.id_digest())
-    if len(ids) > cfg.recent_ids_cap:
-        del ids[: len(ids) - cfg.recent_ids_cap]
-    if event.time_ms > user[USER_LAST_EVENT_AT]:
-        user[USER_LAST_EVENT_AT] = event.time_ms
+    cap = cfg.recent_ids_cap
+    if len(ids) > cap:
+        del ids[: len(ids) - cap]
+    if time_ms > user[USER_LAST_EVENT_AT]:
+        user[USER_LAST_EVENT_AT] = time_ms
     expires = event.received_ms // 1000 + cfg.user_ttl_seconds
     if expires > user[TTL_ATTRIBUTE]:
         user[TTL_ATTRIBUTE] = expires
-    if event.item_id is None or event.event_type not in ITEM_EVENT_TYPES:
+    item_id = event.item_id
+    if item_id is None or event_type not in ITEM_EVENT_TYPES:
         return
     history: list[list[Any]] = user[USER_HISTORY]
-    entry = [event.item_id, event.event_type, event.time_ms, category]
-    if not history or history[-1][2] <= event.time_ms:
+    entry = [item_id, event_type, time_ms, category]
+    if not history or history[-1][2] <= time_ms:
         history.append(entry)
     else:  # out of order within the lateness: keep the history sorted by event time
         index = len(history)
-        while index > 0 and history[index - 1][2] > event.time_ms:
+        while index > 0 and history[index - 1][2] > time_ms:
             index -= 1
         history.insert(index, entry)
-    if len(history) > cfg.history_cap:
-        del history[: len(history) - cfg.history_cap]
-    if event.event_type == "purchase":
+    cap = cfg.history_cap
+    if len(history) > cap:
+        del history[: len(history) - cap]
+    if event_type == "purchase":
         bought: list[str] = user[USER_BOUGHT]
-        if event.item_id in bought:
-            bought.remove(event.item_id)
-        bought.append(event.item_id)
+        if item_id in bought:
+            bought.remove(item_id)
+        bought.append(item_id)
         if len(bought) > cfg.bought_cap:
             del bought[: len(bought) - cfg.bought_cap]
     if category:
-        _add_affinity(user, category, TYPE_WEIGHTS[event.event_type], event.time_ms, cfg)
+        _add_affinity(user, category, TYPE_WEIGHTS[event_type], time_ms, cfg)
 
 
 def _add_affinity(user: Row, category: str, weight: int, time_ms: int, cfg: FeatureConfig) -> None:
@@ -539,8 +548,7 @@ def _add_affinity(user: Row, category: str, weight: int, time_ms: int, cfg: Feat
     if time_ms > ref:
         if scores and ref:
             factor = 0.5 ** ((time_ms - ref) / half_life)
-            for name in scores:
-                scores[name] = float(scores[name]) * factor
+            user[USER_AFFINITY] = scores = {name: float(value) * factor for name, value in scores.items()}
         user[USER_AFFINITY_AT] = time_ms
         scores[category] = float(scores.get(category, 0.0)) + weight
     else:
@@ -609,15 +617,20 @@ def _add_popularity(
     window = cfg.popularity_window_hours
     if decay is None:
         decay = hour_decay(cfg.trending_half_life_hours)
+    table = decay.table
+    size = len(table)
     if hour > max_hour:
         profile[ITEM_MAX_HOUR] = max_hour = hour
-        floor = hour - window
-        for name in [h for h in buckets if int(h) <= floor]:
-            del buckets[name]
+        if buckets:
+            floor = hour - window
+            stale = [h for h in buckets if int(h) <= floor]
+            for name in stale:
+                del buckets[name]
         name = str(hour)
         buckets[name] = buckets.get(name, 0) + weight
-        table = decay.table
-        size = len(table)
+        if len(buckets) == 1:  # the usual case: only this hour's bucket (0 steps back)
+            profile[ITEM_SCORE] = sum([buckets[name] * table[0]])
+            return
         # sum() of a list, as before (sum's float rounding differs from a loop of += on Python >= 3.12)
         profile[ITEM_SCORE] = sum(
             [
@@ -630,7 +643,8 @@ def _add_popularity(
         return  # older than the window: counted (ITEM_COUNTS) but no longer popular
     name = str(hour)
     buckets[name] = buckets.get(name, 0) + weight
-    profile[ITEM_SCORE] = float(profile[ITEM_SCORE]) + weight * decay(max_hour - hour)
+    steps = max_hour - hour
+    profile[ITEM_SCORE] = float(profile[ITEM_SCORE]) + weight * (table[steps] if steps < size else decay(steps))
 
 
 def _add_neighbour(profile: Row, other: str, other_category: str, weight: int, cfg: FeatureConfig) -> None:
@@ -666,16 +680,19 @@ def _add_trending(
     entries: dict[str, list[Any]] = slot_row[TRENDING_ENTRIES]
     if decay is None:
         decay = hour_decay(cfg.trending_half_life_hours)
+    table = decay.table
     entry = entries.get(item)
     if entry is None:
         entries[item] = [float(weight), hour, category]
     else:
         score, at = float(entry[0]), entry[1]
         if hour >= at:
-            entry[0] = score * decay(hour - at) + weight
+            steps = hour - at
+            entry[0] = score * (table[steps] if steps < len(table) else decay(steps)) + weight
             entry[1] = hour
         else:
-            entry[0] = score + weight * decay(at - hour)
+            steps = at - hour
+            entry[0] = score + weight * (table[steps] if steps < len(table) else decay(steps))
         if category and not entry[2]:
             entry[2] = category
     if hour > slot_row[ITEM_MAX_HOUR]:
@@ -685,7 +702,6 @@ def _add_trending(
     if len(entries) > cfg.trending_max:
         # Rank by score decayed to the slot's newest hour (as `decayed` computes it), then item id.
         now_hour = slot_row[ITEM_MAX_HOUR]
-        table = decay.table
         size = len(table)
         ranked = []
         append = ranked.append
