@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -205,6 +206,20 @@ class BatchProcessor:
         them: their sequence numbers may lie below watermarks that later records advanced, so whether a
         record was applied is decided by the user's recent event ids instead.
         """
+        # The cyclic garbage collector is paused for the batch: decoding and the fold allocate many small
+        # containers (events, rows, lists in rows) that stay alive until the batch ends, so the collector's
+        # repeated scans of them find nothing (rows are acyclic; reference counting frees them). Measured:
+        # about a quarter of the batch's CPU. A batch's allocations are bounded (<= 10,000 records).
+        collecting = gc.isenabled()
+        if collecting:
+            gc.disable()
+        try:
+            return self._process(records, redrive=redrive)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _process(self, records: Sequence[KinesisRecord], *, redrive: bool) -> BatchResult:
         result = BatchResult(records=len(records))
         events: list[Event] = []
         letters: list[DeadLetter] = []
