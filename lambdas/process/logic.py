@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,6 +186,7 @@ class BatchProcessor:
         max_throttle_retries: int = 3,
         backoff_base_s: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
         transact_max_items: int = DDB_TRANSACT_MAX_ITEMS,
     ) -> None:
         if not 10 <= transact_max_items <= DDB_TRANSACT_MAX_ITEMS:
@@ -196,6 +198,7 @@ class BatchProcessor:
         self.max_throttle_retries = max_throttle_retries
         self.backoff_base_s = backoff_base_s
         self.sleep = sleep
+        self.jitter = jitter
         self.transact_max_items = transact_max_items
 
     # --- public ----------------------------------------------------------------------------------
@@ -315,8 +318,11 @@ class BatchProcessor:
                 if conflicts > self.max_conflict_retries:
                     return events[position].seq
                 # Someone else wrote some of these rows: forget our unwritten changes, re-read, re-fold.
+                # Full jitter first: two lanes of one shard that collided would otherwise re-read and
+                # collide again in lockstep until both ran out of retries.
                 for key in chunk:
                     rows.pop(key, None)
+                self.sleep(self.jitter() * self.backoff_base_s * 2 ** (conflicts - 1))
                 self._load(rows, chunk)
                 continue
             except Throttled:

@@ -169,6 +169,19 @@ def test_conflicts_beyond_the_retry_budget_report_a_failure():
     assert result.failed_sequence_number == "1" and result.conflicts == 3
 
 
+def test_conflict_retries_back_off_with_full_jitter_so_colliding_lanes_do_not_retry_in_lockstep():
+    # GIVEN a store whose first two commits conflict (another lane wrote the same rows)
+    store = MemoryStore(plan=lambda n: "conflict" if n <= 2 else None)
+    slept: list[float] = []
+    # WHEN the batch is processed with a fixed jitter draw of 0.5
+    result = BatchProcessor(
+        store, ListDeadLetters(), CFG, sleep=slept.append, jitter=lambda: 0.5, backoff_base_s=0.1
+    ).process(records_for(many_events(5)))
+    # THEN each retry waited a jittered, doubling share of the base before re-reading, and it succeeded
+    assert slept == [0.05, 0.1]
+    assert result.conflicts == 2 and result.failed_sequence_number is None
+
+
 def test_a_crash_after_some_writes_leaves_whole_events_applied_and_a_retry_completes_exactly_once():
     store = MemoryStore(plan=lambda n: "crash" if n == 3 else None)
     records = records_for(many_events(200))
