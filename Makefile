@@ -22,7 +22,7 @@ venv: $(STAMP)
 ## The main job: the whole pipeline on the embedded emulator, replaying events, showing recommendations.
 ## EVENTS=path.jsonl replays a file in the shared data format; N=... sets the generated event count.
 demo: venv
-	$(PY) -m tools.demo $(if $(EVENTS),--events-file $(EVENTS)) $(if $(N),--events $(N)) $(if $(SPEED),--speed $(SPEED)) $(if $(PROBES),--probes $(PROBES))
+	$(PY) -m tools.demo $(if $(EVENTS),--events-file $(EVENTS)) $(if $(N),--events $(N)) $(if $(SPEED),--speed $(SPEED)) $(if $(PROBES),--probes $(PROBES)) $(if $(LIMIT),--limit $(LIMIT))
 
 ## Leave the local pipeline running; prints the base URL and API keys, writes .local/endpoint.json.
 up: venv
