@@ -454,7 +454,8 @@ def _slot_keys(shard_id: str, slots: int, category: str) -> tuple[Key, ...]:
     found = _SLOT_KEYS.get((shard_id, slots, category))
     if found is None:
         slot = slot_for_shard(shard_id, slots)
-        found = (trending_key(None, slot), trending_key(category, slot)) if category else (trending_key(None, slot),)
+        global_key = trending_key(None, slot)
+        found = (global_key, trending_key(category, slot)) if category else (global_key,)
         if len(_SLOT_KEYS) > 65_536:
             _SLOT_KEYS.clear()
         _SLOT_KEYS[(shard_id, slots, category)] = found
@@ -584,7 +585,7 @@ def _apply_item(rows: MutableMapping[Key, Row], event: Event, plan: Plan, cfg: F
     if partner_keys:
         covisit_max = cfg.covisit_max
         neighbours = profile[ITEM_COVISIT]
-        for (other, other_category), partner_key in zip(plan.partners, partner_keys):
+        for (other, other_category), partner_key in zip(plan.partners, partner_keys, strict=True):
             # _add_neighbour(profile, other, other_category, weight, cfg), inlined
             entry = neighbours.get(other)
             if entry is None:
@@ -644,7 +645,8 @@ def _add_popularity(
     name = str(hour)
     buckets[name] = buckets.get(name, 0) + weight
     steps = max_hour - hour
-    profile[ITEM_SCORE] = float(profile[ITEM_SCORE]) + weight * (table[steps] if steps < size else decay(steps))
+    factor = table[steps] if steps < size else decay(steps)
+    profile[ITEM_SCORE] = float(profile[ITEM_SCORE]) + weight * factor
 
 
 def _add_neighbour(profile: Row, other: str, other_category: str, weight: int, cfg: FeatureConfig) -> None:
