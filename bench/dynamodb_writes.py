@@ -42,8 +42,8 @@ from bench.common import (
     summary_ms,
     write_result,
 )
-from bench.moto_transactions import fast_transactions
 from bench.stores import CountingDynamoDB
+from local_emulator import moto_patches
 
 GOAL_WRITES_PER_EVENT = 0.15
 REGION = "us-east-1"
@@ -132,7 +132,7 @@ def run_streamrec(batches: Sequence[Batch], events: int) -> dict[str, Any]:
     from moto import mock_aws
     from process import handler as process_handler
 
-    with mock_aws(), fast_transactions():
+    with mock_aws(), moto_patches.patched():
         client = boto3.client("dynamodb", region_name=REGION)
         create_tables(client)
         counting = CountingDynamoDB(client)
@@ -163,7 +163,7 @@ def run_sample_writer(batches: Sequence[Batch], events: int) -> dict[str, Any]:
     from moto import mock_aws
     from streamrec_core.feature_store import to_item
 
-    with mock_aws(), fast_transactions():
+    with mock_aws(), moto_patches.patched():
         client = boto3.client("dynamodb", region_name=REGION)
         create_tables(client)
         counting = CountingDynamoDB(client)

@@ -33,7 +33,6 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bench.common import REPO_ROOT, dataset, fmt, percentile, print_header, summary_ms, write_result
@@ -56,19 +55,10 @@ def bench_profiles(window_s: float) -> dict[str, Any]:
     return {**profiles, BENCH_PROFILE: bench}
 
 
-MOTO_FIX_SITE = Path(__file__).resolve().parent / "emulator_site"
-
-
 @contextlib.contextmanager
-def local_pipeline(window_s: float, moto_fix: bool) -> Iterator[Any]:
-    import os
-
+def local_pipeline(window_s: float) -> Iterator[Any]:
     from local_emulator.pipeline import LocalPipeline
 
-    if moto_fix:  # inherited by the moto server subprocess, whose sitecustomize then patches moto
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(MOTO_FIX_SITE), os.environ.get("PYTHONPATH")])
-        )
     WORKDIR.mkdir(parents=True, exist_ok=True)
     for log in (WORKDIR / "logs").glob("*.log"):
         log.unlink()
@@ -82,8 +72,7 @@ def local_pipeline(window_s: float, moto_fix: bool) -> Iterator[Any]:
         print(
             f"   local pipeline up in {time.monotonic() - started:.1f} s at {pipeline.base_url} "
             f"(profile {BENCH_PROFILE}: dev with batching window {window_s:g} s, API throttles raised; "
-            f"moto TransactWriteItems "
-            f"{'with per-item backups (bench/moto_transactions.py)' if moto_fix else 'as shipped'})"
+            f"moto patched by local_emulator/moto_patches.py)"
         )
         yield pipeline
 
@@ -330,10 +319,9 @@ def run(parts: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "window_s": args.window,
         "events_replayed": len(events),
-        "moto_fix": args.moto_fix,
         "profile": f"{BENCH_PROFILE} (dev, batching window {args.window:g} s, API throttles raised)",
     }
-    with local_pipeline(args.window, args.moto_fix) as pipeline:
+    with local_pipeline(args.window) as pipeline:
         since = time.time()
         figures["ingest"] = bench_ingest(pipeline, events, args.ingest_batch)
         # The cost model's traffic profile sends 100 events per request: the ingest duration at that size.
@@ -372,13 +360,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probes", type=int, default=40, help="freshness probes")
     parser.add_argument("--poll-ms", type=float, default=25.0, help="GET interval while waiting for an event")
     parser.add_argument("--requests", type=int, default=500, help="GET recommendations over HTTP")
-    parser.add_argument(
-        "--moto-fix",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="patch moto's TransactWriteItems in the emulator's moto server (default on; "
-        "--no-moto-fix measures moto as shipped)",
-    )
     parser.add_argument("--quick", action="store_true", help="2,000 events, 10 probes, 100 requests")
     parser.add_argument("--no-save", action="store_true")
 
@@ -396,8 +377,7 @@ def main(
     header = print_header(f"local emulator: {', '.join(parts)}")
     figures = run(parts, args)
     if not args.no_save and not args.quick:
-        suffix = "" if args.moto_fix else "_moto_as_shipped"
-        write_result(f"{name}_window{args.window:g}{suffix}", header, figures)
+        write_result(f"{name}_window{args.window:g}", header, figures)
     return 0
 
 

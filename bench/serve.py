@@ -32,8 +32,8 @@ from bench.dynamodb_writes import (
     create_tables,
     process_config,
 )
-from bench.moto_transactions import fast_transactions
 from bench.stores import CountingDynamoDB
+from local_emulator import moto_patches
 
 GOAL_ROUND_TRIPS = 2
 
@@ -87,7 +87,7 @@ def measure_in_process(events: int, requests: int, cold_share: float) -> dict[st
     batches = kinesis_batches(encode_events(sources), batch_size=500, shards=2)
     users = list(dict.fromkeys(s["user_id"] for s in sources))
     rng = random.Random(11)
-    with mock_aws(), fast_transactions():
+    with mock_aws(), moto_patches.patched():
         client = boto3.client("dynamodb", region_name=REGION)
         create_tables(client)
         process_handler.configure(

@@ -16,7 +16,7 @@ through `patched()`. Each patch is a documented moto gap (moto 5.2.5):
 5. DynamoDB TransactWriteItems deep-copies every touched TABLE (once per action) to roll back on
    failure, so its cost grows with the table: seconds per batch once tables hold thousands of items.
    The patch backs up only the items the transaction touches and restores those on failure (the same
-   idea as bench/moto_transactions.py); conditions and cancellation reasons stay moto's own.
+   idea the benchmarks rely on, via `patched()`); conditions and cancellation reasons stay moto's own.
 """
 
 from __future__ import annotations
