@@ -16,7 +16,7 @@ from streamrec_core.ranking import (
     similar_items,
 )
 
-NO_SEEN = ModelParams(seen_weight=0.0, affinity_boost=0.0)
+NO_SEEN = ModelParams(seen_weight=0.0, affinity_boost=0.0, context_boost=0.0)
 
 
 def user(history, bought=(), affinity=None):
@@ -106,7 +106,8 @@ def test_category_affinity_boosts_matching_candidates():
     u = user([("a", "view", 1, "books")], affinity={"toys": 10.0, "books": 1.0})
     profiles = {"a": profile({"book": (10, "books"), "toy": (9, "toys")})}
     plain, _ = recommend(u, profiles, {}, [], k=2, params=NO_SEEN)
-    boosted, _ = recommend(u, profiles, {}, [], k=2, params=ModelParams(seen_weight=0, affinity_boost=0.5))
+    affinity_only = ModelParams(seen_weight=0, affinity_boost=0.5, context_boost=0)
+    boosted, _ = recommend(u, profiles, {}, [], k=2, params=affinity_only)
     assert ids(plain) == ["book", "toy"] and ids(boosted) == ["toy", "book"]
 
 
@@ -218,3 +219,43 @@ def test_the_item_being_looked_at_now_is_left_out_by_default():
     assert "b" not in ids(recs) and {"a", "x", "y"} <= set(ids(recs))
     kept, _ = recommend(u, profiles, {}, [], k=5, params=ModelParams(skip_latest=0))
     assert "b" in ids(kept)
+
+
+def test_items_of_the_category_the_user_is_in_now_rank_higher():
+    # Newest event is in "shoes"; an older "books" item has the stronger history weight.
+    u = user([("book", "add_to_cart", 1, "books"), ("shoe", "view", 2, "shoes"), ("now", "view", 3, "shoes")])
+    plain = ModelParams(affinity_boost=0, context_boost=0)
+    recs, _ = recommend(u, {}, {}, [], k=2, params=plain)
+    assert ids(recs) == ["book", "shoe"]
+    boosted, _ = recommend(u, {}, {}, [], k=2, params=ModelParams(affinity_boost=0, context_boost=2))
+    assert ids(boosted) == ["shoe", "book"]
+    assert boosted[0].score == pytest.approx(3 * next(r.score for r in recs if r.item_id == "shoe"))
+
+
+def test_context_boost_also_lifts_co_visitation_candidates():
+    u = user([("a", "view", 1, "toys")])
+    profiles = {"a": profile({"book": (10, "books"), "toy": (6, "toys")})}
+    plain, _ = recommend(u, profiles, {}, [], k=2, params=NO_SEEN)
+    boosted, _ = recommend(u, profiles, {}, [], k=2, params=ModelParams(seen_weight=0, affinity_boost=0))
+    assert ids(plain) == ["book", "toy"] and ids(boosted) == ["toy", "book"]
+
+
+def test_seen_age_discounts_history_items_by_time_since_last_use():
+    hour = 3_600_000
+    # "old" was carted 10 hours ago, "recent" viewed twice in the last minutes; "now" is being looked at.
+    u = user(
+        [
+            ("old", "add_to_cart", 0, "c"),
+            ("recent", "view", 10 * hour - 120_000, "c"),
+            ("recent", "view", 10 * hour - 60_000, "c"),
+            ("now", "view", 10 * hour, "c"),
+        ]
+    )
+    no_age = ModelParams(affinity_boost=0, context_boost=0)
+    recs, _ = recommend(u, {}, {}, [], k=2, params=no_age)
+    assert ids(recs) == ["old", "recent"]
+    aged = ModelParams(affinity_boost=0, context_boost=0, seen_age_hours=0.5, seen_age_power=1.0)
+    recs, _ = recommend(u, {}, {}, [], k=2, params=aged)
+    assert ids(recs) == ["recent", "old"]
+    weights = dict((item, w) for item, w, _ in seen_items(u, aged))
+    assert weights["now"] == pytest.approx(1.0)  # no age: no discount
