@@ -80,27 +80,10 @@ def _aws_env() -> None:
 
 
 def create_tables(dynamodb: Any) -> None:
-    """The feature tables with the key schema the CDK app gives them (names from constants)."""
-    from streamrec_core import constants as c
+    """The feature tables with the template's key schema, plus the per-record baseline's events table."""
+    from local_emulator.tables import create_feature_tables
 
-    dynamodb.create_table(
-        TableName=USERS_TABLE,
-        KeySchema=[{"AttributeName": c.USERS_PK, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": c.USERS_PK, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.create_table(
-        TableName=ITEMS_TABLE,
-        KeySchema=[
-            {"AttributeName": c.ITEMS_PK, "KeyType": "HASH"},
-            {"AttributeName": c.ITEMS_SK, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": c.ITEMS_PK, "AttributeType": "S"},
-            {"AttributeName": c.ITEMS_SK, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_feature_tables(dynamodb, users=USERS_TABLE, items=ITEMS_TABLE)
     dynamodb.create_table(
         TableName=EVENTS_TABLE,
         KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],

@@ -251,8 +251,12 @@ def profile_hot_path(batches: Sequence[Batch], top: int = 15) -> list[dict[str, 
             if name == function and filename.endswith(filename_end)
         )
         cumulative.append(
-            {"function": f"{filename_end}:{function}", "cumulative_s": round(seconds, 4),
-             "share": round(seconds / total, 4) if total else 0.0, "kind": "cumulative"}
+            {
+                "function": f"{filename_end}:{function}",
+                "cumulative_s": round(seconds, 4),
+                "share": round(seconds / total, 4) if total else 0.0,
+                "kind": "cumulative",
+            }
         )
     return rows[:top] + cumulative
 

@@ -11,6 +11,8 @@ from botocore.exceptions import ClientError
 from streamrec_core import constants as c
 from streamrec_core.feature_store import from_item
 
+from local_emulator.tables import create_feature_tables
+
 USERS_TABLE = "streamrec-users"
 ITEMS_TABLE = "streamrec-items"
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/events"
@@ -18,25 +20,8 @@ SHARD = "shardId-000000000000"
 
 
 def create_tables(dynamodb: Any, users: str = USERS_TABLE, items: str = ITEMS_TABLE) -> None:
-    """The two feature tables with the keys the CDK app gives them (constants)."""
-    dynamodb.create_table(
-        TableName=users,
-        KeySchema=[{"AttributeName": c.USERS_PK, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": c.USERS_PK, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.create_table(
-        TableName=items,
-        KeySchema=[
-            {"AttributeName": c.ITEMS_PK, "KeyType": "HASH"},
-            {"AttributeName": c.ITEMS_SK, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": c.ITEMS_PK, "AttributeType": "S"},
-            {"AttributeName": c.ITEMS_SK, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    """The two feature tables with the keys the synthesized template gives them."""
+    create_feature_tables(dynamodb, users=users, items=items)
 
 
 def scan_all(dynamodb: Any, table: str) -> list[dict[str, Any]]:

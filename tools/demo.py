@@ -162,8 +162,10 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
             items = ", ".join(f"{it['item_id']} ({it['reason']} {it['score']:.2f})" for it in body["items"])
             say(f"    user {user_id} ({count} events, variant {body['variant']}): {items or '-'}")
         cold = recommendations(pipeline, f"new-user-{uuid.uuid4().hex[:8]}")
-        say(f"    a new user (cold start, fallback={cold.get('fallback')}): "
-            + ", ".join(it["item_id"] for it in cold["items"]))
+        say(
+            f"    a new user (cold start, fallback={cold.get('fallback')}): "
+            + ", ".join(it["item_id"] for it in cold["items"])
+        )
 
         alarms = pipeline.evaluate_alarms()
         firing = sorted(name for name, state in alarms.items() if state.get("state") == "ALARM")
@@ -185,11 +187,15 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
             "startup_s": round(pipeline.timings["total_s"], 1),
         }
         say("\nreport")
-        say(f"    events: {summary.sent} sent, {summary.accepted} accepted, "
-            f"{summary.rejected_total} rejected, {summary.failed} failed after retries")
+        say(
+            f"    events: {summary.sent} sent, {summary.accepted} accepted, "
+            f"{summary.rejected_total} rejected, {summary.failed} failed after retries"
+        )
         fresh = report["freshness_s"]
-        say(f"    freshness: p50 {fresh['p50']} s, p95 {fresh['p95']} s, max {fresh['max']} s "
-            f"over {fresh['probes']} probes ({fresh['timed_out']} timed out; goal p95 <= 1 s)")
+        say(
+            f"    freshness: p50 {fresh['p50']} s, p95 {fresh['p95']} s, max {fresh['max']} s "
+            f"over {fresh['probes']} probes ({fresh['timed_out']} timed out; goal p95 <= 1 s)"
+        )
         say(f"    alarms in ALARM: {', '.join(firing) or 'none'}")
         if args.json:
             say(json.dumps(report, indent=2))
