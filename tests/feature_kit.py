@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 from streamrec_core import constants as c
 from streamrec_core.feature_store import from_item
+from streamrec_core.features import merge_trending
 
 from local_emulator.tables import create_feature_tables
 
@@ -47,6 +49,50 @@ def table_state(
             k: v for k, v in row.items() if k != c.ATTR_VERSION
         }
     return state
+
+
+def readers_view(rows: Mapping[tuple, Any], half_life_hours: float) -> dict[tuple, Any]:
+    """Rows as readers see them: each trending list's slot rows replaced by their merged sum.
+
+    Which slot a batch adds to is free (the process function picks one per batch and moves after a
+    version conflict; the in-memory fold uses the shard's): serve only ever reads a list's slots summed
+    (`merge_trending`), so that sum, the newest hour and the expiry are what must be equal. Works on
+    `table_state` keys ("items", pk, sk) and on store keys (table, pk, sk) alike; versions are kept
+    as they are.
+    """
+    view: dict[tuple, Any] = {}
+    slots: dict[tuple, list[Mapping[str, Any]]] = {}
+    for key, row in rows.items():
+        if row and len(key) == 3 and key[2].startswith(c.TRENDING_SLOT_SK_PREFIX):
+            slots.setdefault(key[:2], []).append(row)
+        else:
+            view[key] = row
+    for list_key, slot_rows in slots.items():
+        merged = merge_trending(slot_rows, half_life_hours)
+        view[(*list_key, "merged slots")] = {
+            c.TRENDING_ENTRIES: {item: [score, category] for item, score, category in merged},
+            c.ITEM_MAX_HOUR: max(int(row[c.ITEM_MAX_HOUR]) for row in slot_rows),
+            c.TTL_ATTRIBUTE: max(int(row[c.TTL_ATTRIBUTE]) for row in slot_rows),
+        }
+    return view
+
+
+def assert_same_rows(actual: Any, expected: Any, path: str = "") -> None:
+    """Deep equality of rows, floats within 1e-9 relative (shards, lanes and slots add in other orders)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and set(actual) == set(expected), (
+            f"{path}: keys {set(actual) ^ set(expected)}"
+        )
+        for key in expected:
+            assert_same_rows(actual[key], expected[key], f"{path}/{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), f"{path}: {actual} != {expected}"
+        for index, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            assert_same_rows(a, e, f"{path}[{index}]")
+    elif isinstance(expected, float) or isinstance(actual, float):
+        assert math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-12), f"{path}: {actual} != {expected}"
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
 def event(

@@ -15,7 +15,9 @@ How a batch is processed (the argument for why the effect is exactly once is in 
    event's effects (user row, item rows, trending, experiment counters) land all together or not at all,
    and the user row's per-shard watermark records it in the same transaction.
 4. A version conflict (a concurrent writer, e.g. another lane with ParallelizationFactor > 1) re-reads
-   that chunk's rows and re-folds it; throttling is retried with backoff, then the batch stops and
+   that chunk's rows and re-folds it, moving the batch to another trending slot (a batch starts on the
+   slot its first user hashes to, so concurrent lanes of one shard rarely share one; readers sum all);
+   throttling is retried with backoff, then the batch stops and
    reports a batch item failure at the first record not applied. Chunks commit in sequence order and
    the fold stops at the first failure, so what is applied is always a prefix of the batch.
 """
@@ -50,11 +52,12 @@ from streamrec_core.features import (
     Key,
     Row,
     apply_event,
+    batch_slot,
     event_from_record,
     experiment_key,
     item_key,
+    other_slot,
     plan_event,
-    slot_for_shard,
     trending_key,
     user_key,
     user_watermark,
@@ -265,8 +268,10 @@ class BatchProcessor:
         if not events:
             return None
         rows: dict[Key, Row | None] = {}
-        self._load(rows, self._first_keys(events))
-        self._load(rows, self._partner_keys(events, rows))
+        slots = self.cfg.trending_slots
+        slot = batch_slot(events[0].user_id, slots)
+        self._load(rows, self._first_keys(events, slot))
+        self._load(rows, self._partner_keys(events, rows, slot))
         limit = self.transact_max_items
         cfg = self.cfg
         load = self._load
@@ -288,7 +293,7 @@ class BatchProcessor:
                         load(rows, [ukey, ikey])
                 elif ukey not in rows:
                     load(rows, [ukey])
-                plan = plan_event(rows, event, cfg, redrive=redrive)
+                plan = plan_event(rows, event, cfg, redrive=redrive, slot=slot)
                 keys = plan.keys
                 for key in keys:
                     if key not in rows:
@@ -324,6 +329,7 @@ class BatchProcessor:
                     rows.pop(key, None)
                 self.sleep(self.jitter() * self.backoff_base_s * 2 ** (conflicts - 1))
                 self._load(rows, chunk)
+                slot = other_slot(slot, slots, self.jitter())  # the row we lost on may be a hot slot
                 continue
             except Throttled:
                 throttles += 1
@@ -371,12 +377,10 @@ class BatchProcessor:
         if missing:
             rows.update(self.store.read(missing, consistent=True))
 
-    def _first_keys(self, events: list[Event]) -> list[Key]:
+    def _first_keys(self, events: list[Event], slot: int) -> list[Key]:
         keys: dict[Key, None] = {}
-        slots = self.cfg.trending_slots
         for event in events:
             keys[user_key(event.user_id)] = None
-            slot = slot_for_shard(event.shard_id, slots)
             if event.item_id is not None:
                 keys[item_key(event.item_id)] = None
                 keys[trending_key(None, slot)] = None
@@ -386,7 +390,7 @@ class BatchProcessor:
                 keys[experiment_key(event.experiment_id or DEFAULT_EXPERIMENT_ID, event.variant)] = None
         return list(keys)
 
-    def _partner_keys(self, events: list[Event], rows: Mapping[Key, Row | None]) -> list[Key]:
+    def _partner_keys(self, events: list[Event], rows: Mapping[Key, Row | None], slot: int) -> list[Key]:
         """Rows only known after the first read: partners from stored histories, categories from profiles."""
         first_time: dict[str, int] = {}
         keys: dict[Key, None] = {}
@@ -396,11 +400,7 @@ class BatchProcessor:
             if event.item_id is not None and not event.category:
                 profile = rows.get(item_key(event.item_id))
                 if profile and profile.get("category"):
-                    keys[
-                        trending_key(
-                            profile["category"], slot_for_shard(event.shard_id, self.cfg.trending_slots)
-                        )
-                    ] = None
+                    keys[trending_key(profile["category"], slot)] = None
         gap = self.cfg.session_gap_ms
         for user_id, start in first_time.items():
             user = rows.get(user_key(user_id))

@@ -247,13 +247,33 @@ _SLOTS: dict[tuple[str, int], int] = {}
 
 
 def slot_for_shard(shard_id: str, slots: int) -> int:
-    """The trending slot a shard writes: a stable hash, so one shard's contributions stay in one row."""
+    """The trending slot the in-memory fold writes for a shard (a stable hash of the shard id).
+
+    Any slot is correct (readers sum every slot); the process function picks one per batch instead
+    (`batch_slot`), so that concurrent lanes of one shard do not all write the same row.
+    """
     slot = _SLOTS.get((shard_id, slots))
     if slot is None:
         if len(_SLOTS) > 4096:
             _SLOTS.clear()
         slot = _SLOTS[(shard_id, slots)] = zlib.crc32(shard_id.encode("utf-8")) % slots
     return slot
+
+
+def batch_slot(partition_key: str, slots: int) -> int:
+    """The trending slot a batch starts writing: a hash of its first record's partition key (user id).
+
+    With ParallelizationFactor > 1 the lanes of one shard hold disjoint sets of partition keys, so lanes
+    running at the same time start on different slots unless their first users happen to share one.
+    """
+    return zlib.crc32(partition_key.encode("utf-8")) % slots
+
+
+def other_slot(slot: int, slots: int, draw: float) -> int:
+    """A slot other than `slot`, chosen by `draw` in [0, 1): where a batch moves after a version conflict."""
+    if slots <= 1:
+        return slot
+    return (slot + 1 + min(int(draw * (slots - 1)), slots - 2)) % slots
 
 
 def key_attributes(key: Key) -> dict[str, str]:
@@ -405,8 +425,17 @@ def user_watermark(user: Row | None, shard_id: str) -> int | None:
     return None if entry is None else int(entry[0])
 
 
-def plan_event(rows: Mapping[Key, Row], event: Event, cfg: FeatureConfig, *, redrive: bool = False) -> Plan:
+def plan_event(
+    rows: Mapping[Key, Row],
+    event: Event,
+    cfg: FeatureConfig,
+    *,
+    redrive: bool = False,
+    slot: int | None = None,
+) -> Plan:
     """Decide what `event` does given the current rows (read-only), and which rows it touches.
+
+    `slot` is the trending slot the event adds to (default: `slot_for_shard` of its shard).
 
     `rows` must hold the user's row and the event item's profile when they exist (absent = new).
     In redrive mode a sequence number at or below the watermark does not prove the record was applied
@@ -441,24 +470,25 @@ def plan_event(rows: Mapping[Key, Row], event: Event, cfg: FeatureConfig, *, red
     keys.append(ikey)
     partner_keys = tuple([(ITEMS, ITEM_PK_PREFIX + other, ITEM_PROFILE_SK) for other, _ in partners])
     keys.extend(partner_keys)
-    trending = _slot_keys(event.shard_id, cfg.trending_slots, category)
+    if slot is None:
+        slot = slot_for_shard(event.shard_id, cfg.trending_slots)
+    trending = _slot_keys(slot, category)
     keys.extend(trending)
     return Plan(APPLY, keys, category, partners, ikey, partner_keys, trending)
 
 
-_SLOT_KEYS: dict[tuple[str, int, str], tuple[Key, ...]] = {}
+_SLOT_KEYS: dict[tuple[int, str], tuple[Key, ...]] = {}
 
 
-def _slot_keys(shard_id: str, slots: int, category: str) -> tuple[Key, ...]:
-    """The trending slot keys an event of `shard_id` in `category` adds to: global, then the category's."""
-    found = _SLOT_KEYS.get((shard_id, slots, category))
+def _slot_keys(slot: int, category: str) -> tuple[Key, ...]:
+    """The trending slot keys an event in `category` adds to in `slot`: global, then the category's."""
+    found = _SLOT_KEYS.get((slot, category))
     if found is None:
-        slot = slot_for_shard(shard_id, slots)
         global_key = trending_key(None, slot)
         found = (global_key, trending_key(category, slot)) if category else (global_key,)
         if len(_SLOT_KEYS) > 65_536:
             _SLOT_KEYS.clear()
-        _SLOT_KEYS[(shard_id, slots, category)] = found
+        _SLOT_KEYS[(slot, category)] = found
     return found
 
 

@@ -11,7 +11,6 @@ fold that applies each distinct event exactly once, and satisfy independent coun
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +22,25 @@ from process import handler as process_handler
 from process.config import ProcessConfig
 from streamrec_core import constants as c
 from streamrec_core.feature_store import from_item, to_item
-from streamrec_core.features import TYPE_WEIGHTS, FeatureConfig, MemoryFeatures, event_from_record
+from streamrec_core.features import (
+    TYPE_WEIGHTS,
+    FeatureConfig,
+    MemoryFeatures,
+    event_from_record,
+)
 
 from local_emulator import moto_patches
 from local_emulator.esm import EsmConfig, EsmPoller
 from local_emulator.testing import FUNCTION_ARN, FakeClock, create_stream
-from tests.feature_kit import ITEMS_TABLE, USERS_TABLE, FaultyDynamoDB, create_tables, table_state
+from tests.feature_kit import (
+    ITEMS_TABLE,
+    USERS_TABLE,
+    FaultyDynamoDB,
+    assert_same_rows,
+    create_tables,
+    readers_view,
+    table_state,
+)
 
 STREAM = "events"
 LATENESS_S = 600
@@ -209,24 +221,6 @@ def reference_state(records: list[tuple[str, str, bytes, int]], features: Featur
     return state
 
 
-def assert_equal(actual: Any, expected: Any, path: str = "") -> None:
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict) and set(actual) == set(expected), (
-            f"{path}: keys {set(actual) ^ set(expected)}"
-        )
-        for key in expected:
-            assert_equal(actual[key], expected[key], f"{path}/{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), f"{path}: {actual} != {expected}"
-        for index, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            assert_equal(a, e, f"{path}[{index}]")
-    elif isinstance(expected, float) or isinstance(actual, float):
-        # Scores are float sums; shards and lanes may add the same terms in another order.
-        assert math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-12), f"{path}: {actual} != {expected}"
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
-
-
 def check_invariants(state: dict, events: list[dict[str, Any]]) -> None:
     """Counting invariants computed without the feature code: each distinct event counted once."""
     first: dict[tuple[str, str], dict[str, Any]] = {}
@@ -328,6 +322,9 @@ def test_feature_tables_equal_each_distinct_event_applied_once(events, delivery)
             process_handler.reset()
     assert on_failure == []  # infinite retries: nothing is given up
     assert len(records) == len(events)
-    assert_equal(state, reference_state(records, delivery["features"]))
+    features = delivery["features"]
+    expected = reference_state(records, features)
+    half_life = features.trending_half_life_hours
+    assert_same_rows(readers_view(state, half_life), readers_view(expected, half_life))
     if delivery["features"] is FEATURES:
         check_invariants(state, events)

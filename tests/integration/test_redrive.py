@@ -23,7 +23,14 @@ from streamrec_core.features import FeatureConfig, MemoryFeatures, event_from_re
 from local_emulator import moto_patches
 from local_emulator.esm import EsmConfig, EsmPoller
 from local_emulator.testing import FakeClock, create_stream
-from tests.feature_kit import ITEMS_TABLE, USERS_TABLE, FaultyDynamoDB, create_tables, table_state
+from tests.feature_kit import (
+    ITEMS_TABLE,
+    USERS_TABLE,
+    FaultyDynamoDB,
+    create_tables,
+    readers_view,
+    table_state,
+)
 from tools import redrive
 
 STREAM = "events"
@@ -172,7 +179,7 @@ def comparable(state: dict) -> dict:
         return value
 
     out = {}
-    for key, row in state.items():
+    for key, row in readers_view(state, FEATURES.trending_half_life_hours).items():
         row = dict(row)
         if c.USER_WATERMARKS in row:
             row[c.USER_WATERMARKS] = {shard: mark[0] for shard, mark in row[c.USER_WATERMARKS].items()}

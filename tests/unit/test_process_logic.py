@@ -11,16 +11,27 @@ from process.logic import (
     parse_kinesis_event,
 )
 from streamrec_core import constants as c
-from streamrec_core.features import FeatureConfig, MemoryFeatures, event_from_record, item_key, user_key
+from streamrec_core.features import (
+    FeatureConfig,
+    MemoryFeatures,
+    batch_slot,
+    event_from_record,
+    item_key,
+    other_slot,
+    trending_key,
+    user_key,
+)
 
 from tests.feature_kit import (
     SHARD,
     CrashAfterWrites,
     ListDeadLetters,
     MemoryStore,
+    assert_same_rows,
     event,
     kinesis_event,
     kinesis_record,
+    readers_view,
 )
 
 CFG = FeatureConfig(
@@ -70,6 +81,15 @@ def without_versions(rows: dict) -> dict:
     return {k: {a: v for a, v in row.items() if a != c.ATTR_VERSION} for k, row in rows.items() if row}
 
 
+def assert_same_state(actual_rows: dict, expected_rows: dict) -> None:
+    """Equal as readers see them (trending slots merged), versions aside."""
+    half_life = CFG.trending_half_life_hours
+    assert_same_rows(
+        readers_view(without_versions(actual_rows), half_life),
+        readers_view(without_versions(expected_rows), half_life),
+    )
+
+
 def test_a_batch_is_applied_with_writes_coalesced_into_transactions_of_at_most_100_rows():
     # GIVEN 300 events touching ~7 users, 40 items and trending rows
     store = MemoryStore()
@@ -80,7 +100,7 @@ def test_a_batch_is_applied_with_writes_coalesced_into_transactions_of_at_most_1
     assert result.failed_sequence_number is None and result.applied == 300
     assert store.largest_commit <= 100
     assert store.commit_calls == result.chunks < 300 / 5
-    assert without_versions(store.rows()) == without_versions(reference(records))
+    assert_same_state(store.rows(), reference(records))
 
 
 def test_chunks_respect_a_smaller_transaction_limit():
@@ -119,12 +139,12 @@ def test_persistent_throttling_reports_the_first_record_not_applied():
     failed = int(result.failed_sequence_number)
     applied = [r for r in records if r.seq < failed]
     assert 0 < len(applied) < 300 and result.applied == len(applied)
-    assert without_versions(store.rows()) == without_versions(reference(applied))
+    assert_same_state(store.rows(), reference(applied))
     # AND the retry from there completes the batch exactly once
     store.plan = lambda n: None
     retry = processor(store).process([r for r in records if r.seq >= failed])
     assert retry.failed_sequence_number is None
-    assert without_versions(store.rows()) == without_versions(reference(records))
+    assert_same_state(store.rows(), reference(records))
 
 
 def test_transient_throttling_is_retried_with_backoff():
@@ -182,6 +202,49 @@ def test_conflict_retries_back_off_with_full_jitter_so_colliding_lanes_do_not_re
     assert result.conflicts == 2 and result.failed_sequence_number is None
 
 
+def global_slots_written(store: MemoryStore, slots: int) -> list[int]:
+    return [slot for slot in range(slots) if trending_key(None, slot) in store.items]
+
+
+def test_lanes_of_one_shard_start_on_the_slot_of_their_first_user():
+    # GIVEN two lanes of one shard (disjoint users, as the event source mapping splits them)
+    wide = FeatureConfig(
+        user_ttl_seconds=86_400, item_ttl_seconds=3_600, allowed_lateness_ms=600_000, trending_slots=8
+    )
+    lane_a = [event(i, user="alice", item=f"i{i}", ts=ts(i)) for i in range(3)]
+    lane_b = [event(10 + i, user="bob", item=f"i{i}", ts=ts(i)) for i in range(3)]
+    assert batch_slot("alice", 8) != batch_slot("bob", 8)
+    # WHEN each lane's batch is processed
+    for batch, start in ((lane_a, 1), (lane_b, 10)):
+        store = MemoryStore()
+        BatchProcessor(store, ListDeadLetters(), wide, sleep=lambda s: None).process(
+            records_for(batch, start)
+        )
+        # THEN the batch wrote the global trending slot its first user hashes to, and only that one
+        assert global_slots_written(store, 8) == [batch_slot(batch[0]["user_id"], 8)]
+
+
+def test_after_a_version_conflict_the_batch_moves_to_another_trending_slot():
+    # GIVEN a store whose first commit conflicts (another lane wrote the same slot row first)
+    store = MemoryStore(plan=lambda n: "conflict" if n == 1 else None)
+    records = records_for(many_events(5))
+    # WHEN the batch is processed
+    result = processor(store, jitter=lambda: 0.0).process(records)
+    # THEN it retried on the other slot, and readers (who sum every slot) see every event once
+    first = batch_slot("u0", CFG.trending_slots)
+    assert result.conflicts == 1 and result.failed_sequence_number is None
+    assert global_slots_written(store, CFG.trending_slots) == [other_slot(first, CFG.trending_slots, 0.0)]
+    assert_same_state(store.rows(), reference(records))
+
+
+def test_other_slot_never_picks_the_slot_that_conflicted_and_can_reach_every_other_one():
+    for slots in (2, 3, 8):
+        for slot in range(slots):
+            reached = {other_slot(slot, slots, draw / 100) for draw in range(100)}
+            assert reached == set(range(slots)) - {slot}
+    assert other_slot(0, 1, 0.7) == 0  # a single slot has nowhere else to go
+
+
 def test_a_crash_after_some_writes_leaves_whole_events_applied_and_a_retry_completes_exactly_once():
     store = MemoryStore(plan=lambda n: "crash" if n == 3 else None)
     records = records_for(many_events(200))
@@ -192,7 +255,7 @@ def test_a_crash_after_some_writes_leaves_whole_events_applied_and_a_retry_compl
     store.plan = lambda n: None
     result = processor(store, transact_max_items=20).process(records)
     assert result.seen > 0 and result.failed_sequence_number is None
-    assert without_versions(store.rows()) == without_versions(reference(records))
+    assert_same_state(store.rows(), reference(records))
 
 
 def test_poison_records_go_to_the_dead_letter_port_with_their_reason_and_never_block():
