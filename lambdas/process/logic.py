@@ -16,10 +16,10 @@ How a batch is processed (the argument for why the effect is exactly once is in 
    and the user row's per-shard watermark records it in the same transaction.
 4. A version conflict (a concurrent writer, e.g. another lane with ParallelizationFactor > 1) re-reads
    that chunk's rows and re-folds it, moving the batch to another trending slot (a batch starts on the
-   slot its first user hashes to, so concurrent lanes of one shard rarely share one; readers sum all);
-   throttling is retried with backoff, then the batch stops and
-   reports a batch item failure at the first record not applied. Chunks commit in sequence order and
-   the fold stops at the first failure, so what is applied is always a prefix of the batch.
+   slot its first user hashes to, so concurrent lanes of one shard rarely share one; readers sum all).
+   Throttling is retried with backoff, then the batch stops and reports a batch item failure at the
+   first record not applied. Chunks commit in sequence order and the fold stops at the first failure,
+   so what is applied is always a prefix of the batch.
 """
 
 from __future__ import annotations

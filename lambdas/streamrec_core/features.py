@@ -751,8 +751,8 @@ def _add_trending(
 def merge_trending(slot_rows: Iterable[Row | None], half_life_hours: float) -> list[tuple[str, float, str]]:
     """Merge a trending list's slots: (item, score decayed to the newest hour, category), best first.
 
-    Each slot holds one shard's share of an item's decayed score, so an item's score is the sum of its
-    shares, all decayed to the same hour.
+    Each slot holds a share of an item's decayed score (from whichever batches wrote that slot), so an
+    item's score is the sum of its shares, all decayed to the same hour.
     """
     rows = [row for row in slot_rows if row]
     if not rows:
