@@ -15,8 +15,8 @@ How a batch is processed (the argument for why the effect is exactly once is in 
    event's effects (user row, item rows, trending, experiment counters) land all together or not at all,
    and the user row's per-shard watermark records it in the same transaction.
 4. A version conflict (a concurrent writer, e.g. another lane with ParallelizationFactor > 1) re-reads
-   that chunk's rows and re-folds it, moving the batch to another trending slot (a batch starts on the
-   slot its first user hashes to, so concurrent lanes of one shard rarely share one; readers sum all).
+   that chunk's rows and re-folds it, moving to another trending slot for that shard (lanes of one
+   shard that collide on its slot spread out and stay apart while warm; readers sum every slot).
    Throttling is retried with backoff, then the batch stops and reports a batch item failure at the
    first record not applied. Chunks commit in sequence order and the fold stops at the first failure,
    so what is applied is always a prefix of the batch.
@@ -52,12 +52,12 @@ from streamrec_core.features import (
     Key,
     Row,
     apply_event,
-    batch_slot,
     event_from_record,
     experiment_key,
     item_key,
     other_slot,
     plan_event,
+    slot_for_shard,
     trending_key,
     user_key,
     user_watermark,
@@ -67,6 +67,7 @@ from streamrec_core.schema import PoisonRecord, decode_record, validate_event
 # A record holds the event plus `received_at` and the JSON framing ingest adds; anything larger than
 # this can never be a valid event.
 MAX_RECORD_DATA_BYTES = MAX_EVENT_BYTES + 256
+MAX_REMEMBERED_SHARDS = 1024
 REASON_NOT_BASE64 = "undecodable: record data is not base64"
 REASON_OVERSIZED = f"oversized: record data exceeds {MAX_RECORD_DATA_BYTES} bytes"
 
@@ -203,6 +204,8 @@ class BatchProcessor:
         self.sleep = sleep
         self.jitter = jitter
         self.transact_max_items = transact_max_items
+        # Shard id -> the trending slot this (warm) processor writes for it, once a conflict moved it.
+        self._slots: dict[str, int] = {}
 
     # --- public ----------------------------------------------------------------------------------
     def process(self, records: Sequence[KinesisRecord], *, redrive: bool = False) -> BatchResult:
@@ -269,7 +272,10 @@ class BatchProcessor:
             return None
         rows: dict[Key, Row | None] = {}
         slots = self.cfg.trending_slots
-        slot = batch_slot(events[0].user_id, slots)
+        shard = events[0].shard_id  # a batch is one shard's
+        slot = self._slots.get(shard)
+        if slot is None:
+            slot = slot_for_shard(shard, slots)
         self._load(rows, self._first_keys(events, slot))
         self._load(rows, self._partner_keys(events, rows, slot))
         limit = self.transact_max_items
@@ -329,7 +335,11 @@ class BatchProcessor:
                     rows.pop(key, None)
                 self.sleep(self.jitter() * self.backoff_base_s * 2 ** (conflicts - 1))
                 self._load(rows, chunk)
-                slot = other_slot(slot, slots, self.jitter())  # the row we lost on may be a hot slot
+                # The row we lost on may be the slot another lane of this shard writes: move, and stay.
+                slot = other_slot(slot, slots, self.jitter())
+                if len(self._slots) > MAX_REMEMBERED_SHARDS:
+                    self._slots.clear()
+                self._slots[shard] = slot
                 continue
             except Throttled:
                 throttles += 1

@@ -247,10 +247,11 @@ _SLOTS: dict[tuple[str, int], int] = {}
 
 
 def slot_for_shard(shard_id: str, slots: int) -> int:
-    """The trending slot the in-memory fold writes for a shard (a stable hash of the shard id).
+    """The trending slot a shard writes first: a stable hash of the shard id.
 
-    Any slot is correct (readers sum every slot); the process function picks one per batch instead
-    (`batch_slot`), so that concurrent lanes of one shard do not all write the same row.
+    Any slot is correct (readers sum every slot). Keeping a shard's contributions in one row keeps its
+    share of every item whole under the per-row cap; the process function moves a shard to another slot
+    only after a version conflict (concurrent lanes, ParallelizationFactor > 1), see `other_slot`.
     """
     slot = _SLOTS.get((shard_id, slots))
     if slot is None:
@@ -258,15 +259,6 @@ def slot_for_shard(shard_id: str, slots: int) -> int:
             _SLOTS.clear()
         slot = _SLOTS[(shard_id, slots)] = zlib.crc32(shard_id.encode("utf-8")) % slots
     return slot
-
-
-def batch_slot(partition_key: str, slots: int) -> int:
-    """The trending slot a batch starts writing: a hash of its first record's partition key (user id).
-
-    With ParallelizationFactor > 1 the lanes of one shard hold disjoint sets of partition keys, so lanes
-    running at the same time start on different slots unless their first users happen to share one.
-    """
-    return zlib.crc32(partition_key.encode("utf-8")) % slots
 
 
 def other_slot(slot: int, slots: int, draw: float) -> int:
@@ -372,7 +364,7 @@ class Plan:
     keys: list[Key]
     category: str = ""
     partners: tuple[tuple[str, str], ...] = ()  # (item_id, category) paired with this event's item
-    # Keys apply_event uses, computed once by plan_event (None: recompute them).
+    # Keys apply_event uses, computed once by plan_event (set for every APPLY plan of an item event).
     item: Key | None = None
     partner_keys: tuple[Key, ...] = ()
     trending: tuple[Key, ...] = ()
@@ -597,12 +589,8 @@ def _apply_item(rows: MutableMapping[Key, Row], event: Event, plan: Plan, cfg: F
     hour = event.time_ms // HOUR_MS
     item_expires = event.received_ms // 1000 + cfg.item_ttl_seconds
     category = plan.category
-    if plan.item is None:  # a Plan built by hand: derive the keys
-        ikey = item_key(item)
-        partner_keys: tuple[Key, ...] = tuple(item_key(other) for other, _ in plan.partners)
-        trending = _slot_keys(event.shard_id, cfg.trending_slots, category)
-    else:
-        ikey, partner_keys, trending = plan.item, plan.partner_keys, plan.trending
+    ikey, partner_keys, trending = plan.item, plan.partner_keys, plan.trending
+    assert ikey is not None, "only plan_event's item plans reach the item rows"
     profile = rows[ikey]
     if event.category:
         profile[ITEM_CATEGORY] = event.category

@@ -14,10 +14,10 @@ from streamrec_core import constants as c
 from streamrec_core.features import (
     FeatureConfig,
     MemoryFeatures,
-    batch_slot,
     event_from_record,
     item_key,
     other_slot,
+    slot_for_shard,
     trending_key,
     user_key,
 )
@@ -206,35 +206,29 @@ def global_slots_written(store: MemoryStore, slots: int) -> list[int]:
     return [slot for slot in range(slots) if trending_key(None, slot) in store.items]
 
 
-def test_lanes_of_one_shard_start_on_the_slot_of_their_first_user():
-    # GIVEN two lanes of one shard (disjoint users, as the event source mapping splits them)
-    wide = FeatureConfig(
-        user_ttl_seconds=86_400, item_ttl_seconds=3_600, allowed_lateness_ms=600_000, trending_slots=8
-    )
-    lane_a = [event(i, user="alice", item=f"i{i}", ts=ts(i)) for i in range(3)]
-    lane_b = [event(10 + i, user="bob", item=f"i{i}", ts=ts(i)) for i in range(3)]
-    assert batch_slot("alice", 8) != batch_slot("bob", 8)
-    # WHEN each lane's batch is processed
-    for batch, start in ((lane_a, 1), (lane_b, 10)):
-        store = MemoryStore()
-        BatchProcessor(store, ListDeadLetters(), wide, sleep=lambda s: None).process(
-            records_for(batch, start)
-        )
-        # THEN the batch wrote the global trending slot its first user hashes to, and only that one
-        assert global_slots_written(store, 8) == [batch_slot(batch[0]["user_id"], 8)]
+def test_without_conflicts_a_shard_keeps_writing_its_own_trending_slot():
+    # GIVEN one lane of one shard, three batches
+    store = MemoryStore()
+    proc = processor(store)
+    for start in (1, 10, 20):
+        proc.process(records_for(many_events(5), start))
+    # THEN every contribution of the shard went into the shard's slot (its item shares stay whole)
+    assert global_slots_written(store, CFG.trending_slots) == [slot_for_shard(SHARD, CFG.trending_slots)]
 
 
-def test_after_a_version_conflict_the_batch_moves_to_another_trending_slot():
-    # GIVEN a store whose first commit conflicts (another lane wrote the same slot row first)
+def test_after_a_version_conflict_the_shard_moves_to_another_trending_slot_and_stays_there():
+    # GIVEN a store whose first commit conflicts (another lane of the shard wrote its slot row first)
     store = MemoryStore(plan=lambda n: "conflict" if n == 1 else None)
-    records = records_for(many_events(5))
-    # WHEN the batch is processed
-    result = processor(store, jitter=lambda: 0.0).process(records)
-    # THEN it retried on the other slot, and readers (who sum every slot) see every event once
-    first = batch_slot("u0", CFG.trending_slots)
+    proc = processor(store, jitter=lambda: 0.0)
+    first, second = records_for(many_events(5)), records_for(many_events(5), start=10)
+    # WHEN two batches of the shard are processed by the same (warm) processor
+    result = proc.process(first)
+    proc.process(second)
+    # THEN the first retried on the other slot, the second started there, and readers see each event once
+    moved = other_slot(slot_for_shard(SHARD, CFG.trending_slots), CFG.trending_slots, 0.0)
     assert result.conflicts == 1 and result.failed_sequence_number is None
-    assert global_slots_written(store, CFG.trending_slots) == [other_slot(first, CFG.trending_slots, 0.0)]
-    assert_same_state(store.rows(), reference(records))
+    assert global_slots_written(store, CFG.trending_slots) == [moved]
+    assert_same_state(store.rows(), reference(first + second))
 
 
 def test_other_slot_never_picks_the_slot_that_conflicted_and_can_reach_every_other_one():
