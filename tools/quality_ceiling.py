@@ -32,10 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.evaluate import DEFAULT_EVENTS, DEFAULT_K, DEFAULT_TRAIN_FRACTION, load_events, split_events
+from streamrec_core.features import TYPE_WEIGHTS
+
+from tools.evaluate import (
+    DEFAULT_EVENTS,
+    DEFAULT_K,
+    DEFAULT_TRAIN_FRACTION,
+    OFFLINE_CONFIG,
+    load_events,
+    split_events,
+)
 from tools.replay import source_time
 
-TYPE_WEIGHTS = {"view": 1, "favorite": 2, "add_to_cart": 3, "purchase": 4}
 FEATURES = (
     "in_history",
     "distinct_position",
@@ -62,7 +70,7 @@ COVISIT_WINDOW_S = 86_400
 COVISIT_PARTNERS = 5
 SEEDS = 5
 CATEGORY_TOP = 20
-STORED_HISTORY = 50  # streamrec_core.features.FeatureConfig.history_cap
+STORED_HISTORY = OFFLINE_CONFIG.history_cap  # what the user row keeps
 
 
 @dataclass

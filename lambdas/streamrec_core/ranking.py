@@ -149,21 +149,22 @@ def seen_items(user: Mapping[str, Any], params: ModelParams) -> list[tuple[str, 
     if not history:
         return []
     half_life = params.seen_half_life
-    newest_ms = float(history[-1][2])
     weights: dict[str, float] = {}
-    last_used: dict[str, float] = {}
     categories: dict[str, str] = {}
-    for position, (item, event_type, when, category) in enumerate(reversed(history)):
+    for position, (item, event_type, _when, category) in enumerate(reversed(history)):
         decay = 0.5 ** (position / half_life) if half_life > 0 else (1.0 if position == 0 else 0.0)
         weights[item] = weights.get(item, 0.0) + TYPE_WEIGHTS.get(event_type, 1) * decay
-        last_used.setdefault(item, float(when))
         if category and item not in categories:
             categories[item] = category
     if params.seen_age_hours > 0:
         scale_ms = params.seen_age_hours * 3_600_000
-        for item, when in last_used.items():
-            age = max(newest_ms - when, 0.0)
-            weights[item] *= (1.0 + age / scale_ms) ** -params.seen_age_power
+        newest_ms = float(history[-1][2])
+        discounted: set[str] = set()
+        for item, _type, when, _category in reversed(history):  # newest first: the item's last use
+            if item not in discounted:
+                discounted.add(item)
+                age = max(newest_ms - float(when), 0.0)
+                weights[item] *= (1.0 + age / scale_ms) ** -params.seen_age_power
     return [(item, weight, categories.get(item, "")) for item, weight in weights.items()]
 
 
