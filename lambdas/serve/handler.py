@@ -40,7 +40,15 @@ from streamrec_core.http import (
 )
 
 from serve.experiments import Experiment, parse_experiments
-from serve.logic import Recommender, ServeSettings, parse_category, parse_exclude, parse_id, parse_k
+from serve.logic import (
+    Recommender,
+    ServeSettings,
+    parse_category,
+    parse_exclude,
+    parse_experiment_id,
+    parse_id,
+    parse_k,
+)
 
 logger = Logger(service=c.SERVE_SERVICE)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.SERVE_SERVICE)
@@ -188,7 +196,7 @@ def _handle(
             parse_id(params.get("item_id"), "item_id"), k=parse_k(query_parameter(event, "k"))
         ),
         ROUTE_EXPERIMENT: lambda: deps.recommender.experiment(
-            parse_id(params.get("experiment_id"), "experiment_id")
+            parse_experiment_id(params.get("experiment_id"))
         ),
         ROUTE_HEALTH: lambda: {"status": "ok", "model": c.MODEL_NAME},
     }

@@ -33,13 +33,26 @@ from streamrec_core.ranking import (
     seed_items,
     similar_items,
 )
+from streamrec_core.schema import (
+    F_CATEGORY,
+    F_ITEM_ID,
+    ID_CHARSET,
+    ITEM_ID_MAX,
+    Violation,
+    experiment_id_violation,
+    field_violation,
+)
 
 from serve.experiments import Experiment, assign, wilson
 
-ID_RE = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 DEFAULT_K = 10
 MAX_EXCLUDE = 100
-MAX_CATEGORY_CHARS = 128
+# At most three ASCII digits ([0-9], not \d, which matches every script's digits) before int().
+_K_RE = re.compile(r"[0-9]{1,3}")
+K_RULE = f"must be an integer between 1 and {MAX_K} in ASCII digits"
+EXCLUDE_RULE = (
+    f"must be at most {MAX_EXCLUDE} comma-separated item ids, each matching {ID_CHARSET}{{1,{ITEM_ID_MAX}}}"
+)
 # Trending scores halve every this many event-time hours (the process function's default).
 TRENDING_HALF_LIFE_HOURS = 6.0
 
@@ -68,34 +81,51 @@ class RecommendationResult:
     items: int
 
 
+def _bad_parameter(violation: Violation) -> HttpError:
+    return HttpError(ERROR_BAD_REQUEST, violation.message(), details=[violation.as_dict()])
+
+
 def parse_k(raw: str | None) -> int:
+    """`k`: ASCII decimal digits only (str.isdigit() also takes '²' and other scripts' digits, which
+    int() then rejects or reads), at most three of them, between 1 and MAX_K."""
     if raw is None or raw == "":
         return DEFAULT_K
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_K:
-        raise HttpError(ERROR_BAD_REQUEST, f"k must be an integer between 1 and {MAX_K}")
+    if _K_RE.fullmatch(raw) is None or not 1 <= int(raw) <= MAX_K:
+        raise _bad_parameter(Violation("k", K_RULE))
     return int(raw)
 
 
 def parse_id(raw: str | None, name: str) -> str:
-    if raw is None or ID_RE.fullmatch(raw) is None:
-        raise HttpError(ERROR_BAD_REQUEST, f"{name} must match [A-Za-z0-9._:@-]{{1,128}}")
-    return raw
+    """A user or item id path parameter, held to the event schema's rule for the same field."""
+    violation = field_violation(name, raw)
+    if violation is not None:
+        raise _bad_parameter(violation)
+    return raw  # type: ignore[return-value]
+
+
+def parse_experiment_id(raw: str | None) -> str:
+    """An experiment id, held to the rule events carry it under (attribution.experiment_id)."""
+    violation = experiment_id_violation(raw)
+    if violation is not None:
+        raise _bad_parameter(violation)
+    return raw  # type: ignore[return-value]
 
 
 def parse_category(raw: str | None) -> str | None:
     if raw is None or raw == "":
         return None
-    if len(raw) > MAX_CATEGORY_CHARS:
-        raise HttpError(ERROR_BAD_REQUEST, f"category must be at most {MAX_CATEGORY_CHARS} characters")
+    violation = field_violation(F_CATEGORY, raw)
+    if violation is not None:
+        raise _bad_parameter(violation)
     return raw
 
 
 def parse_exclude(values: Sequence[str]) -> list[str]:
     if len(values) > MAX_EXCLUDE:
-        raise HttpError(ERROR_BAD_REQUEST, f"exclude takes at most {MAX_EXCLUDE} item ids")
+        raise _bad_parameter(Violation("exclude", EXCLUDE_RULE))
     for value in values:
-        if ID_RE.fullmatch(value) is None:
-            raise HttpError(ERROR_BAD_REQUEST, "exclude must be a comma-separated list of item ids")
+        if field_violation(F_ITEM_ID, value) is not None:
+            raise _bad_parameter(Violation("exclude", EXCLUDE_RULE))
     return list(values)
 
 

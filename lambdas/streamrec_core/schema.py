@@ -330,6 +330,29 @@ def _echo(key: object) -> str:
     return text if len(text) <= _ECHO_MAX else text[:_ECHO_MAX] + "..."
 
 
+def field_violation(name: str, value: object) -> Violation | None:
+    """The violation of one top-level id or text field's rule by `value`, or None when it is valid.
+
+    For other readers of the same facts (serve's path and query parameters name items, users and
+    categories exactly as events do), so a rule is defined once.
+    """
+    spec = _SPECS[name]
+    if spec.kind == _ID:
+        ok = type(value) is str and spec.regex.fullmatch(value) is not None  # type: ignore[union-attr]
+    elif spec.kind == _TEXT:
+        ok = type(value) is str and spec.min_length <= len(value) <= spec.max_length and _is_unicode(value)
+    else:
+        raise ValueError(f"{name} is not an id or text field")
+    return None if ok else Violation(name, spec.rule)
+
+
+def experiment_id_violation(value: object) -> Violation | None:
+    """The violation of the attribution's experiment id rule by `value`, or None when it is valid."""
+    if type(value) is str and _VARIANT_RE.fullmatch(value) is not None:
+        return None
+    return Violation(A_EXPERIMENT_ID, _ATTRIBUTION_RULES[A_EXPERIMENT_ID])
+
+
 def _check_attribution(value: object, bad: list[Violation]) -> tuple[dict[str, Any] | None, int]:
     """Return (normalized attribution, chars) or (None, 0) after appending violations to `bad`."""
     if type(value) is not dict:
