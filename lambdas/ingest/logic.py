@@ -143,9 +143,13 @@ def validate_batch(
     limits: Limits,
     assign_id: Callable[[], str] = new_event_id,
 ) -> Batch:
-    """Validate every event; keep the first of each event_id and note later ones as duplicates."""
+    """Validate every event; keep the first of each (user_id, event_id) and note later ones as duplicates.
+
+    An event id identifies a resend of one user's event (the process function dedupes per user too), so
+    the same id sent for two users is two events.
+    """
     batch = Batch(size=len(raw_events))
-    first_position: dict[str, int] = {}
+    first_position: dict[tuple[str, str], int] = {}
     for index, raw in enumerate(raw_events):
         event, violations = validate_event(
             raw, now=now, max_age=limits.max_age, max_future=limits.max_future, assign_id=assign_id
@@ -153,12 +157,12 @@ def validate_batch(
         if event is None:
             batch.rejected.append((index, _capped(violations)))
             continue
-        event_id = event[F_EVENT_ID]
-        position = first_position.get(event_id)
+        identity = (event[F_USER_ID], event[F_EVENT_ID])
+        position = first_position.get(identity)
         if position is not None:
             batch.duplicates.append((index, position))
             continue
-        first_position[event_id] = len(batch.events)
+        first_position[identity] = len(batch.events)
         batch.events.append(event)
         batch.indexes.append(index)
     return batch

@@ -123,6 +123,15 @@ def test_repeated_event_ids_in_one_request_are_stored_once() -> None:
     assert batch.duplicates == [(2, 0), (3, 0)]
 
 
+def test_one_event_id_from_two_users_is_two_events() -> None:
+    # A resend is the same user's event again: the process function dedupes per user, so must the door.
+    first, second = ok(0, user_id="alice"), ok(0, user_id="bob")
+    batch = validate_batch([first, second, ok(0, user_id="bob")], now=NOW, limits=LIMITS)
+    assert [(e["user_id"], e["event_id"]) for e in batch.events] == [("alice", "e-0"), ("bob", "e-0")]
+    assert batch.duplicates == [(2, 1)]
+    assert [partition_key for _, partition_key in kinesis_records(batch, NOW)] == ["alice", "bob"]
+
+
 def test_events_without_id_get_distinct_assigned_ids() -> None:
     raw = [{k: v for k, v in ok(i).items() if k != "event_id"} for i in range(3)]
     batch = validate_batch(raw, now=NOW, limits=LIMITS)
