@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamrec_core.constants import ATTR_VERSION  # noqa: E402
+from streamrec_core.ddb_size import item_size, read_units, write_units  # noqa: E402
 
 import bench.common  # noqa: F401  (puts lambdas/ on sys.path, as Lambda has it)
-from bench.ddb_size import item_size, read_units, write_units  # noqa: E402
 
 WRITE_CALLS = ("batch_write_item", "transact_write_items", "put_item", "update_item", "delete_item")
 READ_CALLS = ("batch_get_item", "get_item", "query", "scan", "transact_get_items")

@@ -226,7 +226,8 @@ class MemoryStore:
     """An in-memory feature store with DynamoDB's semantics that matter here (the StorePort).
 
     Rows go through the typed-JSON serializer, so what is stored is what DynamoDB would store.
-    Conditions on versions are checked, 100-row transactions enforced, calls counted; `plan(n)` injects
+    Conditions on versions are checked, 100-row and 4 MB transactions enforced (as FeatureStore does),
+    calls counted; `plan(n)` injects
     faults into the n-th commit: "throttle", "conflict" (a concurrent writer bumped a row) or "crash".
     """
 
@@ -250,13 +251,16 @@ class MemoryStore:
         return {key: (from_item(self.items[key]) if key in self.items else None) for key in wanted}
 
     def commit(self, writes: Any) -> None:
-        from streamrec_core.feature_store import Throttled, WriteConflict
+        from streamrec_core.feature_store import Throttled, WriteConflict, check_transaction_size
 
         self.commit_calls += 1
         if len(writes) > c.DDB_TRANSACT_MAX_ITEMS:
             raise ValueError("more than 100 rows in one transaction")
         if len({key for key, _, _ in writes}) != len(writes):
             raise ValueError("a transaction may not touch one row twice")
+        check_transaction_size(
+            self._to_item({**row, c.ATTR_VERSION: expected + 1}) for _key, row, expected in writes
+        )
         fault = self.plan(self.commit_calls)
         if fault == "throttle":
             raise Throttled("injected")

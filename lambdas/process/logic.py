@@ -11,9 +11,10 @@ How a batch is processed (the argument for why the effect is exactly once is in 
    histories, trending slots, experiment counters) with BatchGetItem, consistent reads.
 3. Fold the records in sequence order through `features.plan_event` / `features.apply_event`, cutting
    the run into *chunks* of consecutive records whose touched rows fit in one TransactWriteItems
-   (<= 100 rows). Each chunk is committed atomically, every row conditional on the version read, so an
-   event's effects (user row, item rows, trending, experiment counters) land all together or not at all,
-   and the user row's per-shard watermark records it in the same transaction.
+   (<= 100 rows and <= 4 MB; a chunk that would be larger is re-folded and cut smaller). Each chunk
+   is committed atomically, every row conditional on the version read, so an event's effects (user
+   row, item rows, trending, experiment counters) land all together or not at all, and the user row's
+   per-shard watermark records it in the same transaction.
 4. A version conflict (a concurrent writer, e.g. another lane with ParallelizationFactor > 1) re-reads
    that chunk's rows and re-folds it, moving to another trending slot for that shard (lanes of one
    shard that collide on its slot spread out and stay apart while warm; readers sum every slot).
@@ -41,7 +42,7 @@ from streamrec_core.constants import (
     USER_HISTORY,
     USER_RECENT_IDS,
 )
-from streamrec_core.feature_store import Throttled, WriteConflict
+from streamrec_core.feature_store import Throttled, TransactionTooLarge, WriteConflict
 from streamrec_core.features import (
     APPLY,
     DUPLICATE,
@@ -341,6 +342,16 @@ class BatchProcessor:
                     self._slots.clear()
                 self._slots[shard] = slot
                 continue
+            except TransactionTooLarge:
+                # Long ids and categories can make 100 rows pass DynamoDB's 4 MB per transaction:
+                # re-fold this stretch from the stored rows and commit fewer rows at a time.
+                if index - position <= 1:
+                    raise  # one event's rows alone (rows are capped far below this: never in practice)
+                for key in chunk:
+                    rows.pop(key, None)
+                self._load(rows, chunk)
+                limit = max(1, len(chunk) // 2)
+                continue
             except Throttled:
                 throttles += 1
                 result.throttles += 1
@@ -356,6 +367,7 @@ class BatchProcessor:
                 assert row is not None
                 row["version"] = int(row["version"]) + 1
             conflicts = throttles = 0
+            limit = self.transact_max_items
             result.chunks += 1
             result.redrive_uncertain += uncertain
             for triple in attributed:

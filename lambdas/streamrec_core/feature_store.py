@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from streamrec_core.constants import (
     ATTR_VERSION,
     DDB_BATCH_GET_MAX_KEYS,
+    DDB_TRANSACT_MAX_BYTES,
     DDB_TRANSACT_MAX_ITEMS,
     ITEM_COUNTS,
     ITEM_COVISIT,
@@ -38,6 +39,7 @@ from streamrec_core.constants import (
     USER_WATERMARKS,
     USERS_PK,
 )
+from streamrec_core.ddb_size import item_size
 from streamrec_core.features import ITEMS, USERS, Key, Row, key_attributes
 
 # Error codes (never message text) that mean "too much, slow down and retry".
@@ -73,6 +75,23 @@ class Throttled(StoreError):
 
 class WriteConflict(StoreError):
     """A version condition failed: the rows changed since they were read. Re-read, re-merge, retry."""
+
+
+class TransactionTooLarge(StoreError):
+    """The rows would exceed DynamoDB's 4 MB per transaction; nothing was sent. Commit fewer at once."""
+
+
+def check_transaction_size(items: Iterable[Mapping[str, Any]]) -> None:
+    """Raise TransactionTooLarge when typed-JSON items add up to more than one transaction may hold.
+
+    AWS refuses such a transaction (ValidationException); the emulator does not, so the limit is
+    enforced here, before anything is sent.
+    """
+    total = 0
+    for item in items:
+        total += item_size(item)
+        if total > DDB_TRANSACT_MAX_BYTES:
+            raise TransactionTooLarge(f"transaction items exceed {DDB_TRANSACT_MAX_BYTES} bytes")
 
 
 # --- Typed JSON -------------------------------------------------------------------------------------
@@ -303,7 +322,8 @@ class FeatureStore:
 
         Each write is (key, row, expected_version): the row is stored with version expected+1 on the
         condition that the stored version is still `expected` (0 = the row must not exist yet). Raises
-        WriteConflict when any condition fails, Throttled on capacity errors (nothing was written then).
+        WriteConflict when any condition fails, Throttled on capacity errors, TransactionTooLarge when the
+        rows add up to more than DynamoDB's 4 MB per transaction (nothing was written in any of these).
         """
         if not writes:
             return
@@ -322,6 +342,7 @@ class FeatureStore:
                 put["ExpressionAttributeNames"] = {"#v": ATTR_VERSION}
                 put["ExpressionAttributeValues"] = {":v": {"N": str(expected)}}
             actions.append({"Put": put})
+        check_transaction_size(action["Put"]["Item"] for action in actions)
         try:
             self.counts.transact_write += 1
             self.client.transact_write_items(TransactItems=actions)

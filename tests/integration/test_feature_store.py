@@ -10,6 +10,7 @@ from streamrec_core.feature_store import (
     FeatureStore,
     StoreError,
     Throttled,
+    TransactionTooLarge,
     WriteConflict,
     deserialize,
     domain_error,
@@ -63,6 +64,21 @@ def test_commit_refuses_more_than_100_rows_before_calling_dynamodb(dynamodb):
         store.commit(writes)
     assert spy.transact_calls == 0
     store.commit(writes[:100])
+    assert spy.transact_calls == 1
+
+
+def test_commit_refuses_more_than_4_mb_of_rows_before_calling_dynamodb(dynamodb):
+    # 41 rows of ~100 KB: under 100 rows, over the 4 MB AWS allows per transaction (moto does not check)
+    spy = FaultyDynamoDB(dynamodb)
+    store = FeatureStore(spy, USERS_TABLE, ITEMS_TABLE)
+    neighbours = {f"n{n:03d}-" + "x" * 120: [1, "c" * 900] for n in range(100)}
+    writes = [
+        (item_key(f"i{n}"), {**new_row(item_key(f"i{n}")), c.ITEM_COVISIT: neighbours}, 0) for n in range(41)
+    ]
+    with pytest.raises(TransactionTooLarge):
+        store.commit(writes)
+    assert spy.transact_calls == 0
+    store.commit(writes[:39])
     assert spy.transact_calls == 1
 
 

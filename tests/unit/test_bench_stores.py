@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from streamrec_core import constants as c
+from streamrec_core.ddb_size import item_size, write_units
 from streamrec_core.feature_store import to_item
 
-from bench.ddb_size import item_size, write_units
 from bench.stores import CountingDynamoDB, DictStore, MarshallingStore, row_kind
 
 

@@ -16,6 +16,7 @@ from streamrec_core.features import (
     MemoryFeatures,
     event_from_record,
     item_key,
+    new_row,
     other_slot,
     slot_for_shard,
     trending_key,
@@ -107,6 +108,37 @@ def test_chunks_respect_a_smaller_transaction_limit():
     store = MemoryStore()
     result = processor(store, transact_max_items=10).process(records_for(many_events(60)))
     assert result.applied == 60 and store.largest_commit <= 10 and store.commit_calls > 6
+
+
+def test_chunks_stay_within_the_4_mb_a_transaction_may_hold():
+    # GIVEN 60 items whose stored profiles are ~100 KB each (long neighbour ids and categories)
+    store = MemoryStore()
+    big = {f"n{n:03d}-" + "x" * 120: [1, "c" * 900] for n in range(100)}
+    seeded = {}
+    for n in range(60):
+        key = item_key(f"big{n}")
+        seeded[key] = {**new_row(key), c.ITEM_CATEGORY: "c1", c.ITEM_COVISIT: dict(big), c.ATTR_VERSION: 1}
+        store.items[key] = store._to_item(seeded[key])
+    # ... and a batch in which 60 new users each view one of them (~4 rows per event: 100 rows > 4 MB)
+    records = records_for([event(n, user=f"new{n}", item=f"big{n}", ts=ts(n)) for n in range(60)])
+    # WHEN processed
+    result = processor(store).process(records)
+    # THEN every event is applied once, in transactions DynamoDB accepts (MemoryStore refuses > 4 MB)
+    assert result.failed_sequence_number is None and result.applied == 60
+    expected = MemoryFeatures(CFG)
+    expected.rows.update({key: {**row} for key, row in seeded.items()})
+    for record in records:
+        expected.apply_event(_parsed(record))
+    assert_same_state(store.rows(), expected.rows)
+
+
+def _parsed(record: KinesisRecord):
+    from process.logic import decode
+
+    body, _ = decode(record)
+    return event_from_record(
+        body, shard_id=record.shard_id, sequence_number=record.sequence_number, arrival_ms=record.arrival_ms
+    )
 
 
 def test_redelivered_batch_changes_nothing():

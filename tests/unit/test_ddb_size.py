@@ -1,10 +1,9 @@
-"""bench.ddb_size: DynamoDB item sizes and capacity units by AWS's published rules (no timings)."""
+"""streamrec_core.ddb_size: DynamoDB item sizes and capacity units by AWS's published rules (no timings)."""
 
 from __future__ import annotations
 
 import pytest
-
-from bench.ddb_size import item_size, number_size, read_units, value_size, write_units
+from streamrec_core.ddb_size import item_size, number_size, read_units, value_size, write_units
 
 
 @pytest.mark.parametrize(
