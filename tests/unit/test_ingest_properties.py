@@ -109,11 +109,16 @@ def test_every_index_is_answered_once_and_every_valid_event_stored_once_or_repor
     rejected = {e["index"] for e in body["rejected"]}
     assert rejected == {i for i, (valid, _) in enumerate(batch) if not valid}
     assert all(err["field"] and err["rule"] for e in body["rejected"] for err in e["errors"])
-    # and each stored event is stored exactly once; accepted ids are stored, failed ids are not
-    stored_ids = [decode_record(r["Data"])["event_id"] for r in stream.stored]
-    assert len(stored_ids) == len(set(stored_ids))
-    assert {e["event_id"] for e in body["accepted"]} == set(stored_ids)
-    assert not {e["event_id"] for e in body["failed"]} & set(stored_ids)
+    # and each stored event (a user's event id) is stored exactly once; accepted ones are stored,
+    # failed ones are not
+    stored = [(r["user_id"], r["event_id"]) for r in map(decode_record, (r["Data"] for r in stream.stored))]
+    assert len(stored) == len(set(stored))
+
+    def identities(entries: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {(events[e["index"]]["user_id"], e["event_id"]) for e in entries}
+
+    assert identities(body["accepted"]) == set(stored)
+    assert not identities(body["failed"]) & set(stored)
     # and the client's event_ids come back unchanged
     for entry in body["accepted"] + body["failed"]:
         given_id = events[entry["index"]].get("event_id")
