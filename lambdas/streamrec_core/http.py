@@ -228,21 +228,29 @@ def media_type_is_json(content_type: str | None) -> bool:
     return True
 
 
+# Request headers a browser may send cross-origin (the API key travels in a header).
+CORS_ALLOW_HEADERS: Final = "Content-Type, X-Api-Key"
+# Response headers a page's script may read besides the CORS-safelisted ones: without this, fetch()
+# sees no Retry-After on a 503 and cannot wait as told.
+CORS_EXPOSE_HEADERS: Final = "Retry-After"
+CORS_MAX_AGE_SECONDS: Final = 3600
+
+
 def cors_headers(origin: str | None, allowed_origins: Iterable[str]) -> dict[str, str]:
-    """Access-Control-Allow-Origin for an allowed browser origin ("*" allows any); {} otherwise."""
+    """CORS headers for an allowed browser origin ("*" allows any); {} otherwise, so the browser refuses
+    the answer to a page of any other origin."""
     allowed = tuple(allowed_origins)
     if not allowed:
         return {}
     if "*" in allowed:
-        return {"Access-Control-Allow-Origin": "*"}
+        return {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
     if origin and origin in allowed:
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
+            "Vary": "Origin",
+        }
     return {}
-
-
-# Request headers a browser may send cross-origin (the API key travels in a header).
-CORS_ALLOW_HEADERS: Final = "Content-Type, X-Api-Key"
-CORS_MAX_AGE_SECONDS: Final = 3600
 
 
 def preflight_response(
