@@ -12,6 +12,7 @@
    - ``AWS::ApiGateway::ApiKey``: ``CreateApiKey`` with the template's value or a generated 40-char one;
    - ``AWS::ApiGateway::UsagePlan``: ``CreateUsagePlan`` with its stages, throttle and quota;
    - ``AWS::ApiGateway::UsagePlanKey``: ``CreateUsagePlanKey``;
+   - ``AWS::ApiGateway::GatewayResponse``: ``PutGatewayResponse`` (status, headers, templates);
    - ``AWS::CloudWatch::Alarm``: ``PutMetricAlarm`` (the local runtime evaluates the ones it can);
    - ``AWS::SNS::Subscription``: ``Subscribe`` (SQS, Lambda, email...; moto delivers to SQS queues).
    ``AWS::ApiGateway::Account`` (the account's CloudWatch role) has no local meaning and is skipped.
@@ -45,6 +46,7 @@ SKIPPED_BY_MOTO = (
     "AWS::ApiGateway::ApiKey",
     "AWS::ApiGateway::UsagePlan",
     "AWS::ApiGateway::UsagePlanKey",
+    "AWS::ApiGateway::GatewayResponse",
     "AWS::ApiGateway::Account",
     "AWS::CloudWatch::Alarm",
     "AWS::SNS::Subscription",
@@ -231,6 +233,7 @@ class _SkippedResources:
             ("AWS::ApiGateway::ApiKey", self._api_key),
             ("AWS::ApiGateway::UsagePlan", self._usage_plan),
             ("AWS::ApiGateway::UsagePlanKey", self._usage_plan_key),
+            ("AWS::ApiGateway::GatewayResponse", self._gateway_response),
             ("AWS::SNS::Subscription", self._subscription),
             ("AWS::CloudWatch::Alarm", self._alarm),
         ):
@@ -311,6 +314,17 @@ class _SkippedResources:
             usagePlanId=props["UsagePlanId"], keyId=props["KeyId"], keyType=props.get("KeyType", "API_KEY")
         )
         return f"{props['UsagePlanId']}:{props['KeyId']}"
+
+    def _gateway_response(self, logical_id: str, props: dict[str, Any]) -> str:
+        kwargs: dict[str, Any] = {"restApiId": props["RestApiId"], "responseType": props["ResponseType"]}
+        if props.get("StatusCode"):
+            kwargs["statusCode"] = str(props["StatusCode"])
+        if props.get("ResponseParameters"):
+            kwargs["responseParameters"] = props["ResponseParameters"]
+        if props.get("ResponseTemplates"):
+            kwargs["responseTemplates"] = props["ResponseTemplates"]
+        self.apigateway.put_gateway_response(**kwargs)
+        return f"{props['RestApiId']}:{props['ResponseType']}"
 
     def _subscription(self, logical_id: str, props: dict[str, Any]) -> str:
         attributes = {}

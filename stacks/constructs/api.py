@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from streamrec_core import routes
+from streamrec_core.http import GATEWAY_ERRORS, JSON_CONTENT_TYPE, gateway_response
 from streamrec_core.routes import KeyRole
 
 from stacks.settings import Settings, UsagePlanSettings
@@ -108,6 +109,17 @@ class Api(Construct):
         validator = self.rest_api.add_request_validator(
             "Validator", validate_request_parameters=True, validate_request_body=True
         )
+        # API Gateway's own answers in the shared error shape (streamrec_core.http.GATEWAY_ERRORS): a
+        # throttled function (INTEGRATION_FAILURE) and the usage plan's throttle answer with Retry-After.
+        for response_type in GATEWAY_ERRORS:
+            status, template, headers = gateway_response(response_type)
+            self.rest_api.add_gateway_response(
+                f"{response_type.title().replace('_', '')}Response",
+                type=apigw.ResponseType.of(response_type),
+                status_code=None if status is None else str(int(status)),
+                templates={JSON_CONTENT_TYPE: template},
+                response_headers={name: f"'{value}'" for name, value in headers.items()} or None,
+            )
         integrations = {
             name: apigw.LambdaIntegration(fn, proxy=True, allow_test_invoke=False)
             for name, fn in functions.items()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from streamrec_core import routes
+from streamrec_core.http import GATEWAY_ERRORS
 from streamrec_core.routes import KeyRole
 
 from stacks.settings import UsagePlanSettings
@@ -165,3 +167,22 @@ def test_stage_is_traced_access_logged_and_throttled_from_settings(synth: Synth)
     assert settings["ThrottlingBurstLimit"] == api.stage_burst_limit
     # Payloads may hold personal data: never logged by API Gateway.
     assert settings["DataTraceEnabled"] is False
+
+
+def test_gateway_answers_use_the_shared_error_shape_and_overload_says_when_to_retry(synth: Synth) -> None:
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in synth.of_type("AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) == set(GATEWAY_ERRORS)
+    for response_type, response in responses.items():
+        body = json.loads(response["ResponseTemplates"]["application/json"])
+        assert body["error"]["code"] == GATEWAY_ERRORS[response_type].code
+        assert body["error"]["request_id"] == "$context.requestId"
+    # A throttled function (Lambda at its concurrency) is DESIGN's overload answer: 503 with Retry-After;
+    # so is the usage plan's throttle a 429 with Retry-After.
+    assert responses["INTEGRATION_FAILURE"]["StatusCode"] == "503"
+    for response_type in ("INTEGRATION_FAILURE", "THROTTLED"):
+        assert responses[response_type]["ResponseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
+    # A status on DEFAULT_5XX would replace the status of every other 5xx (502, 504...)
+    assert "StatusCode" not in responses["DEFAULT_5XX"]
