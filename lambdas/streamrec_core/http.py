@@ -318,5 +318,6 @@ def parse_origins(value: str | None) -> tuple[str, ...]:
 REASON_THROTTLED: Final = "throttled"
 REASON_STREAM_UNAVAILABLE: Final = "stream_unavailable"
 FAILURE_REASONS: Final = (REASON_THROTTLED, REASON_STREAM_UNAVAILABLE)
-# Seconds a client should wait before resending after a 503 from the events endpoint.
+# Seconds a client should wait before resending after a 503 (stream or functions at capacity) or a
+# throttled 429: the Retry-After of ingest's answers and of the stack's gateway responses.
 RETRY_AFTER_SECONDS: Final = 1
