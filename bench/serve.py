@@ -38,6 +38,9 @@ from local_emulator import moto_patches
 GOAL_ROUND_TRIPS = 2
 
 
+BENCH_READER_KEY_ID = "bench-reader"  # the reader key id serve accepts, as API Gateway passes it
+
+
 def proxy_event(user_id: str, k: int = 10) -> dict[str, Any]:
     """An API Gateway REST proxy event for GET recommendations."""
     path = f"/v1/users/{user_id}/recommendations"
@@ -56,6 +59,7 @@ def proxy_event(user_id: str, k: int = 10) -> dict[str, Any]:
             "stage": "dev",
             "resourcePath": "/v1/users/{user_id}/recommendations",
             "httpMethod": "GET",
+            "identity": {"apiKey": "bench", "apiKeyId": BENCH_READER_KEY_ID},
         },
         "body": None,
         "isBase64Encoded": False,
@@ -74,6 +78,7 @@ def serve_env() -> dict[str, str]:
         c.ENV_ITEMS_TABLE: ITEMS_TABLE,
         c.ENV_TRENDING_SLOTS: "4",
         c.ENV_EXPERIMENTS: dev.experiments_json(),
+        c.ENV_READER_API_KEY_ID: BENCH_READER_KEY_ID,
     }
 
 

@@ -12,10 +12,12 @@
    - ``AWS::ApiGateway::ApiKey``: ``CreateApiKey`` with the template's value or a generated 40-char one;
    - ``AWS::ApiGateway::UsagePlan``: ``CreateUsagePlan`` with its stages, throttle and quota;
    - ``AWS::ApiGateway::UsagePlanKey``: ``CreateUsagePlanKey``;
+   - ``AWS::ApiGateway::GatewayResponse``: ``PutGatewayResponse`` (status, headers, templates);
    - ``AWS::CloudWatch::Alarm``: ``PutMetricAlarm`` (the local runtime evaluates the ones it can);
    - ``AWS::SNS::Subscription``: ``Subscribe`` (SQS, Lambda, email...; moto delivers to SQS queues).
    ``AWS::ApiGateway::Account`` (the account's CloudWatch role) has no local meaning and is skipped.
-   Stack outputs that refer to those resources are recomputed from the template.
+   Stack outputs and function environment variables that refer to those resources (e.g. the API key
+   ids the functions accept) are recomputed from the template; the environments are updated in moto.
 The local runtime then reads everything back from moto's APIs, never from a second description.
 """
 
@@ -44,6 +46,7 @@ SKIPPED_BY_MOTO = (
     "AWS::ApiGateway::ApiKey",
     "AWS::ApiGateway::UsagePlan",
     "AWS::ApiGateway::UsagePlanKey",
+    "AWS::ApiGateway::GatewayResponse",
     "AWS::ApiGateway::Account",
     "AWS::CloudWatch::Alarm",
     "AWS::SNS::Subscription",
@@ -160,6 +163,7 @@ def deploy_stack(stack: StackArtifact, endpoint: str, region: str = aws.REGION) 
     deployed = DeployedStack(stack.stack_name, stack_id, stack.template, physical, outputs={})
     skipped = _SkippedResources(stack, endpoint, region, context, resolver, deployed)
     skipped.create_all()
+    _complete_environments(aws.client("lambda", endpoint, region), stack, context, resolver)
     deployed.outputs = _outputs(cloudformation, stack, resolver)
     deployed.functions = _function_code(stack, context, resolver)
     return deployed
@@ -229,6 +233,7 @@ class _SkippedResources:
             ("AWS::ApiGateway::ApiKey", self._api_key),
             ("AWS::ApiGateway::UsagePlan", self._usage_plan),
             ("AWS::ApiGateway::UsagePlanKey", self._usage_plan_key),
+            ("AWS::ApiGateway::GatewayResponse", self._gateway_response),
             ("AWS::SNS::Subscription", self._subscription),
             ("AWS::CloudWatch::Alarm", self._alarm),
         ):
@@ -309,6 +314,17 @@ class _SkippedResources:
             usagePlanId=props["UsagePlanId"], keyId=props["KeyId"], keyType=props.get("KeyType", "API_KEY")
         )
         return f"{props['UsagePlanId']}:{props['KeyId']}"
+
+    def _gateway_response(self, logical_id: str, props: dict[str, Any]) -> str:
+        kwargs: dict[str, Any] = {"restApiId": props["RestApiId"], "responseType": props["ResponseType"]}
+        if props.get("StatusCode"):
+            kwargs["statusCode"] = str(props["StatusCode"])
+        if props.get("ResponseParameters"):
+            kwargs["responseParameters"] = props["ResponseParameters"]
+        if props.get("ResponseTemplates"):
+            kwargs["responseTemplates"] = props["ResponseTemplates"]
+        self.apigateway.put_gateway_response(**kwargs)
+        return f"{props['RestApiId']}:{props['ResponseType']}"
 
     def _subscription(self, logical_id: str, props: dict[str, Any]) -> str:
         attributes = {}
@@ -392,6 +408,25 @@ def _outputs(cloudformation: Any, stack: StackArtifact, resolver: Resolver) -> d
             continue
         outputs[key] = value if isinstance(value, str) else json.dumps(value)
     return outputs
+
+
+def _complete_environments(
+    lambda_client: Any, stack: StackArtifact, context: StackContext, resolver: Resolver
+) -> None:
+    """Give functions the environment variables moto's CloudFormation dropped: those referring to
+    resources it skipped (it leaves them out), resolved now that those resources exist."""
+    for logical_id, resource in stack.template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Lambda::Function":
+            continue
+        name = context.physical_ids.get(logical_id)
+        variables = (resource.get("Properties", {}).get("Environment") or {}).get("Variables")
+        if not name or not variables:
+            continue
+        wanted = {key: str(value) for key, value in resolver.resolve(variables).items()}
+        config = lambda_client.get_function_configuration(FunctionName=name)
+        current = (config.get("Environment") or {}).get("Variables") or {}
+        if current != wanted:
+            lambda_client.update_function_configuration(FunctionName=name, Environment={"Variables": wanted})
 
 
 def _function_code(

@@ -1,22 +1,35 @@
 """A local REST API gateway serving a deployed API Gateway REST API over HTTP on 127.0.0.1.
 
 Everything comes from what was deployed into moto (`RestApiModel.load`): resources, methods with their
-``apiKeyRequired`` flag and Lambda proxy integrations, stages, API keys and usage plans. Requests are
-handled as API Gateway does:
+``apiKeyRequired`` flag and Lambda proxy integrations, stages, API keys, usage plans and gateway
+responses. Requests are handled as API Gateway does:
 
 - URL ``/<stage>/<path>``: an unknown stage gets 403 ``{"message":"Forbidden"}``; a path or method no
-  resource defines gets 403 ``{"message":"Missing Authentication Token"}``.
+  resource defines gets the MISSING_AUTHENTICATION_TOKEN response (403).
 - API keys (``x-api-key`` header) on methods that require them: a missing, unknown or disabled key, or a
-  key in no usage plan of this API stage, gets 403 ``{"message":"Forbidden"}``.
-- Usage plans: per-key token bucket at the plan's rate and burst (and per-method overrides) -> 429
-  ``{"message":"Too Many Requests"}``; quota per period -> 429 ``{"message":"Limit Exceeded"}``.
-- Payloads above 10 MB get 413.
+  key in no usage plan of this API stage, gets the INVALID_API_KEY response (403). The proxy event names
+  the accepted key in ``requestContext.identity.apiKey`` / ``apiKeyId`` (null on keyless methods).
+- Usage plans: per-key token bucket at the plan's rate and burst (and per-method overrides) -> THROTTLED
+  (429); quota per period -> QUOTA_EXCEEDED (429).
+- Payloads above 10 MB get REQUEST_TOO_LARGE (413).
 - Lambda proxy integration (AWS_PROXY): the event is API Gateway's REST proxy event (version 1.0); the
   function's ``{statusCode, headers, multiValueHeaders, body, isBase64Encoded}`` becomes the response. A
-  function error or a malformed response gets 502 ``{"message":"Internal server error"}``.
+  function error or a malformed response gets DEFAULT_5XX (502). A function with no free worker within
+  ``invoke_wait_s`` is a throttled invocation: INTEGRATION_FAILURE (AWS's default is a bare 5xx; the
+  streamrec stack customizes it to 503 with Retry-After).
+- Each of those answers is the API's deployed gateway response of that type (or of DEFAULT_4XX /
+  DEFAULT_5XX), else API Gateway's default ``{"message": ...}``.
 - MOCK integrations (CORS preflight) answer with their integration response's header mappings.
 
-``GET /_local/alarms`` (outside any stage) returns the locally evaluated alarms as JSON.
+The HTTP side never resets or hangs a connection it accepted: a deep listen backlog, bodies framed by a
+strict Content-Length or by chunked transfer coding (decoded, as API Gateway does, and the header
+dropped), 400 for any other framing, 408 when a body does not arrive within ``body_timeout_s``, idle
+keep-alive connections closed after ``read_timeout_s``, and a lingering close after a refusal so that the
+client reads the answer instead of a reset.
+
+``GET /_local/alarms`` and ``/_local/status`` (outside any stage) return the locally evaluated alarms and
+the pollers' progress as JSON, without a key: the server listens on 127.0.0.1 only, and these routes
+refuse any Host header but a loopback one (a page on another site cannot reach them by DNS rebinding).
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import datetime as _dt
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -37,12 +51,29 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local_emulator import aws
+from local_emulator.workers import Throttled
 
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 ADMIN_PREFIX = "/_local/"
-InvokeByName = Callable[[str, dict[str, Any]], tuple[Any, str | None]]
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Connections a burst may open before the accept loop takes them (Linux caps it at net.core.somaxconn,
+# 4096 by default): with the old default of 5, a burst of 50 clients saw resets.
+LISTEN_BACKLOG = 1024
+# Seconds a connection may stay silent between requests or between reads of one; and the most a whole
+# request body may take to arrive (a client promising more bytes than it sends gets 408, then the close).
+READ_TIMEOUT_S = 30.0
+BODY_TIMEOUT_S = 30.0
+# After a refusal that leaves body bytes unread, how long and how much to keep reading before closing:
+# closing a socket with unread input makes the kernel send a reset, and the client never sees the answer.
+LINGER_S = 1.0
+LINGER_MAX_BYTES = 1 << 20
+MAX_CHUNK_LINE = 1024
+MAX_TRAILERS = 64
+# Invoke(function_name, event, wait_s=...) -> (payload, function_error); raises workers.Throttled.
+InvokeByName = Callable[..., tuple[Any, str | None]]
+Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 @dataclass
@@ -83,6 +114,28 @@ class ApiKey:
     plans: list[UsagePlan] = field(default_factory=list)
 
 
+@dataclass
+class GatewayResponse:
+    """A gateway response the API customizes: status (None: the type's own), static headers, templates."""
+
+    status: int | None
+    headers: dict[str, str]
+    templates: dict[str, str]
+
+
+# API Gateway's own answers when the API customizes none: (status, {"message": ...}). DEFAULT_5XX stands
+# for a function error or a malformed proxy response (502).
+AWS_DEFAULT_RESPONSES: dict[str, tuple[int, str]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "INVALID_API_KEY": (403, "Forbidden"),
+    "THROTTLED": (429, "Too Many Requests"),
+    "QUOTA_EXCEEDED": (429, "Limit Exceeded"),
+    "REQUEST_TOO_LARGE": (413, "Request Too Long"),
+    "INTEGRATION_FAILURE": (504, "Internal server error"),
+    "API_CONFIGURATION_ERROR": (500, "Internal server error"),
+    "DEFAULT_5XX": (502, "Internal server error"),
+}
+
 _QUOTA_PERIODS = {"DAY": 86_400.0, "WEEK": 7 * 86_400.0, "MONTH": 30 * 86_400.0}
 
 
@@ -96,6 +149,7 @@ class RestApiModel:
     methods: dict[str, dict[str, Method]]  # resource path -> http method (or ANY) -> method
     keys_by_value: dict[str, ApiKey]
     binary_media_types: list[str]
+    gateway_responses: dict[str, GatewayResponse] = field(default_factory=dict)  # by response type
 
     @classmethod
     def load(cls, apigateway: Any, api_id: str) -> RestApiModel:
@@ -128,6 +182,7 @@ class RestApiModel:
             methods=methods,
             keys_by_value={k.value: k for k in keys.values()},
             binary_media_types=list(api.get("binaryMediaTypes") or []),
+            gateway_responses=_gateway_responses(apigateway, api_id),
         )
 
     def match(self, path: str, verb: str) -> tuple[Method, dict[str, str]] | None:
@@ -164,6 +219,29 @@ def _all_items(apigateway: Any, operation: str, **kwargs: Any) -> list[dict[str,
         position = page.get("position")
         if not position:
             return items
+
+
+def _gateway_responses(apigateway: Any, api_id: str) -> dict[str, GatewayResponse]:
+    found: dict[str, GatewayResponse] = {}
+    for item in apigateway.get_gateway_responses(restApiId=api_id).get("items", []):
+        if item.get("defaultResponse"):
+            continue
+        headers = {}
+        for target, source in (item.get("responseParameters") or {}).items():
+            static = str(source)
+            if (
+                target.startswith("gatewayresponse.header.")
+                and static.startswith("'")
+                and static.endswith("'")
+            ):
+                headers[target.split(".", 2)[2]] = static[1:-1]
+            else:
+                log.warning("gateway response %s: mapping %s is not emulated", item["responseType"], target)
+        status = item.get("statusCode")
+        found[item["responseType"]] = GatewayResponse(
+            int(status) if status else None, headers, dict(item.get("responseTemplates") or {})
+        )
+    return found
 
 
 def _method(resource: dict[str, Any], verb: str, method: dict[str, Any]) -> Method:
@@ -293,12 +371,17 @@ class ApiGateway:
         admin: Callable[[str], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_request: Callable[[str, int, float], None] | None = None,
+        invoke_wait_s: float | None = None,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ) -> None:
+        """`invoke_wait_s`: how long a request waits for a free worker of its function (None: forever)."""
         self.model = model
         self._invoke = invoke
         self._admin = admin
         self._clock = clock
         self._on_request = on_request
+        self._invoke_wait_s = invoke_wait_s
         self._buckets: dict[tuple[str, ...], TokenBucket] = {}
         self._quotas: dict[tuple[str, str], _Quota] = {}
         self._limits_lock = threading.Lock()
@@ -306,9 +389,10 @@ class ApiGateway:
 
         class Handler(_RequestHandler):
             owner = gateway
+            timeout = read_timeout_s
+            body_timeout = body_timeout_s
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -334,9 +418,12 @@ class ApiGateway:
 
     # --- request pipeline -----------------------------------------------------------------------
     def handle(
-        self, verb: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Handle one HTTP request; returns (status, headers, body)."""
+        self, verb: str, raw_path: str, headers: list[tuple[str, str]], body: bytes | None, source_ip: str
+    ) -> Answer:
+        """Handle one HTTP request; returns (status, headers, body).
+
+        `body` None: the request's body was over the payload limit (read and discarded).
+        """
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         status, out_headers, out_body = self._handle(verb, raw_path, headers, body, source_ip, request_id)
@@ -350,12 +437,15 @@ class ApiGateway:
         verb: str,
         raw_path: str,
         headers: list[tuple[str, str]],
-        body: bytes,
+        body: bytes | None,
         source_ip: str,
         request_id: str,
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
+    ) -> Answer:
         url = urlsplit(raw_path)
+        header_map = {k.lower(): v for k, v in headers}
         if url.path.startswith(ADMIN_PREFIX) and self._admin is not None:
+            if not _is_loopback_host(header_map.get("host")):
+                return _json(403, {"message": "local admin routes answer loopback Host headers only"})
             return _json(200, self._admin(url.path[len(ADMIN_PREFIX) :]))
         stage, _, rest = url.path.lstrip("/").partition("/")
         path = "/" + rest
@@ -363,36 +453,61 @@ class ApiGateway:
             return _json(403, {"message": "Forbidden"})
         found = self.model.match(path, verb)
         if found is None:
-            return _json(403, {"message": "Missing Authentication Token"})
+            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request_id)
         method, path_params = found
-        header_map = {k.lower(): v for k, v in headers}
         key: ApiKey | None = None
         if method.api_key_required:
             key = self._authorize(header_map.get("x-api-key"), stage)
             if key is None:
-                return _json(403, {"message": "Forbidden"})
+                return self.gateway_response("INVALID_API_KEY", request_id)
             throttled = self._throttle(key, stage, method)
             if throttled is not None:
-                return throttled
-        if len(body) > MAX_PAYLOAD_BYTES:
-            return _json(413, {"message": "Request Too Long"})
+                return self.gateway_response(throttled, request_id)
+        if body is None or len(body) > MAX_PAYLOAD_BYTES:
+            return self.gateway_response("REQUEST_TOO_LARGE", request_id)
         if method.integration_type == "MOCK":
             return method.mock_status, list(method.mock_headers.items()), b""
         if method.integration_type != "AWS_PROXY" or not method.function_name:
             log.warning("integration %s of %s %s is not emulated", method.integration_type, verb, path)
-            return _json(500, {"message": "Internal server error"})
+            return self.gateway_response("API_CONFIGURATION_ERROR", request_id)
         event = self._event(
             method, verb, path, url.query, headers, body, stage, path_params, key, source_ip, request_id
         )
-        payload, function_error = self._invoke(method.function_name, event)
+        try:
+            payload, function_error = self._invoke(method.function_name, event, wait_s=self._invoke_wait_s)
+        except Throttled as throttled_invocation:
+            log.info("%s: %s", verb, throttled_invocation)
+            return self.gateway_response("INTEGRATION_FAILURE", request_id)
         if function_error is not None:
             log.warning("function %s failed: %s", method.function_name, payload)
-            return _json(502, {"message": "Internal server error"})
+            return self.gateway_response("DEFAULT_5XX", request_id)
         response = _proxy_response(payload)
         if response is None:
             log.warning("malformed proxy response from %s: %r", method.function_name, payload)
-            return _json(502, {"message": "Internal server error"})
+            return self.gateway_response("DEFAULT_5XX", request_id)
         return response
+
+    def gateway_response(self, response_type: str, request_id: str) -> Answer:
+        """API Gateway's own answer of `response_type`: the API's customized gateway response of that
+        type, else of its DEFAULT_4XX/DEFAULT_5XX family, else API Gateway's default."""
+        default_status, message = AWS_DEFAULT_RESPONSES[response_type]
+        family = "DEFAULT_4XX" if default_status < 500 else "DEFAULT_5XX"
+        custom = self.model.gateway_responses.get(response_type) or self.model.gateway_responses.get(family)
+        if custom is None:
+            return _json(default_status, {"message": message})
+        template = custom.templates.get("application/json")
+        if template is None:
+            template = next(iter(custom.templates.values()), None)
+        if template is None:
+            body = json.dumps({"message": message})
+        else:
+            body = (
+                template.replace("$context.requestId", request_id)
+                .replace("$context.error.messageString", json.dumps(message))
+                .replace("$context.error.message", message)
+            )
+        headers = [("Content-Type", "application/json"), *custom.headers.items()]
+        return custom.status or default_status, headers, body.encode("utf-8")
 
     def _authorize(self, value: str | None, stage: str) -> ApiKey | None:
         if not value:
@@ -404,9 +519,8 @@ class ApiGateway:
             return None
         return key
 
-    def _throttle(
-        self, key: ApiKey, stage: str, method: Method
-    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    def _throttle(self, key: ApiKey, stage: str, method: Method) -> str | None:
+        """The gateway response type refusing the request (THROTTLED, QUOTA_EXCEEDED), or None."""
         for plan in key.plans:
             if (self.model.api_id, stage) not in plan.stages:
                 continue
@@ -419,10 +533,10 @@ class ApiGateway:
                     method_path if (self.model.api_id, method_path) in plan.method_throttles else "",
                 )
                 if not self._bucket(bucket_key, rate, burst).take():
-                    return _json(429, {"message": "Too Many Requests"})
+                    return "THROTTLED"
             if plan.quota_limit is not None and plan.quota_period_s is not None:
                 if not self._quota(plan, key).take():
-                    return _json(429, {"message": "Limit Exceeded"})
+                    return "QUOTA_EXCEEDED"
             return None
         return None
 
@@ -579,40 +693,158 @@ def _proxy_response(payload: Any) -> tuple[int, list[tuple[str, str]], bytes] | 
     return status, headers, raw
 
 
-def _json(status: int, document: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+def _json(status: int, document: Any) -> Answer:
     return status, [("Content-Type", "application/json")], json.dumps(document).encode("utf-8")
+
+
+def _is_loopback_host(host: str | None) -> bool:
+    """True for a Host header naming this machine's loopback (with any port)."""
+    if not host:
+        return False
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host[1 : host.find("]")] if "]" in host else ""
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name in LOOPBACK_HOSTS
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per connection, a deep accept queue, and threads that never block shutdown."""
+
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+
+class _Refused(Exception):
+    """A request the HTTP layer answers itself (bad framing, body too slow) before any routing."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
     owner: ApiGateway
     protocol_version = "HTTP/1.1"
     server_version = "streamrec-local-apigateway"
+    timeout: float = READ_TIMEOUT_S  # socket timeout: idle keep-alive and each read
+    body_timeout: float = BODY_TIMEOUT_S
+    _linger = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.client_address[0], *args)
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_PAYLOAD_BYTES:
-            # Drain the body (clients see a broken pipe otherwise), keep none of it, then refuse.
-            remaining = length
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-            self._reply(413, [("Content-Type", "application/json")], b'{"message": "Request Too Long"}')
-            return
-        body = self.rfile.read(length) if length else b""
-        headers = [(k, v) for k, v in self.headers.items()]
         try:
-            status, out_headers, out_body = self.owner.handle(
-                self.command, self.path, headers, body, self.client_address[0]
-            )
-        except Exception:  # the gateway must answer, whatever happened behind it
-            log.exception("gateway failure on %s %s", self.command, self.path)
-            status, out_headers, out_body = _json(500, {"message": "Internal server error"})
-        self._reply(status, out_headers, out_body)
+            try:
+                body = self._read_body(time.monotonic() + self.body_timeout)
+            except TimeoutError:  # the client stalled mid-body (promised more bytes than it sends)
+                self._refuse(_Refused(408, f"request body not received within {self.body_timeout:g} s"))
+                return
+            except _Refused as refusal:
+                self._refuse(refusal)
+                return
+            except ConnectionError:
+                self.close_connection = True  # the client closed mid-body: nobody to answer
+                return
+            # API Gateway drops the hop-by-hop framing header; the function sees the decoded body.
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() != "transfer-encoding"]
+            try:
+                status, out_headers, out_body = self.owner.handle(
+                    self.command, self.path, headers, body, self.client_address[0]
+                )
+            except Exception:  # the gateway must answer, whatever happened behind it
+                log.exception("gateway failure on %s %s", self.command, self.path)
+                status, out_headers, out_body = _json(500, {"message": "Internal server error"})
+            self._reply(status, out_headers, out_body)
+        finally:
+            self.connection.settimeout(self.timeout)
+
+    # --- body framing -------------------------------------------------------------------------------
+    def _read_body(self, deadline: float) -> bytes | None:
+        """The request body (b"" when none); None when it was over MAX_PAYLOAD_BYTES (read, discarded).
+
+        Raises _Refused for framing API Gateway would not accept, TimeoutError past the deadline.
+        """
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if encodings:
+            if lengths:  # RFC 9112 6.3: both together is how requests get smuggled; refuse
+                raise _Refused(400, "Content-Length and Transfer-Encoding must not both be sent")
+            codings = [part.strip().lower() for value in encodings for part in value.split(",")]
+            if codings != ["chunked"]:
+                raise _Refused(400, f"unsupported Transfer-Encoding {', '.join(codings)!r}: use chunked")
+            return self._read_chunked(deadline)
+        if not lengths:
+            return b""
+        values = {value.strip() for value in lengths}
+        text = values.pop()
+        if values or not re.fullmatch(r"[0-9]{1,19}", text):
+            raise _Refused(400, "Content-Length must be one non-negative integer")
+        length = int(text)
+        if length > MAX_PAYLOAD_BYTES:
+            self._read_exact(length, deadline, keep=False)
+            return None
+        return self._read_exact(length, deadline)
+
+    def _read_chunked(self, deadline: float) -> bytes | None:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self._read_line(deadline)
+            size_text = line.split(b";", 1)[0].strip()
+            if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text):
+                raise _Refused(400, "malformed chunked body: bad chunk size line")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            total += size
+            keep = total <= MAX_PAYLOAD_BYTES
+            data = self._read_exact(size, deadline, keep=keep)
+            if keep:
+                parts.append(data)
+            if self._read_exact(2, deadline) != b"\r\n":
+                raise _Refused(400, "malformed chunked body: chunk not followed by CRLF")
+        for _ in range(MAX_TRAILERS):  # trailer fields, ignored, up to the empty line
+            if self._read_line(deadline) in (b"\r\n", b"\n"):
+                return b"".join(parts) if total <= MAX_PAYLOAD_BYTES else None
+        raise _Refused(400, "malformed chunked body: too many trailer fields")
+
+    def _read_line(self, deadline: float) -> bytes:
+        self._set_deadline(deadline)
+        line = self.rfile.readline(MAX_CHUNK_LINE + 1)
+        if not line:
+            raise ConnectionError("client closed the connection mid-body")
+        if len(line) > MAX_CHUNK_LINE or not line.endswith(b"\n"):
+            raise _Refused(400, "malformed chunked body: line too long or cut")
+        return line
+
+    def _read_exact(self, length: int, deadline: float, *, keep: bool = True) -> bytes:
+        """Read exactly `length` bytes (kept, or discarded in pieces); the deadline bounds the whole."""
+        parts: list[bytes] = []
+        remaining = length
+        while remaining > 0:
+            self._set_deadline(deadline)
+            piece = self.rfile.read1(min(remaining, 1 << 16))
+            if not piece:
+                raise ConnectionError("client closed the connection mid-body")
+            remaining -= len(piece)
+            if keep:
+                parts.append(piece)
+        return b"".join(parts)
+
+    def _set_deadline(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Refused(408, f"request body not received within {self.body_timeout:g} s")
+        self.connection.settimeout(min(remaining, self.timeout))
+
+    # --- answering ----------------------------------------------------------------------------------
+    def _refuse(self, refusal: _Refused) -> None:
+        """Answer a framing problem and close: what follows on this connection cannot be trusted."""
+        self.close_connection = self._linger = True
+        self._reply(refusal.status, [("Content-Type", "application/json")], _message(str(refusal)))
 
     def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.send_response(status)
@@ -620,8 +852,32 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def finish(self) -> None:
+        super().finish()
+        if not self._linger:
+            return
+        # Lingering close: stop writing, then read what the client still sends (a body we refused to
+        # read) until it closes, so the kernel does not answer it with a reset that destroys our reply.
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(LINGER_S)
+            drained = 0
+            while drained < LINGER_MAX_BYTES:
+                piece = self.connection.recv(1 << 16)
+                if not piece:
+                    break
+                drained += len(piece)
+        except OSError:
+            pass
+
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+
+def _message(text: str) -> bytes:
+    return json.dumps({"message": text}).encode("utf-8")

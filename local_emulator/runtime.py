@@ -27,7 +27,7 @@ from local_emulator.deploy import DeployedStack
 from local_emulator.esm import BatchOutcome, EsmConfig, EsmPoller
 from local_emulator.gateway import ApiGateway, RestApiModel
 from local_emulator.metrics import MetricStore, ingest_emf
-from local_emulator.workers import FunctionSpec, Invocation, LocalFunction, extract_code
+from local_emulator.workers import FunctionSpec, Invocation, LocalFunction, Throttled, extract_code
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ class RuntimeOptions:
     # Seconds between alarm evaluations and SQS depth samples.
     monitor_interval_s: float = 1.0
     max_concurrency_per_function: int = 2
+    # Seconds an API request waits for a free worker of its function before it is answered like a
+    # throttled Lambda invocation (API Gateway's INTEGRATION_FAILURE response; the stack makes it 503
+    # with Retry-After). AWS runs many more instances than these workers: the wait absorbs short bursts.
+    api_invoke_wait_s: float = 2.0
     warm: bool = True
 
 
@@ -209,7 +213,12 @@ class Runtime:
             model = RestApiModel.load(apigateway, api_id)
             port = self.options.api_port + index if self.options.api_port else 0
             gateway = ApiGateway(
-                model, self.invoke, port=port, admin=self._admin, on_request=self._request_metrics(model)
+                model,
+                self.invoke,
+                port=port,
+                admin=self._admin,
+                on_request=self._request_metrics(model),
+                invoke_wait_s=self.options.api_invoke_wait_s,
             )
             gateway.start()
             self.gateways[api_id] = gateway
@@ -274,12 +283,21 @@ class Runtime:
         self._monitor.start()
 
     # --- invocations and destinations -------------------------------------------------------------
-    def invoke(self, function_name: str, event: Any) -> tuple[Any, str | None]:
-        """Invoke a deployed function synchronously: (payload, function_error)."""
+    def invoke(
+        self, function_name: str, event: Any, *, wait_s: float | None = None
+    ) -> tuple[Any, str | None]:
+        """Invoke a deployed function synchronously: (payload, function_error).
+
+        Raises `workers.Throttled` when `wait_s` is given and no worker of the function frees in time.
+        """
         function = self.functions.get(function_name)
         if function is None:
             return {"errorType": "ResourceNotFoundException", "errorMessage": function_name}, "Unhandled"
-        return function.invoke(event)
+        try:
+            return function.invoke(event, wait_s=wait_s)
+        except Throttled:
+            self.metrics.put("AWS/Lambda", "Throttles", {"FunctionName": function_name}, 1, "Count")
+            raise
 
     def _on_failure_sender(self, destination: str | None) -> Callable[[dict[str, Any]], None] | None:
         if not destination:

@@ -187,6 +187,11 @@ class _Worker:
             self._log = None
 
 
+class Throttled(Exception):
+    """No worker became free in time: Lambda's TooManyRequestsException (the function is at its
+    concurrency) for a synchronous invocation."""
+
+
 def _runtime_error(error_type: str, message: str, request_id: str) -> dict[str, Any]:
     return {"errorType": error_type, "errorMessage": message, "requestId": request_id}
 
@@ -235,7 +240,8 @@ class LocalFunction:
         self._all.append(worker)
         return worker
 
-    def _acquire(self) -> _Worker:
+    def _acquire(self, wait_s: float | None) -> _Worker:
+        deadline = None if wait_s is None else time.monotonic() + wait_s
         with self._condition:
             while True:
                 if self._closed:
@@ -246,7 +252,12 @@ class LocalFunction:
                 if len(self._all) < self.spec.max_concurrency:
                     worker = self._spawn()
                     break
-                self._condition.wait()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise Throttled(
+                        f"function {self.name} is at its concurrency ({self.spec.max_concurrency})"
+                    )
+                self._condition.wait(remaining)
             self._in_flight += 1
             return worker
 
@@ -260,11 +271,15 @@ class LocalFunction:
                 threading.Thread(target=worker.close, daemon=True).start()
             self._condition.notify()
 
-    def invoke(self, event: Any) -> tuple[Any, str | None]:
-        """Invoke synchronously (RequestResponse): returns (payload, function_error)."""
+    def invoke(self, event: Any, *, wait_s: float | None = None) -> tuple[Any, str | None]:
+        """Invoke synchronously (RequestResponse): returns (payload, function_error).
+
+        With `wait_s`, raises `Throttled` when no worker is free within that many seconds (the event
+        source mapping poller waits as long as it takes: it retries throttles anyway).
+        """
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        worker = self._acquire()
+        worker = self._acquire(wait_s)
         usable = False
         try:
             payload, error, emf, usable = worker.invoke(event, request_id)

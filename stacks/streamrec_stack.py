@@ -7,6 +7,8 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, Stack
 from constructs import Construct
 from streamrec_core import constants as c
+from streamrec_core import routes
+from streamrec_core.routes import KeyRole
 
 from stacks.constructs.api import Api
 from stacks.constructs.functions import StreamrecFunction
@@ -77,7 +79,12 @@ class StreamrecStack(Stack):
         users.grant_read_data(self.serve.function)
         items.grant_read_data(self.serve.function)
 
-        self.api = Api(self, "Api", settings=settings, ingest=self.ingest.function, serve=self.serve.function)
+        self.api = Api(
+            self,
+            "Api",
+            settings=settings,
+            functions={routes.INGEST: self.ingest.function, routes.SERVE: self.serve.function},
+        )
 
         self.monitoring = Monitoring(
             self,
@@ -108,8 +115,8 @@ class StreamrecStack(Stack):
             c.OUTPUT_DLQ_URL: self.processing.dead_letter_queue.queue_url,
             c.OUTPUT_ON_FAILURE_QUEUE_URL: self.processing.on_failure_queue.queue_url,
             c.OUTPUT_ALARM_TOPIC_ARN: self.monitoring.topic.topic_arn,
-            c.OUTPUT_PRODUCER_API_KEY_ID: self.api.producer_key.key_id,
-            c.OUTPUT_READER_API_KEY_ID: self.api.reader_key.key_id,
+            c.OUTPUT_PRODUCER_API_KEY_ID: self.api.keys[KeyRole.PRODUCER].key_id,
+            c.OUTPUT_READER_API_KEY_ID: self.api.keys[KeyRole.READER].key_id,
             c.OUTPUT_DASHBOARD_NAME: self.monitoring.dashboard.dashboard_name,
         }
         for name, value in outputs.items():

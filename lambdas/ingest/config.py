@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from streamrec_core import constants as c
+from streamrec_core import routes
 from streamrec_core.env import ConfigError, require_float, require_int, require_str
 from streamrec_core.http import parse_origins
 
@@ -25,6 +26,7 @@ class IngestConfig:
     max_events_per_request: int
     put_retry_budget_seconds: float
     cors_allowed_origins: tuple[str, ...]
+    key_ids: Mapping[routes.KeyRole, str]  # the API key id each key role of ingest's routes accepts
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestConfig:
@@ -46,4 +48,5 @@ class IngestConfig:
             put_retry_budget_seconds=budget,
             # Optional by design: no origins means no browser access (no CORS headers).
             cors_allowed_origins=parse_origins(env.get(c.ENV_CORS_ALLOWED_ORIGINS)),
+            key_ids=routes.key_ids_from_env(env, routes.INGEST),
         )

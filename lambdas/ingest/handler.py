@@ -17,6 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from streamrec_core import constants as c
+from streamrec_core import routes
 from streamrec_core.http import (
     ERROR_INTERNAL,
     ERROR_METHOD_NOT_ALLOWED,
@@ -102,7 +103,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rid = request_id(event)
     origin = header(event, "origin")
     if event.get("httpMethod") == "OPTIONS":
-        return preflight_response(origin, deps.config.cors_allowed_origins, ("POST",))
+        return preflight_response(origin, deps.config.cors_allowed_origins, (routes.EVENTS.method,))
     cors = cors_headers(origin, deps.config.cors_allowed_origins)
     try:
         return _handle(event, context, deps, rid, cors)
@@ -120,8 +121,10 @@ def _handle(
     event: dict[str, Any], context: Any, deps: Dependencies, rid: str | None, cors: dict[str, str]
 ) -> dict[str, Any]:
     method = event.get("httpMethod")
-    if method is not None and method != "POST":
-        raise HttpError(ERROR_METHOD_NOT_ALLOWED, "use POST", headers={"Allow": "POST"})
+    if method is not None and method != routes.EVENTS.method:
+        allowed = routes.EVENTS.method
+        raise HttpError(ERROR_METHOD_NOT_ALLOWED, f"use {allowed}", headers={"Allow": allowed})
+    routes.authorize(routes.EVENTS, event, deps.config.key_ids)
     raw_events = parse_request(body_bytes(event), header(event, "content-type"), deps.limits)
     now = datetime.now(UTC)
     batch = validate_batch(raw_events, now=now, limits=deps.limits)

@@ -7,7 +7,6 @@ metrics, map errors to the shared error shape (streamrec_core.http). Logs carry 
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from streamrec_core import constants as c
+from streamrec_core import routes
 from streamrec_core.env import ConfigError, require_int, require_str
 from streamrec_core.feature_store import FeatureStore, StoreError, Throttled
 from streamrec_core.http import (
@@ -34,6 +34,7 @@ from streamrec_core.http import (
     http_error_response,
     json_response,
     parse_origins,
+    preflight_response,
     query_parameter,
     query_parameter_list,
     request_id,
@@ -57,24 +58,7 @@ tracer = Tracer(service=c.SERVE_SERVICE)
 _CLIENT_CONFIG = Config(
     retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=2
 )
-
-ROUTE_RECOMMENDATIONS = "/v1/users/{user_id}/recommendations"
-ROUTE_SIMILAR = "/v1/items/{item_id}/similar"
-ROUTE_EXPERIMENT = "/v1/experiments/{experiment_id}"
-ROUTE_HEALTH = "/v1/health"
-# Query parameters each route takes; any other is refused (the OpenAPI document allows no others).
-QUERY_PARAMETERS: dict[str, frozenset[str]] = {
-    ROUTE_RECOMMENDATIONS: frozenset({"k", "category", "exclude"}),
-    ROUTE_SIMILAR: frozenset({"k"}),
-    ROUTE_EXPERIMENT: frozenset(),
-    ROUTE_HEALTH: frozenset(),
-}
-_PATTERNS = [
-    (ROUTE_RECOMMENDATIONS, re.compile(r"/v1/users/(?P<user_id>[^/]+)/recommendations/?")),
-    (ROUTE_SIMILAR, re.compile(r"/v1/items/(?P<item_id>[^/]+)/similar/?")),
-    (ROUTE_EXPERIMENT, re.compile(r"/v1/experiments/(?P<experiment_id>[^/]+)/?")),
-    (ROUTE_HEALTH, re.compile(r"/v1/health/?")),
-]
+SERVE_ROUTES = routes.routes_of(routes.SERVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +68,7 @@ class ServeConfig:
     trending_slots: int
     experiments: tuple[Experiment, ...]
     cors_allowed_origins: tuple[str, ...]
+    key_ids: Mapping[routes.KeyRole, str]  # the API key id each key role of serve's routes accepts
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServeConfig:
@@ -98,6 +83,7 @@ class ServeConfig:
             trending_slots=require_int(env, c.ENV_TRENDING_SLOTS, minimum=1, maximum=64),
             experiments=experiments,
             cors_allowed_origins=parse_origins(env.get(c.ENV_CORS_ALLOWED_ORIGINS)),
+            key_ids=routes.key_ids_from_env(env, routes.SERVE),
         )
 
 
@@ -132,20 +118,6 @@ def _get_dependencies() -> Dependencies:
     return _dependencies
 
 
-def route(event: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
-    """(route template, path parameters), from API Gateway's `resource` or by matching the path."""
-    resource = event.get("resource")
-    params = {k: v for k, v in (event.get("pathParameters") or {}).items() if isinstance(v, str)}
-    if isinstance(resource, str) and resource in {p for p, _ in _PATTERNS}:
-        return resource, params
-    path = event.get("path") or ""
-    for template, pattern in _PATTERNS:
-        match = pattern.fullmatch(path)
-        if match:
-            return template, {**match.groupdict(), **params}
-    return None, params
-
-
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
@@ -176,31 +148,34 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _handle(
     event: Mapping[str, Any], deps: Dependencies, rid: str | None, cors: dict[str, str]
 ) -> dict[str, Any]:
-    template, params = route(event)
-    if template is None:
+    route, params = routes.match(SERVE_ROUTES, event)
+    if route is None:
         raise HttpError(ERROR_NOT_FOUND, "no such resource")
-    method = event.get("httpMethod", "GET")
-    if method != "GET":
-        raise HttpError(ERROR_METHOD_NOT_ALLOWED, "use GET", headers={"Allow": "GET"})
+    method = event.get("httpMethod", route.method)
+    if method == "OPTIONS":  # CORS preflight: browsers send no API key with it
+        return preflight_response(header(event, "origin"), deps.config.cors_allowed_origins, (route.method,))
+    if method != route.method:
+        raise HttpError(ERROR_METHOD_NOT_ALLOWED, f"use {route.method}", headers={"Allow": route.method})
+    routes.authorize(route, event, deps.config.key_ids)
     given = set(event.get("queryStringParameters") or {})
     given |= set(event.get("multiValueQueryStringParameters") or {})
-    unknown = sorted(given - QUERY_PARAMETERS[template])
+    unknown = sorted(given - route.query)
     if unknown:
-        allowed = ", ".join(sorted(QUERY_PARAMETERS[template])) or "none"
+        allowed = ", ".join(sorted(route.query)) or "none"
         raise HttpError(
             ERROR_BAD_REQUEST, f"unknown query parameter {unknown[0][:64]!r}; this route takes: {allowed}"
         )
-    handlers: dict[str, Callable[[], dict[str, Any]]] = {
-        ROUTE_RECOMMENDATIONS: lambda: _recommendations(event, deps, params, rid),
-        ROUTE_SIMILAR: lambda: deps.recommender.similar(
+    handlers: dict[routes.Route, Callable[[], dict[str, Any]]] = {
+        routes.RECOMMENDATIONS: lambda: _recommendations(event, deps, params, rid),
+        routes.SIMILAR: lambda: deps.recommender.similar(
             parse_id(params.get("item_id"), "item_id"), k=parse_k(query_parameter(event, "k"))
         ),
-        ROUTE_EXPERIMENT: lambda: deps.recommender.experiment(
+        routes.EXPERIMENT: lambda: deps.recommender.experiment(
             parse_experiment_id(params.get("experiment_id"))
         ),
-        ROUTE_HEALTH: lambda: {"status": "ok", "model": c.MODEL_NAME},
+        routes.HEALTH: lambda: {"status": "ok", "model": c.MODEL_NAME},
     }
-    return json_response(200, handlers[template](), headers=cors)
+    return json_response(200, handlers[route](), headers=cors)
 
 
 def _recommendations(

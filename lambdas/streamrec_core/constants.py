@@ -93,6 +93,10 @@ RECORD_RECEIVED_AT = "received_at"
 # Optional: comma-separated origins allowed to call the API from a browser; empty or unset = no CORS.
 ENV_CORS_ALLOWED_ORIGINS = "CORS_ALLOWED_ORIGINS"
 API_KEY_HEADER = "x-api-key"
+# Id of the one API key a key role's routes accept (streamrec_core.routes): CDK sets these on the functions
+# serving such routes; the handlers compare them with requestContext.identity.apiKeyId.
+ENV_PRODUCER_API_KEY_ID = "PRODUCER_API_KEY_ID"
+ENV_READER_API_KEY_ID = "READER_API_KEY_ID"
 # Dimension of METRIC_EVENTS_REJECTED naming the field that broke a rule (low cardinality: schema fields).
 METRIC_DIMENSION_FIELD = "field"
 

@@ -19,7 +19,7 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 JSON_CONTENT_TYPE: Final = "application/json"
 
@@ -60,18 +60,47 @@ STATUS_BY_CODE: Final[Mapping[str, int]] = {
     ERROR_SERVICE_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 
-# API Gateway's own responses (missing key, over the usage plan, ...) in the same shape; the CDK API
-# construct installs these as gateway response templates, the local emulator renders them alike.
-# Keys are API Gateway ResponseType names.
-GATEWAY_ERRORS: Final[Mapping[str, tuple[int, str, str]]] = {
-    "MISSING_AUTHENTICATION_TOKEN": (HTTPStatus.FORBIDDEN, ERROR_FORBIDDEN, "missing or unknown route"),
-    "INVALID_API_KEY": (HTTPStatus.FORBIDDEN, ERROR_FORBIDDEN, "a valid x-api-key header is required"),
-    "ACCESS_DENIED": (HTTPStatus.FORBIDDEN, ERROR_FORBIDDEN, "access denied"),
-    "THROTTLED": (HTTPStatus.TOO_MANY_REQUESTS, ERROR_THROTTLED, "too many requests; retry later"),
-    "QUOTA_EXCEEDED": (HTTPStatus.TOO_MANY_REQUESTS, ERROR_THROTTLED, "usage plan quota exceeded"),
-    "REQUEST_TOO_LARGE": (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, ERROR_PAYLOAD_TOO_LARGE, "request too large"),
-    "BAD_REQUEST_BODY": (HTTPStatus.BAD_REQUEST, ERROR_BAD_REQUEST, "invalid request body"),
-    "DEFAULT_5XX": (HTTPStatus.BAD_GATEWAY, ERROR_INTERNAL, "internal error"),
+
+class GatewayError(NamedTuple):
+    """An answer API Gateway gives itself (gateway response), rendered in the shared shape."""
+
+    status: int | None  # None: each response type of the family keeps its own status (DEFAULT_5XX)
+    code: str
+    message: str
+    retry_after: bool = False  # adds Retry-After: RETRY_AFTER_SECONDS
+
+
+# API Gateway's own answers (route or key missing, over the usage plan, function at capacity, ...) in the
+# shared shape; the CDK API construct installs these as gateway responses, and the local emulator reads
+# them back from the deployed API and renders them alike. Keys are API Gateway ResponseType names.
+GATEWAY_ERRORS: Final[Mapping[str, GatewayError]] = {
+    "MISSING_AUTHENTICATION_TOKEN": GatewayError(
+        HTTPStatus.FORBIDDEN, ERROR_FORBIDDEN, "missing or unknown route"
+    ),
+    "INVALID_API_KEY": GatewayError(
+        HTTPStatus.FORBIDDEN, ERROR_FORBIDDEN, "a valid x-api-key header is required"
+    ),
+    "ACCESS_DENIED": GatewayError(HTTPStatus.FORBIDDEN, ERROR_FORBIDDEN, "access denied"),
+    "THROTTLED": GatewayError(
+        HTTPStatus.TOO_MANY_REQUESTS, ERROR_THROTTLED, "too many requests; retry later", retry_after=True
+    ),
+    "QUOTA_EXCEEDED": GatewayError(
+        HTTPStatus.TOO_MANY_REQUESTS, ERROR_THROTTLED, "usage plan quota exceeded"
+    ),
+    "REQUEST_TOO_LARGE": GatewayError(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, ERROR_PAYLOAD_TOO_LARGE, "request too large"
+    ),
+    "BAD_REQUEST_BODY": GatewayError(HTTPStatus.BAD_REQUEST, ERROR_BAD_REQUEST, "invalid request body"),
+    # Lambda throttled the invocation (the function is at its concurrency): API Gateway's default is a bare
+    # 5xx; DESIGN answers overload with 503 and Retry-After, so clients back off instead of giving up.
+    "INTEGRATION_FAILURE": GatewayError(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        ERROR_SERVICE_UNAVAILABLE,
+        "the service is at capacity; retry after Retry-After seconds",
+        retry_after=True,
+    ),
+    # No status: setting one here would change the status of every other 5xx gateway response.
+    "DEFAULT_5XX": GatewayError(None, ERROR_INTERNAL, "internal error"),
 }
 
 
@@ -104,11 +133,15 @@ def error_body(
     return {"error": error}
 
 
-def gateway_error_template(response_type: str) -> tuple[int, str]:
-    """(status, API Gateway mapping template) rendering a gateway error in the shared shape."""
-    status, code, message = GATEWAY_ERRORS[response_type]
-    template = json.dumps(error_body(code, message, request_id="REQUEST_ID"), separators=(",", ":"))
-    return status, template.replace('"REQUEST_ID"', '"$context.requestId"')
+def gateway_response(response_type: str) -> tuple[int | None, str, dict[str, str]]:
+    """(status, API Gateway mapping template, static headers) rendering a gateway error in the shared
+    shape; `$context.requestId` is API Gateway's request id."""
+    error = GATEWAY_ERRORS[response_type]
+    template = json.dumps(
+        error_body(error.code, error.message, request_id="REQUEST_ID"), separators=(",", ":")
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.retry_after else {}
+    return error.status, template.replace('"REQUEST_ID"', '"$context.requestId"'), headers
 
 
 def json_response(
@@ -228,21 +261,29 @@ def media_type_is_json(content_type: str | None) -> bool:
     return True
 
 
+# Request headers a browser may send cross-origin (the API key travels in a header).
+CORS_ALLOW_HEADERS: Final = "Content-Type, X-Api-Key"
+# Response headers a page's script may read besides the CORS-safelisted ones: without this, fetch()
+# sees no Retry-After on a 503 and cannot wait as told.
+CORS_EXPOSE_HEADERS: Final = "Retry-After"
+CORS_MAX_AGE_SECONDS: Final = 3600
+
+
 def cors_headers(origin: str | None, allowed_origins: Iterable[str]) -> dict[str, str]:
-    """Access-Control-Allow-Origin for an allowed browser origin ("*" allows any); {} otherwise."""
+    """CORS headers for an allowed browser origin ("*" allows any); {} otherwise, so the browser refuses
+    the answer to a page of any other origin."""
     allowed = tuple(allowed_origins)
     if not allowed:
         return {}
     if "*" in allowed:
-        return {"Access-Control-Allow-Origin": "*"}
+        return {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
     if origin and origin in allowed:
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
+            "Vary": "Origin",
+        }
     return {}
-
-
-# Request headers a browser may send cross-origin (the API key travels in a header).
-CORS_ALLOW_HEADERS: Final = "Content-Type, X-Api-Key"
-CORS_MAX_AGE_SECONDS: Final = 3600
 
 
 def preflight_response(
@@ -277,5 +318,6 @@ def parse_origins(value: str | None) -> tuple[str, ...]:
 REASON_THROTTLED: Final = "throttled"
 REASON_STREAM_UNAVAILABLE: Final = "stream_unavailable"
 FAILURE_REASONS: Final = (REASON_THROTTLED, REASON_STREAM_UNAVAILABLE)
-# Seconds a client should wait before resending after a 503 from the events endpoint.
+# Seconds a client should wait before resending after a 503 (stream or functions at capacity) or a
+# throttled 429: the Retry-After of ingest's answers and of the stack's gateway responses.
 RETRY_AFTER_SECONDS: Final = 1

@@ -15,17 +15,19 @@ from typing import Any, Final
 
 from streamrec_core import constants as c
 from streamrec_core import http as h
+from streamrec_core import routes
 from streamrec_core import schema as s
 
 OPENAPI_VERSION: Final = "3.1.0"
 API_VERSION: Final = "1.0.0"
 API_KEY_SCHEME: Final = "ApiKey"
 
-PATH_EVENTS: Final = "/v1/events"
-PATH_RECOMMENDATIONS: Final = "/v1/users/{user_id}/recommendations"
-PATH_SIMILAR: Final = "/v1/items/{item_id}/similar"
-PATH_EXPERIMENT: Final = "/v1/experiments/{experiment_id}"
-PATH_HEALTH: Final = "/v1/health"
+# The paths come from the route table (streamrec_core.routes), as the CDK construct's and handlers' do.
+PATH_EVENTS: Final = routes.EVENTS.path
+PATH_RECOMMENDATIONS: Final = routes.RECOMMENDATIONS.path
+PATH_SIMILAR: Final = routes.SIMILAR.path
+PATH_EXPERIMENT: Final = routes.EXPERIMENT.path
+PATH_HEALTH: Final = routes.HEALTH.path
 PATHS: Final = (PATH_EVENTS, PATH_RECOMMENDATIONS, PATH_SIMILAR, PATH_EXPERIMENT, PATH_HEALTH)
 
 # Query parameter bounds of the GET routes (serve enforces the same numbers).
@@ -302,10 +304,25 @@ def _common_errors(*, keyed: bool = True) -> dict[str, Any]:
     errors: dict[str, Any] = {
         "500": _error("Internal error (a bug of ours, never caused by input)."),
         "502": _gateway_error("The function failed or timed out."),
+        "503": _json(
+            _ref("Error"),
+            "Over capacity (the function is at its concurrency, or a dependency is busy); nothing was "
+            "done: resend after Retry-After seconds.",
+            headers=_RETRY_AFTER,
+        ),
     }
     if keyed:
-        errors["403"] = _gateway_error("Missing or invalid x-api-key.")
-        errors["429"] = _gateway_error("Over the usage plan's throttle or quota; retry with backoff.")
+        errors["403"] = _json(
+            {"anyOf": [_ref("Error"), _ref("GatewayError")]},
+            "Missing or invalid x-api-key, or the key of another role (`forbidden`): the producer key only "
+            "sends events, the reader key only reads.",
+        )
+        errors["429"] = _json(
+            {"anyOf": [_ref("Error"), _ref("GatewayError")]},
+            "Over the usage plan's throttle or quota; retry with backoff (after Retry-After seconds when "
+            "given).",
+            headers=_RETRY_AFTER,
+        )
     return errors
 
 
@@ -356,12 +373,13 @@ def build_openapi() -> dict[str, Any]:
                 "Body over the configured limit (or API Gateway's 10 MB), or more events than allowed.",
             ),
             "415": _error("Content-Type is not application/json."),
+            **_common_errors(),
             "503": _json(
-                {"allOf": [_ref("IngestResult"), _ref("Error")]},
-                "The stream stored none of the valid events; resend after Retry-After seconds.",
+                {"anyOf": [{"allOf": [_ref("IngestResult"), _ref("Error")]}, _ref("Error")]},
+                "Nothing was stored: the stream refused every valid event (with the per-index lists), or "
+                "the service is over capacity; resend after Retry-After seconds, with the same event_ids.",
                 headers=_RETRY_AFTER,
             ),
-            **_common_errors(),
         },
     }
     recommendations_get = {
@@ -429,7 +447,6 @@ def build_openapi() -> dict[str, Any]:
         "security": [],
         "responses": {
             "200": _json(_ref("Health"), "The API answers."),
-            "503": _error("A dependency is unavailable."),
             **_common_errors(keyed=False),
         },
     }
@@ -441,7 +458,9 @@ def build_openapi() -> dict[str, Any]:
             "description": (
                 "Real-time personalization: events in (`POST /v1/events`), recommendations out. Every route "
                 f"but `/v1/health` needs an API key in the `{c.API_KEY_HEADER}` header: the producer key for "
-                "events, the reader key for the GET routes. Errors share one shape (`Error`)."
+                "events (it may live in web pages: it can do nothing else), the reader key for the GET "
+                "routes (a server-side secret: pages get recommendations through their own backend). Any "
+                "other key gets 403. Errors share one shape (`Error`)."
             ),
         },
         "servers": [

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from stacks.constructs.api import (
-    EVENTS_PATH,
-    EXPERIMENT_PATH,
-    HEALTH_PATH,
-    RECOMMENDATIONS_PATH,
-    SIMILAR_PATH,
-)
+from streamrec_core import routes
+from streamrec_core.http import GATEWAY_ERRORS
+from streamrec_core.routes import KeyRole
+
 from stacks.settings import UsagePlanSettings
 from tests.infra.conftest import Synth, arn_of, ref
 
-ROUTES = {
-    ("POST", EVENTS_PATH): "IngestFunction",
-    ("GET", RECOMMENDATIONS_PATH): "ServeFunction",
-    ("GET", SIMILAR_PATH): "ServeFunction",
-    ("GET", EXPERIMENT_PATH): "ServeFunction",
-    ("GET", HEALTH_PATH): "ServeFunction",
-}
+FUNCTION_PREFIX = {routes.INGEST: "IngestFunction", routes.SERVE: "ServeFunction"}
+ROUTES = {(r.method, r.path): FUNCTION_PREFIX[r.function] for r in routes.ROUTES}
+KEY_PREFIX = {KeyRole.PRODUCER: "ApiRestApiProducerKey", KeyRole.READER: "ApiRestApiReaderKey"}
+PLAN_SUFFIX = {KeyRole.PRODUCER: "-producers", KeyRole.READER: "-readers"}
+HEALTH = ("GET", routes.HEALTH.path)
 
 
 def _paths(synth: Synth) -> dict[str, str]:
@@ -59,18 +55,18 @@ def test_every_route_but_health_and_preflights_requires_an_api_key(synth: Synth)
     methods = _methods(synth)
     keyed = {route for route, m in methods.items() if m.get("ApiKeyRequired") is True}
     open_routes = set(methods) - keyed
-    assert keyed == set(ROUTES) - {("GET", HEALTH_PATH)}
-    assert open_routes == {("GET", HEALTH_PATH)} | {r for r in methods if r[0] == "OPTIONS"}
+    assert keyed == set(ROUTES) - {HEALTH}
+    assert open_routes == {HEALTH} | {r for r in methods if r[0] == "OPTIONS"}
 
 
 def test_path_parameters_are_required_and_validated(synth: Synth) -> None:
     methods = _methods(synth)
     validator_id, validator = synth.one("AWS::ApiGateway::RequestValidator")
     assert validator["Properties"]["ValidateRequestParameters"] is True
-    for (verb, path), name in (
-        (("GET", RECOMMENDATIONS_PATH), "user_id"),
-        (("GET", SIMILAR_PATH), "item_id"),
-        (("GET", EXPERIMENT_PATH), "experiment_id"),
+    for verb, path, name in (
+        ("GET", routes.RECOMMENDATIONS.path, "user_id"),
+        ("GET", routes.SIMILAR.path, "item_id"),
+        ("GET", routes.EXPERIMENT.path, "experiment_id"),
     ):
         method = methods[(verb, path)]
         assert method["RequestParameters"] == {f"method.request.path.{name}": True}
@@ -83,9 +79,9 @@ def test_cors_preflights_exist_exactly_when_origins_are_configured(dev: Synth, p
     # Then dev answers preflights on every keyed route, through the route's own function, and prod has none
     dev_methods = _methods(dev)
     preflights = {path for verb, path in dev_methods if verb == "OPTIONS"}
-    assert preflights == {path for _, path in ROUTES} - {HEALTH_PATH}
+    assert preflights == {path for _, path in ROUTES} - {routes.HEALTH.path}
     for path in preflights:
-        verb = "POST" if path == EVENTS_PATH else "GET"
+        [verb] = [r.method for r in routes.ROUTES if r.path == path]
         assert (
             dev_methods[("OPTIONS", path)]["Integration"]["Uri"]
             == dev_methods[(verb, path)]["Integration"]["Uri"]
@@ -126,10 +122,37 @@ def test_each_plan_has_its_own_api_key(synth: Synth) -> None:
         k["Properties"]["KeyId"]["Ref"]: k["Properties"]["UsagePlanId"]["Ref"]
         for k in synth.of_type("AWS::ApiGateway::UsagePlanKey").values()
     }
-    producers_id, _ = _plan(synth, "-producers")
-    readers_id, _ = _plan(synth, "-readers")
     assert set(plan_of_key) == set(keys)
-    assert sorted(plan_of_key.values()) == sorted([producers_id, readers_id])
+    for role in KeyRole:
+        key_id, _ = synth.one("AWS::ApiGateway::ApiKey", KEY_PREFIX[role])
+        assert plan_of_key[key_id] == _plan(synth, PLAN_SUFFIX[role])[0], role
+
+
+def test_each_function_is_told_the_one_key_id_its_routes_accept(synth: Synth) -> None:
+    """API Gateway opens every keyed method to any key of the stage; the functions check the key id."""
+    for name, prefix in FUNCTION_PREFIX.items():
+        env = synth.props("AWS::Lambda::Function", prefix)["Environment"]["Variables"]
+        roles = {r.key_role for r in routes.routes_of(name) if r.key_role is not None}
+        for role in KeyRole:
+            variable = routes.KEY_ID_ENV[role]
+            if role in roles:
+                key_id, _ = synth.one("AWS::ApiGateway::ApiKey", KEY_PREFIX[role])
+                assert env[variable] == ref(key_id), (name, role)
+            else:
+                assert variable not in env, (name, role)
+    # the producer key (public) opens only ingest, the reader key only serve
+    assert routes.key_roles_of(routes.INGEST) == (KeyRole.PRODUCER,)
+    assert routes.key_roles_of(routes.SERVE) == (KeyRole.READER,)
+
+
+def test_keys_attach_to_the_stage_through_their_plans_only(synth: Synth) -> None:
+    # Stage keys would make each key depend on the stage, hence on the methods and the functions whose
+    # environment refers to the key: a dependency cycle. Plans open the stage to their keys.
+    for key in synth.of_type("AWS::ApiGateway::ApiKey").values():
+        assert "StageKeys" not in key["Properties"]
+    for role in KeyRole:
+        _, plan = _plan(synth, PLAN_SUFFIX[role])
+        assert plan["ApiStages"][0]["Stage"] == ref(synth.one("AWS::ApiGateway::Stage")[0])
 
 
 def test_stage_is_traced_access_logged_and_throttled_from_settings(synth: Synth) -> None:
@@ -144,3 +167,22 @@ def test_stage_is_traced_access_logged_and_throttled_from_settings(synth: Synth)
     assert settings["ThrottlingBurstLimit"] == api.stage_burst_limit
     # Payloads may hold personal data: never logged by API Gateway.
     assert settings["DataTraceEnabled"] is False
+
+
+def test_gateway_answers_use_the_shared_error_shape_and_overload_says_when_to_retry(synth: Synth) -> None:
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in synth.of_type("AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) == set(GATEWAY_ERRORS)
+    for response_type, response in responses.items():
+        body = json.loads(response["ResponseTemplates"]["application/json"])
+        assert body["error"]["code"] == GATEWAY_ERRORS[response_type].code
+        assert body["error"]["request_id"] == "$context.requestId"
+    # A throttled function (Lambda at its concurrency) is DESIGN's overload answer: 503 with Retry-After;
+    # so is the usage plan's throttle a 429 with Retry-After.
+    assert responses["INTEGRATION_FAILURE"]["StatusCode"] == "503"
+    for response_type in ("INTEGRATION_FAILURE", "THROTTLED"):
+        assert responses[response_type]["ResponseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
+    # A status on DEFAULT_5XX would replace the status of every other 5xx (502, 504...)
+    assert "StatusCode" not in responses["DEFAULT_5XX"]

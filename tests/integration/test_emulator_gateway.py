@@ -1,5 +1,6 @@
 """The local REST API gateway's request pipeline, driven directly (no sockets): route matching as API
-Gateway does it, usage-plan limits, and the mapping of Lambda proxy responses."""
+Gateway does it, usage-plan limits, the mapping of Lambda proxy responses, gateway responses, and the
+local admin routes."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ import base64
 import json
 
 import pytest
+from streamrec_core.http import GATEWAY_ERRORS, gateway_response
 
-from local_emulator.gateway import ApiGateway, ApiKey, Method, RestApiModel, TokenBucket, UsagePlan
+from local_emulator.gateway import (
+    ApiGateway,
+    ApiKey,
+    GatewayResponse,
+    Method,
+    RestApiModel,
+    TokenBucket,
+    UsagePlan,
+)
 from local_emulator.testing import FakeClock
+from local_emulator.workers import Throttled
 
 API_ID = "api123"
 
@@ -41,7 +52,7 @@ def _plan(rate=None, burst=None, quota=None, stages=((API_ID, "dev"),), method_t
 def _gateway(model, responder=None, clock=None):
     calls = []
 
-    def invoke(name, event):
+    def invoke(name, event, wait_s=None):
         calls.append(event)
         return (responder or (lambda e: ({"statusCode": 200, "body": "ok"}, None)))(event)
 
@@ -171,3 +182,71 @@ def test_base64_proxy_response_body_is_decoded(key):
     )
     status, _, body = _get(gateway, "/dev/v1/events", key.value, verb="POST")
     assert (status, body) == (200, b"\x89PNG")
+
+
+# --- gateway responses: what the stack deploys, rendered as API Gateway renders them -------------------
+def _stack_gateway_responses() -> dict[str, GatewayResponse]:
+    """The gateway responses the streamrec stack installs (streamrec_core.http.GATEWAY_ERRORS)."""
+    responses = {}
+    for response_type in GATEWAY_ERRORS:
+        status, template, headers = gateway_response(response_type)
+        responses[response_type] = GatewayResponse(status, headers, {"application/json": template})
+    return responses
+
+
+def test_usage_plan_throttle_answers_in_the_shared_shape_with_retry_after():
+    throttled = ApiKey("k5", "s" * 40, "slow", True, [_plan(rate=0.001, burst=1)])
+    model = _model([throttled])
+    model.gateway_responses = _stack_gateway_responses()
+    gateway = _gateway(model)
+    gateway.handle("POST", "/dev/v1/events", [("x-api-key", throttled.value)], b"", "ip")
+    status, headers, body = _get(gateway, "/dev/v1/events", throttled.value, verb="POST")
+    error = json.loads(body)["error"]
+    assert status == 429 and dict(headers)["Retry-After"] == "1"
+    assert error["code"] == "throttled" and error["request_id"] == dict(headers)["x-amzn-RequestId"]
+
+
+def test_function_error_falls_back_to_the_default_5xx_response_and_keeps_its_status(key):
+    """DEFAULT_5XX carries no status (setting one would change every 5xx): a function error stays 502."""
+    model = _model([key])
+    model.gateway_responses = _stack_gateway_responses()
+    gateway = _gateway(model, responder=lambda e: ({"errorType": "Boom"}, "Unhandled"))
+    status, _, body = _get(gateway, "/dev/v1/events", key.value, verb="POST")
+    assert status == 502 and json.loads(body)["error"]["code"] == "internal_error"
+
+
+def test_a_function_at_capacity_answers_503_with_retry_after(key):
+    """No free worker within the wait: a throttled invocation, INTEGRATION_FAILURE (503 in the stack)."""
+    model = _model([key])
+    model.gateway_responses = _stack_gateway_responses()
+
+    def at_capacity(event):
+        raise Throttled("function fn is at its concurrency (2)")
+
+    gateway = _gateway(model, responder=at_capacity)
+    status, headers, body = _get(gateway, "/dev/v1/events", key.value, verb="POST")
+    assert status == 503 and dict(headers)["Retry-After"] == "1"
+    assert json.loads(body)["error"]["code"] == "service_unavailable"
+
+
+# --- local admin routes ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("host", ["127.0.0.1:4566", "localhost:4566", "[::1]:4566", "localhost"])
+def test_admin_routes_answer_loopback_hosts(host):
+    gateway = ApiGateway(_model(), lambda *a, **k: None, admin=lambda path: {"path": path})
+    try:
+        status, _, body = gateway.handle("GET", "/_local/status", [("Host", host)], b"", "127.0.0.1")
+    finally:
+        gateway.stop()
+    assert (status, json.loads(body)) == (200, {"path": "status"})
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:4566", "127.0.0.1.evil.example", None])
+def test_admin_routes_refuse_other_host_headers(host):
+    """A page on another site that rebinds its DNS name to 127.0.0.1 sends its own name as Host."""
+    gateway = ApiGateway(_model(), lambda *a, **k: None, admin=lambda path: {"secret": "state"})
+    headers = [("Host", host)] if host else []
+    try:
+        status, _, body = gateway.handle("GET", "/_local/status", headers, b"", "127.0.0.1")
+    finally:
+        gateway.stop()
+    assert status == 403 and b"state" not in body

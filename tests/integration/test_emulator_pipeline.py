@@ -67,8 +67,11 @@ def test_key_whose_usage_plan_covers_no_stage_is_forbidden(pipeline):
 
 
 def test_method_without_key_requirement_needs_no_key(pipeline):
-    status, _, _ = _call(f"{pipeline.base_url}/open")
+    # Given a key sent anyway: on a keyless method API Gateway names no key in the event
+    status, _, raw = _call(f"{pipeline.base_url}/open", key=pipeline.api_keys["main"])
     assert status == 201
+    identity = json.loads(raw)["event"]["requestContext"]["identity"]
+    assert identity["apiKey"] is None and identity["apiKeyId"] is None
 
 
 def test_function_receives_the_rest_proxy_event_and_a_lambda_context(pipeline):
@@ -103,6 +106,9 @@ def test_function_receives_the_rest_proxy_event_and_a_lambda_context(pipeline):
     assert context["httpMethod"] == "POST"
     assert context["resourcePath"] == "/echo/{id}"
     assert context["identity"]["apiKey"] == key
+    # the id functions compare with the key id they accept (streamrec_core.routes.authorize)
+    key_ids = {k["value"]: k["id"] for stack in pipeline.stacks for k in stack.api_keys.values()}
+    assert context["identity"]["apiKeyId"] == key_ids[key]
     assert context["requestId"]
     # And a Lambda-like context: name, memory from the template, ARN and remaining time under 5 s
     assert answer["context"]["function_name"] == pipeline.outputs["EchoFunctionName"]

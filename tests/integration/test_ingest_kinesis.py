@@ -13,7 +13,13 @@ from moto import mock_aws
 from streamrec_core import constants as c
 from streamrec_core.schema import decode_record
 
-from tests.unit.ingest_fakes import FakeLambdaContext, ingest_config, load_fixture, proxy_event
+from tests.unit.ingest_fakes import (
+    PRODUCER_KEY_ID,
+    FakeLambdaContext,
+    ingest_config,
+    load_fixture,
+    proxy_event,
+)
 
 STREAM = "streamrec-events-test"
 
@@ -90,6 +96,7 @@ def test_cold_start_reads_the_environment_and_creates_its_client(
         c.ENV_MAX_BODY_BYTES: "1048576",
         c.ENV_MAX_EVENTS_PER_REQUEST: "500",
         c.ENV_PUT_RETRY_BUDGET_SECONDS: "5",
+        c.ENV_PRODUCER_API_KEY_ID: PRODUCER_KEY_ID,
     }.items():
         monkeypatch.setenv(name, value)
     ingest_handler.reset()

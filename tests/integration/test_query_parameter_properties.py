@@ -19,11 +19,14 @@ from ingest import handler as ingest_handler
 from moto import mock_aws
 from serve import handler as serve_handler
 from streamrec_core import constants as c
+from streamrec_core import routes
 
 from tests.feature_kit import ITEMS_TABLE, USERS_TABLE, create_tables
 from tests.unit.ingest_fakes import FakeKinesis, FakeLambdaContext, ingest_config, proxy_event
 
+READER_KEY_ID = "reader-key-id"
 SERVE_ENV = {
+    c.ENV_READER_API_KEY_ID: READER_KEY_ID,
     c.ENV_USERS_TABLE: USERS_TABLE,
     c.ENV_ITEMS_TABLE: ITEMS_TABLE,
     c.ENV_TRENDING_SLOTS: "2",
@@ -66,12 +69,11 @@ QUERY = st.dictionaries(
     st.lists(HOSTILE, min_size=1, max_size=3),
     max_size=4,
 )
-# Every serve route with its path parameter (None: the route has none).
+# Every serve route of the route table, with its path parameter (None: the route has none).
 SERVE_ROUTES = [
-    ("/v1/users/{user_id}/recommendations", "user_id"),
-    ("/v1/items/{item_id}/similar", "item_id"),
-    ("/v1/experiments/{experiment_id}", "experiment_id"),
-    ("/v1/health", None),
+    (route.path, route.path_parameters[0] if route.path_parameters else None)
+    for route in routes.ROUTES
+    if route.function == routes.SERVE
 ]
 PROPERTY_SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -107,7 +109,11 @@ def proxy_get(resource: str, path_value: str | None, name: str | None, query: di
         "queryStringParameters": {key: values[-1] for key, values in query.items()} or None,
         "multiValueQueryStringParameters": query or None,
         "pathParameters": {name: path_value} if name is not None else None,
-        "requestContext": {"requestId": "req-1", "stage": "v1"},
+        "requestContext": {
+            "requestId": "req-1",
+            "stage": "v1",
+            "identity": {"apiKey": "k", "apiKeyId": READER_KEY_ID},
+        },
         "body": None,
         "isBase64Encoded": False,
     }

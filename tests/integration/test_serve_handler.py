@@ -34,11 +34,16 @@ EXPERIMENTS = [
         ],
     }
 ]
+READER_KEY_ID = "r9d8e7"
+PRODUCER_KEY_ID = "a1b2c3"
+SHOP = "https://shop.example"
 SERVE_ENV = {
     c.ENV_USERS_TABLE: USERS_TABLE,
     c.ENV_ITEMS_TABLE: ITEMS_TABLE,
     c.ENV_TRENDING_SLOTS: "4",
     c.ENV_EXPERIMENTS: json.dumps(EXPERIMENTS),
+    c.ENV_READER_API_KEY_ID: READER_KEY_ID,
+    c.ENV_CORS_ALLOWED_ORIGINS: SHOP,
 }
 
 
@@ -57,29 +62,37 @@ def api_event(
     params: dict | None = None,
     query: dict | None = None,
     method: str = "GET",
+    key_id: str | None = READER_KEY_ID,
+    headers: dict | None = None,
 ) -> dict:
-    """An API Gateway REST proxy event (the fields serve reads)."""
+    """An API Gateway REST proxy event (the fields serve reads), sent with the reader key by default."""
+    headers = {"x-api-key": "k", **(headers or {})} if key_id else dict(headers or {})
     return {
         "resource": resource or path,
         "path": path,
         "httpMethod": method,
-        "headers": {"x-api-key": "k"},
-        "multiValueHeaders": {},
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": query,
         "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
         "pathParameters": params,
-        "requestContext": {"requestId": "api-req-1", "stage": "v1"},
+        "requestContext": {
+            "requestId": "api-req-1",
+            "stage": "v1",
+            "identity": {"apiKey": "k" if key_id else None, "apiKeyId": key_id},
+        },
         "body": None,
         "isBase64Encoded": False,
     }
 
 
-def recommendations_event(user: str, **query) -> dict:
+def recommendations_event(user: str, *, key_id: str | None = READER_KEY_ID, **query) -> dict:
     return api_event(
         f"/v1/users/{user}/recommendations",
         resource="/v1/users/{user_id}/recommendations",
         params={"user_id": user},
         query={k: str(v) for k, v in query.items()} or None,
+        key_id=key_id,
     )
 
 
@@ -185,8 +198,8 @@ def test_experiment_results_endpoint(api):
     assert body["variants"][0]["ctr"] == {"value": None, "low": None, "high": None}
 
 
-def test_health_needs_no_table_reads(api):
-    status, body = call(api_event("/v1/health"))
+def test_health_needs_no_key_and_no_table_reads(api):
+    status, body = call(api_event("/v1/health", key_id=None))
     assert status == 200 and body == {"status": "ok", "model": c.MODEL_NAME}
     assert api.batch_get_calls == api.get_calls == 0
 
@@ -207,6 +220,51 @@ def test_errors_use_the_shared_shape(api, event, status, code):
     assert got_status == status and body["error"]["code"] == code and body["error"]["message"]
 
 
+READ_ROUTES = {
+    "recommendations": ("/v1/users/alice/recommendations", "/v1/users/{user_id}/recommendations", "user_id"),
+    "similar": ("/v1/items/book-2/similar", "/v1/items/{item_id}/similar", "item_id"),
+    "experiment": ("/v1/experiments/ranking", "/v1/experiments/{experiment_id}", "experiment_id"),
+}
+
+
+def read_event(route: str, **kwargs) -> dict:
+    path, resource, name = READ_ROUTES[route]
+    return api_event(path, resource=resource, params={name: path.split("/")[3]}, **kwargs)
+
+
+@pytest.mark.parametrize("route", sorted(READ_ROUTES))
+@pytest.mark.parametrize("key_id", [PRODUCER_KEY_ID, None], ids=["producer-key", "no-key"])
+def test_read_routes_need_the_reader_key_and_any_other_gets_403(api, route, key_id):
+    # Given a read with the public producer key (which API Gateway accepts: a key of the stage) or none
+    status, body = call(read_event(route, key_id=key_id))
+    # Then it is refused in the shared shape, naming the key needed, before any table is read
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    assert "reader" in body["error"]["message"] and body["error"]["request_id"] == "api-req-1"
+    assert api.batch_get_calls == api.get_calls == api.query_calls == 0
+
+
+@pytest.mark.parametrize("route", sorted(READ_ROUTES))
+def test_preflight_of_a_read_route_is_answered_for_configured_origins_only(api, route):
+    # Given a browser on a configured origin asking to GET with the x-api-key header (no key on preflights)
+    preflight = read_event(
+        route,
+        method="OPTIONS",
+        key_id=None,
+        headers={"Origin": SHOP, "Access-Control-Request-Method": "GET"},
+    )
+    allowed = serve_handler.handler(preflight, FakeContext())
+    # Then it may, from that origin only
+    assert allowed["statusCode"] == 204
+    assert allowed["headers"]["Access-Control-Allow-Origin"] == SHOP
+    assert "GET" in allowed["headers"]["Access-Control-Allow-Methods"]
+    assert "x-api-key" in allowed["headers"]["Access-Control-Allow-Headers"].lower()
+    preflight["headers"]["Origin"] = "https://evil.example"
+    refused = serve_handler.handler(preflight, FakeContext())
+    assert refused["statusCode"] == 204
+    assert not any(h.lower().startswith("access-control-") for h in refused["headers"])
+    assert api.batch_get_calls == api.get_calls == 0
+
+
 def test_throttled_reads_become_503_with_retry_after(api):
     class Throttling(FaultyDynamoDB):
         def batch_get_item(self, **kwargs):
@@ -215,8 +273,12 @@ def test_throttled_reads_become_503_with_retry_after(api):
             raise client_error("ProvisionedThroughputExceededException", "BatchGetItem")
 
     serve_handler.configure(serve_handler.ServeConfig.from_env(SERVE_ENV), Throttling(api._client))
-    response = serve_handler.handler(recommendations_event("alice"), FakeContext())
+    event = recommendations_event("alice")
+    event["headers"]["Origin"] = SHOP
+    response = serve_handler.handler(event, FakeContext())
     assert response["statusCode"] == 503 and response["headers"]["Retry-After"] == "1"
+    # a page's script may read it (CORS exposes only safelisted headers unless told)
+    assert "Retry-After" in response["headers"]["Access-Control-Expose-Headers"]
 
 
 def test_bad_experiments_setting_fails_the_cold_start():

@@ -104,6 +104,9 @@ class FakeClock:
         self.now += seconds
 
 
+PRODUCER_KEY_ID = "a1b2c3"  # requestContext.identity.apiKeyId of tests/fixtures/ingest
+
+
 def load_fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
 
@@ -128,6 +131,7 @@ def ingest_config(**overrides: Any) -> Any:
     from datetime import timedelta
 
     from ingest.config import IngestConfig
+    from streamrec_core.routes import KeyRole
 
     values: dict[str, Any] = {
         "stream_name": "streamrec-events",
@@ -137,6 +141,8 @@ def ingest_config(**overrides: Any) -> Any:
         "max_events_per_request": 500,
         "put_retry_budget_seconds": 5.0,
         "cors_allowed_origins": (),
+        # The fixtures' requestContext.identity.apiKeyId: the producer key.
+        "key_ids": {KeyRole.PRODUCER: PRODUCER_KEY_ID},
     }
     values.update(overrides)
     return IngestConfig(**values)

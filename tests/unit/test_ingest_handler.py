@@ -277,6 +277,8 @@ def test_cors_origin_is_echoed_only_for_allowed_origins(stream: FakeKinesis) -> 
     allowed["headers"]["Origin"] = "https://shop.example"
     _, _, headers = invoke(allowed)
     assert headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    # the browser snippet reads Retry-After: only exposed headers reach a page's script
+    assert "Retry-After" in headers["Access-Control-Expose-Headers"]
     other = proxy_event({"event_type": "click", "user_id": "u"})
     other["headers"]["origin"] = "https://evil.example"
     _, _, headers = invoke(other)
@@ -296,6 +298,46 @@ def test_cors_preflight_is_answered_for_allowed_origins_only(stream: FakeKinesis
     refused = ingest_handler.handler(preflight, FakeLambdaContext())
     assert refused["statusCode"] == 204 and "Access-Control-Allow-Origin" not in refused["headers"]
     assert stream.calls == []
+
+
+# --- API key bound to the route ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"apiKey": "reader-key-value", "apiKeyId": "r9d8e7"},  # the reader key: accepted by API Gateway
+        {"apiKey": None, "apiKeyId": None},  # no key at all (a direct invocation, a misconfigured method)
+    ],
+    ids=["reader-key", "no-key"],
+)
+def test_events_need_the_producer_key_and_any_other_gets_403(stream: FakeKinesis, identity: dict) -> None:
+    # Given a valid event sent with another key than the producer key
+    event = load_fixture("single_event.json")
+    event["requestContext"]["identity"].update(identity)
+    # When it is posted
+    status, body, _ = invoke(event)
+    # Then it is refused in the shared error shape, naming the key the route needs, and nothing is stored
+    assert status == 403
+    assert body["error"]["code"] == "forbidden" and "producer" in body["error"]["message"]
+    assert body["error"]["request_id"] == REQUEST_ID
+    assert stream.calls == []
+
+
+def test_the_producer_key_id_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.config import IngestConfig
+    from streamrec_core.routes import KeyRole
+
+    env = {
+        c.ENV_STREAM_NAME: "s",
+        c.ENV_MAX_EVENT_AGE_SECONDS: "604800",
+        c.ENV_MAX_FUTURE_SKEW_SECONDS: "300",
+        c.ENV_MAX_BODY_BYTES: "1048576",
+        c.ENV_MAX_EVENTS_PER_REQUEST: "500",
+        c.ENV_PUT_RETRY_BUDGET_SECONDS: "5",
+    }
+    with pytest.raises(ConfigError, match=c.ENV_PRODUCER_API_KEY_ID):
+        IngestConfig.from_env(env)
+    config = IngestConfig.from_env({**env, c.ENV_PRODUCER_API_KEY_ID: "p1"})
+    assert config.key_ids == {KeyRole.PRODUCER: "p1"}
 
 
 # --- configuration ----------------------------------------------------------------------------------------
@@ -331,7 +373,12 @@ def test_retry_budget_beyond_api_gateways_limit_is_refused(monkeypatch: pytest.M
     with pytest.raises(ConfigError, match=c.ENV_PUT_RETRY_BUDGET_SECONDS):
         IngestConfig.from_env(env)
     config = IngestConfig.from_env(
-        {**env, c.ENV_PUT_RETRY_BUDGET_SECONDS: "8.5", c.ENV_CORS_ALLOWED_ORIGINS: "*"}
+        {
+            **env,
+            c.ENV_PUT_RETRY_BUDGET_SECONDS: "8.5",
+            c.ENV_CORS_ALLOWED_ORIGINS: "*",
+            c.ENV_PRODUCER_API_KEY_ID: "p1",
+        }
     )
     assert config.put_retry_budget_seconds == 8.5 and config.cors_allowed_origins == ("*",)
     with pytest.raises(ConfigError, match=c.ENV_MAX_EVENTS_PER_REQUEST):
