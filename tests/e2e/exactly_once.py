@@ -13,7 +13,7 @@ is looked at):
   digests the row remembers are exactly those of the accepted events, each once.
 
 `_applied` is the only code that knows the user row's layout: change it there when the layout changes.
-Users must have fewer events than the row remembers ids (`FeatureConfig.recent_ids_cap`).
+A user may have at most `REMEMBERED_IDS` accepted events (the ids a user row keeps).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from streamrec_core.constants import (
     OUTPUT_ITEMS_TABLE,
@@ -31,8 +31,11 @@ from streamrec_core.constants import (
     USER_RECENT_IDS,
 )
 from streamrec_core.feature_store import FeatureStore
-from streamrec_core.features import event_digest, user_key
+from streamrec_core.features import FeatureConfig, event_digest, user_key
 from streamrec_core.schema import decode_record
+
+# How many event ids a user row remembers: a user with more events cannot be checked id by id.
+REMEMBERED_IDS = next(f.default for f in fields(FeatureConfig) if f.name == "recent_ids_cap")
 
 
 @dataclass
@@ -72,6 +75,10 @@ def exactly_once_problems(target, sent: Sent) -> list[str]:
     applied = _applied(target, users)
     for user in sorted(users):
         mine = [(event_id, kind) for event_id, (owner, kind) in sent.accepted.items() if owner == user]
+        if len(mine) > REMEMBERED_IDS:
+            problems.append(
+                f"user {user}: {len(mine)} events, more than the {REMEMBERED_IDS} ids a row keeps"
+            )
         expected_counts = dict(Counter(kind for _, kind in mine))
         row = applied[user]
         if row is None:
