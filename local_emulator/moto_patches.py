@@ -17,14 +17,24 @@ through `patched()`. Each patch is a documented moto gap (moto 5.2.5):
    failure, so its cost grows with the table: seconds per batch once tables hold thousands of items.
    The patch backs up only the items the transaction touches and restores those on failure (the same
    idea the benchmarks rely on, via `patched()`); conditions and cancellation reasons stay moto's own.
+6. Kinesis is not thread-safe in moto's server either. A shard numbers a new record max+1 and then
+   inserts it, so concurrent PutRecord(s) callers (the two ingest workers) get the same sequence number
+   and overwrite each other's records while every call reports success; GetRecords iterates a shard's
+   records in Python and fails with a 500 ("OrderedDict mutated during iteration") while a put inserts;
+   a put that arrives during a split is numbered against the parent and then moved to a child. AWS
+   never loses or moves an acknowledged record. Every access to a stream's shard map or a shard's
+   records now holds one lock (routing + numbering + insert, splits and merges, reads), and the next
+   sequence number is found in O(1) instead of by listing the shard's keys. Request parsing, base64
+   and response serialization stay outside the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import moto.dynamodb.models as dynamodb_models
@@ -33,7 +43,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.kinesis.exceptions import InvalidArgumentError
-from moto.kinesis.models import Shard, Stream
+from moto.kinesis.models import KinesisBackend, Record, Shard, Stream
 from moto.utilities.utils import md5_hash
 
 _ORIGINALS: dict[str, Any] = {}
@@ -72,6 +82,46 @@ def _merge_shards(self: Stream, shard_to_merge: str, adjacent_shard_to_merge: st
         _ORIGINALS["merge_shards"](self, shard_to_merge, adjacent_shard_to_merge)
     finally:
         first.records, second.records = kept
+
+
+# Guards every stream's shard map and every shard's record map (re-entrant: a reshard calls other
+# guarded methods). One lock for all streams: moto's work is GIL-bound, so finer locks gain nothing.
+_KINESIS_LOCK = threading.RLock()
+
+# The moto methods that read or change those maps, serialized as they are. Stream.put_record routes a
+# record to a shard and inserts it: atomic, so that no record lands in a shard a concurrent reshard just
+# closed (its consumer may have finished it). Reads that copy a map in one C call (ListShards and
+# DescribeStream listing `shards.values()`) are atomic under the GIL already; their per-shard
+# sequence-number ranges are read through the guarded methods below.
+_KINESIS_GUARDED: tuple[tuple[type, str], ...] = (
+    (Stream, "put_record"),
+    (Stream, "split_shard"),
+    (Stream, "merge_shards"),
+    (Stream, "update_shard_count"),
+    (KinesisBackend, "update_shard_count"),
+    (Shard, "get_records"),
+    (Shard, "get_sequence_number_at"),
+    (Shard, "get_min_sequence_number"),
+    (Shard, "get_max_sequence_number"),
+)
+
+
+def _under_kinesis_lock(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        with _KINESIS_LOCK:
+            return method(*args, **kwargs)
+
+    return guarded
+
+
+def _shard_put_record(self: Shard, partition_key: str, data: str, explicit_hash_key: str) -> str:
+    with _KINESIS_LOCK:
+        # Keys are inserted in increasing order, so the last one is the highest (moto's own put_record
+        # lists every key of the shard to find it: O(records) per record).
+        sequence_number = next(reversed(self.records), 0) + 1
+        self.records[sequence_number] = Record(partition_key, data, sequence_number, explicit_hash_key)
+    return str(sequence_number)
 
 
 def _no_kinesis_push(self: LambdaBackend, *args: Any, **kwargs: Any) -> None:
@@ -153,18 +203,26 @@ def apply() -> None:
     _ORIGINALS["send_kinesis_message"] = LambdaBackend.send_kinesis_message
     _ORIGINALS["call_action"] = DynamoHandler.call_action
     _ORIGINALS["transact_write_items"] = DynamoDBBackend.transact_write_items
+    _ORIGINALS["shard_put_record"] = Shard.put_record
     Stream.get_shard_for_key = _get_shard_for_key  # type: ignore[method-assign]
     Stream.split_shard = _split_shard  # type: ignore[method-assign]
     Stream.merge_shards = _merge_shards  # type: ignore[method-assign]
     LambdaBackend.send_kinesis_message = _no_kinesis_push  # type: ignore[method-assign]
     DynamoHandler.call_action = _serialized_call_action  # type: ignore[method-assign]
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    Shard.put_record = _shard_put_record  # type: ignore[method-assign]
+    for owner, name in _KINESIS_GUARDED:
+        _ORIGINALS[f"{owner.__name__}.{name}"] = vars(owner)[name]
+        setattr(owner, name, _under_kinesis_lock(vars(owner)[name]))
 
 
 def remove() -> None:
     """Restore moto's own behaviour."""
     if not _ORIGINALS:
         return
+    for owner, name in reversed(_KINESIS_GUARDED):
+        setattr(owner, name, _ORIGINALS.pop(f"{owner.__name__}.{name}"))
+    Shard.put_record = _ORIGINALS.pop("shard_put_record")  # type: ignore[method-assign]
     Stream.get_shard_for_key = _ORIGINALS.pop("get_shard_for_key")  # type: ignore[method-assign]
     Stream.split_shard = _ORIGINALS.pop("split_shard")  # type: ignore[method-assign]
     Stream.merge_shards = _ORIGINALS.pop("merge_shards")  # type: ignore[method-assign]

@@ -2,8 +2,8 @@
 
 `MotoServer().start()` launches ``python -m local_emulator.moto_server`` on 127.0.0.1 at a free port and
 returns its endpoint. The child applies `moto_patches` (AWS-faithful resharding, no Docker push to
-Lambda), prints ``READY <port>`` once listening, and exits when its stdin closes, so it never outlives
-the process that started it.
+Lambda, Kinesis and DynamoDB safe for concurrent requests), prints ``READY <port>`` once listening, and
+exits when its stdin closes, so it never outlives the process that started it.
 """
 
 from __future__ import annotations

@@ -226,6 +226,12 @@ class LocalFunction:
         """Invocations currently running."""
         return self._in_flight
 
+    def busy_worker_pids(self) -> list[int]:
+        """Process ids of the workers running an invocation right now (tests kill one mid-invocation)."""
+        with self._condition:
+            idle = {id(worker) for worker in self._idle}
+            return [worker.process.pid for worker in self._all if id(worker) not in idle]
+
     def warm(self) -> None:
         """Start one worker and wait for its init, so the first invocation is not a cold start."""
         with self._condition:

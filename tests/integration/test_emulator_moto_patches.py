@@ -1,12 +1,18 @@
 """The emulator's moto fixes keep AWS semantics: TransactWriteItems is still all-or-nothing with
-per-item rollback, and after a reshard writes go to the open children while the parent keeps its records."""
+per-item rollback, after a reshard writes go to the open children while the parent keeps its records,
+and concurrent Kinesis writers and readers lose nothing and fail nothing."""
 
 from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.kinesis.models import Shard
 
 from local_emulator import moto_patches
 
@@ -80,3 +86,177 @@ def test_after_a_split_writes_go_to_the_children_and_the_parent_keeps_its_record
         StreamName="s", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
     )["ShardIterator"]
     assert [r["Data"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]] == [b"before"]
+
+
+# --- Kinesis under concurrent callers (the ingest workers put while the event source mapping reads) ----
+STREAM = "events"
+
+
+@pytest.fixture
+def fast_thread_switching():
+    """Switch threads every 10 µs instead of every 5 ms, so the interleavings that a busy moto server
+    sees now and then happen in every run."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    yield
+    sys.setswitchinterval(before)
+
+
+class _Producers:
+    """Threads putting uniquely numbered records; remembers where each acknowledged record was stored."""
+
+    def __init__(self) -> None:
+        self.acked: dict[bytes, tuple[str, int]] = {}
+        self.errors: list[str] = []
+        self.first_ack = threading.Event()
+        self._lock = threading.Lock()
+
+    def put_records(self, name: str, calls: int, per_call: int) -> Callable[[], None]:
+        kinesis = boto3.client("kinesis", region_name="us-east-1")
+
+        def run() -> None:
+            for call in range(calls):
+                records = [
+                    {"Data": f"{name}-{call}-{n}".encode(), "PartitionKey": f"{name}-{n % 7}"}
+                    for n in range(per_call)
+                ]
+                answer = kinesis.put_records(StreamName=STREAM, Records=records)
+                self._ack([(r["Data"], a) for r, a in zip(records, answer["Records"], strict=True)])
+
+        return run
+
+    def put_record(self, name: str, calls: int) -> Callable[[], None]:
+        kinesis = boto3.client("kinesis", region_name="us-east-1")
+
+        def run() -> None:
+            for call in range(calls):
+                data = f"{name}-{call}".encode()
+                self._ack([(data, kinesis.put_record(StreamName=STREAM, Data=data, PartitionKey=name))])
+
+        return run
+
+    def _ack(self, answers: list[tuple[bytes, dict]]) -> None:
+        with self._lock:
+            for data, answer in answers:
+                if "SequenceNumber" in answer:
+                    self.acked[data] = (answer["ShardId"], int(answer["SequenceNumber"]))
+        self.first_ack.set()
+
+
+def _tail(shard_id: str, stop: threading.Event, errors: list[str]) -> Callable[[], None]:
+    """A consumer reading one shard from TRIM_HORIZON as the event source mapping does, until `stop`."""
+    kinesis = boto3.client("kinesis", region_name="us-east-1")
+
+    def run() -> None:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=STREAM, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while not stop.is_set():
+            try:
+                iterator = kinesis.get_records(ShardIterator=iterator, Limit=1000)["NextShardIterator"]
+            except Exception as error:  # what the reader would have received as a 500
+                errors.append(repr(error))
+
+    return run
+
+
+def _run(targets: list[Callable[[], None]], errors: list[str]) -> list[threading.Thread]:
+    def guarded(target: Callable[[], None]) -> None:
+        try:
+            target()
+        except Exception as error:
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=guarded, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def _stored(kinesis) -> dict[bytes, list[tuple[str, int]]]:
+    """Every record of every shard, read from TRIM_HORIZON: data -> [(shard id, sequence number), ...]."""
+    stored: dict[bytes, list[tuple[str, int]]] = {}
+    for shard in kinesis.list_shards(StreamName=STREAM)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=STREAM, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while True:
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            for record in answer["Records"]:
+                stored.setdefault(record["Data"], []).append(
+                    (shard["ShardId"], int(record["SequenceNumber"]))
+                )
+            if not answer["Records"]:
+                break
+            iterator = answer["NextShardIterator"]
+    return stored
+
+
+def test_concurrent_writers_and_readers_lose_no_acknowledged_record(aws, fast_thread_switching):
+    """Every record a PutRecords or PutRecord call acknowledged is in the stream exactly once, at the
+    shard and sequence number its acknowledgement named, and concurrent GetRecords calls never fail."""
+    # Given a two-shard stream, six PutRecords writers, two PutRecord writers and a reader per shard
+    kinesis = aws["kinesis"]
+    kinesis.create_stream(StreamName=STREAM, ShardCount=2)
+    producers, read_errors, stop = _Producers(), [], threading.Event()
+    writers = [producers.put_records(f"batch{n}", calls=10, per_call=100) for n in range(6)]
+    writers += [producers.put_record(f"single{n}", calls=200) for n in range(2)]
+    readers = [_tail(f"shardId-00000000000{n}", stop, read_errors) for n in range(2)]
+
+    # When they all run at once
+    reading = _run(readers, read_errors)
+    for thread in _run(writers, producers.errors):
+        thread.join()
+    stop.set()
+    for thread in reading:
+        thread.join()
+
+    # Then every call succeeded, and the stream holds exactly the acknowledged records, each once
+    assert producers.errors == [] and read_errors == []
+    assert len(producers.acked) == 6 * 10 * 100 + 2 * 200
+    assert _stored(kinesis) == {data: [where] for data, where in producers.acked.items()}
+
+
+def test_a_write_that_arrives_during_a_split_is_stored_where_its_acknowledgement_says(aws, monkeypatch):
+    """A put while a split is under way waits for the split and lands in an open child; it is never
+    numbered against the parent mid-split (which then moves it elsewhere) and never lost."""
+    # Given a one-shard stream with one record, and a split paused while it creates the child shards
+    kinesis = aws["kinesis"]
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    kinesis.put_record(StreamName=STREAM, Data=b"before", PartitionKey="k")
+    creating_children, resume = threading.Event(), threading.Event()
+    create_shard = Shard.__init__
+
+    def paused_create_shard(self, *args, **kwargs):
+        creating_children.set()
+        resume.wait(timeout=30)
+        create_shard(self, *args, **kwargs)
+
+    monkeypatch.setattr(Shard, "__init__", paused_create_shard)
+    errors: list[str] = []
+    [splitting] = _run(
+        [
+            lambda: kinesis.split_shard(
+                StreamName=STREAM, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127)
+            )
+        ],
+        errors,
+    )
+    assert creating_children.wait(timeout=30)
+
+    # When a producer writes meanwhile (given time to finish if nothing holds it back), then the split ends
+    producers = _Producers()
+    [writing] = _run([producers.put_record("during", calls=1)], producers.errors)
+    writing.join(timeout=1)
+    resume.set()
+    splitting.join()
+    writing.join()
+
+    # Then the record went to a child, at the sequence number its acknowledgement named, and the parent
+    # still holds exactly its own record
+    assert errors == [] and producers.errors == []
+    assert producers.acked[b"during-0"][0] in {"shardId-000000000001", "shardId-000000000002"}
+    assert _stored(kinesis) == {
+        b"before": [("shardId-000000000000", 1)],
+        b"during-0": [producers.acked[b"during-0"]],
+    }
