@@ -47,7 +47,7 @@ USERS_PK = "user_id"
 # Items table: generic pk/sk so item profiles and trending lists share one table and one BatchGetItem.
 ITEMS_PK = "pk"
 ITEMS_SK = "sk"
-TTL_ATTRIBUTE = "expires_at"
+TTL_ATTRIBUTE = "ttl"
 
 # --- Stack outputs (read by the local emulator, tests and tools) ------------------------------------
 OUTPUT_API_URL = "ApiUrl"
@@ -125,39 +125,22 @@ ALARM_API_P99_LATENCY = "api-p99-latency"
 ALARM_SERVE_FALLBACK_RATE = "serve-fallback-rate"
 METRIC_REQUESTS_REFUSED = "RequestsRefused"  # whole POST /v1/events requests answered 4xx before validation
 
-# --- Feature tables: attributes and key prefixes (process writes, serve and tools read) -------------
-# Every feature row carries a version number; every write is conditional on the version it read.
-ATTR_VERSION = "version"
-# Users table, one item per user (key USERS_PK).
-USER_HISTORY = "history"  # [[item_id, event_type, event_time_ms, category], ...] oldest first, capped
-USER_AFFINITY = "affinity"  # {category: decayed score at USER_AFFINITY_AT}, capped top-N
-USER_AFFINITY_AT = "affinity_at"  # event time (ms) the affinity scores are decayed to
-USER_COUNTS = "counts"  # {event_type: count of distinct events}
-USER_RECENT_IDS = "recent_ids"  # 64-bit digests of the latest applied event ids (resend dedup), capped
-USER_BOUGHT = "bought"  # item ids the user purchased, latest last, capped
-USER_LAST_EVENT_AT = "last_event_at"  # highest event time applied (ms)
-USER_WATERMARKS = "watermarks"  # {shard_id: [highest processed sequence number (string), arrival ms]}
-# Items table (keys ITEMS_PK / ITEMS_SK): item profiles, trending slots and experiment counters.
+# --- Feature tables: attributes and key prefixes (process and aggregate write, serve and tools read) -
+# Every row is stored as its key attributes, a version (every write is conditional on the version it
+# read), the TTL attribute and one binary attribute holding the rest, msgpack-encoded by
+# `streamrec_core.features.dynamodb` (attribute names count in DynamoDB's item size: they are short).
+ATTR_VERSION = "v"
+ATTR_DATA = "d"
+# Items table rows (keys ITEMS_PK / ITEMS_SK): an item's co-visitation neighbours, one trending partial
+# per stream shard, the merged trending lists, experiment counters.
 ITEM_PK_PREFIX = "item#"
-ITEM_PROFILE_SK = "profile"
-ITEM_ID_ATTR = "item_id"
-ITEM_CATEGORY = "category"
-ITEM_POPULARITY = "popularity"  # {event-time hour (epoch hours, string): weighted count}, windowed
-ITEM_MAX_HOUR = "max_hour"  # latest event-time hour seen
-ITEM_SCORE = "score"  # trending score at ITEM_MAX_HOUR, from ITEM_POPULARITY
-ITEM_COVISIT = "covisit"  # {neighbour item_id: [score, neighbour category]}, capped top-N
-ITEM_COUNTS = "counts"  # {event_type: count}
+ITEM_SK = "covisit"
+TRENDING_PARTIAL_PK = "trending#partial"  # sort key: the stream shard id
 TRENDING_GLOBAL_PK = "trending#global"
 TRENDING_CATEGORY_PK_PREFIX = "trending#cat#"
-TRENDING_SLOT_SK_PREFIX = "slot#"
-TRENDING_ENTRIES = "entries"  # {item_id: [decayed score, event-time hour, category]}, capped top-N
+TRENDING_LIST_SK = "list"
 EXPERIMENT_PK_PREFIX = "experiment#"
 EXPERIMENT_VARIANT_SK_PREFIX = "variant#"
-EXPERIMENT_ID_ATTR = "experiment_id"
-EXPERIMENT_VARIANT_ATTR = "variant"
-EXPERIMENT_IMPRESSIONS = "impressions"
-EXPERIMENT_CLICKS = "clicks"
-EXPERIMENT_PURCHASES = "purchases"
 # Experiment id counted for attributed events that name no experiment_id.
 DEFAULT_EXPERIMENT_ID = "default"
 DEFAULT_VARIANT = "default"

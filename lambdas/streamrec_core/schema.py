@@ -330,6 +330,16 @@ def _echo(key: object) -> str:
     return text if len(text) <= _ECHO_MAX else text[:_ECHO_MAX] + "..."
 
 
+def field_spec(name: str) -> FieldSpec:
+    """The rule of one field (the process function builds its record decoder from these)."""
+    return _SPECS[name]
+
+
+def attribution_id_pattern(name: str) -> str:
+    """The regular expression an attribution id (request_id, variant, experiment_id) must match."""
+    return (_REQUEST_ID_RE if name == A_REQUEST_ID else _VARIANT_RE).pattern
+
+
 def field_violation(name: str, value: object) -> Violation | None:
     """The violation of one top-level id or text field's rule by `value`, or None when it is valid.
 

@@ -1,0 +1,48 @@
+"""The feature store port: what the functions need from the tables, and the domain errors.
+
+Two implementations: `features.dynamodb.DynamoStore` (boto3, in the functions) and
+`features.memory_store.MemoryStore` (tests, offline tools, the benchmarks; it bills as DynamoDB does).
+Every write is a whole-row PutItem conditional on the version the row was read at; there are no
+transactions (each row has its own exactly-once record, see docs/processing.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final, Protocol
+
+from streamrec_core.features.codec import Row
+from streamrec_core.features.counters import CounterRow
+from streamrec_core.features.keys import Key
+from streamrec_core.features.trending import PartialRow
+
+# What a conditional write came to.
+WRITTEN: Final = "written"  # stored with version + 1 (the row object's version was bumped)
+CONFLICT: Final = "conflict"  # the stored version differs: someone else wrote it; re-read and redo
+THROTTLED: Final = "throttled"  # capacity: nothing stored; retry later
+
+
+class StoreError(RuntimeError):
+    """A feature-store request failed for a reason retrying will not fix."""
+
+
+class Throttled(StoreError):
+    """A read was refused for capacity reasons after retries."""
+
+
+class RowStore(Protocol):
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
+        """The rows of `keys` (None when absent)."""
+        ...
+
+    def put_many(self, rows: Sequence[Row]) -> dict[Key, str]:
+        """Write each row conditional on its version (0: must not exist yet); the outcome per key."""
+        ...
+
+    def query_partials(self) -> list[PartialRow]:
+        """Every shard's trending partial."""
+        ...
+
+    def query_counters(self, experiment_id: str) -> list[CounterRow]:
+        """Every variant's counters of one experiment."""
+        ...
