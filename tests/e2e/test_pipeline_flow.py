@@ -134,10 +134,12 @@ def test_a_failing_record_is_retried_from_its_sequence_number_and_nothing_is_dou
             }
         )
     )
-    assert redrive_main(["--endpoint-file", str(endpoint_file)]) == 0
+    assert redrive_main(["--endpoint-file", str(endpoint_file), "--source", "on-failure"]) == 0
 
     # Then the failed event is applied exactly once, and nobody else's counts moved
     assert _view_count(local_pipeline, broken) == 1
     assert [_view_count(local_pipeline, user) for user in healthy] == [1] * len(healthy)
-    assert redrive_main(["--endpoint-file", str(endpoint_file)]) == 0  # nothing left: a no-op
+    assert (
+        redrive_main(["--endpoint-file", str(endpoint_file), "--source", "on-failure"]) == 0
+    )  # nothing left: a no-op
     assert _view_count(local_pipeline, broken) == 1
