@@ -56,18 +56,6 @@ STREAM = "events"
 FEATURES = FeatureConfig(
     user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000, trending_slots=2
 )
-CREDENTIAL_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
 
 
 def ts(n: int) -> str:
@@ -214,16 +202,6 @@ def local(moto_endpoint: str, tmp_path: Path) -> Iterator[LocalAws]:
     process_handler.reset()
 
 
-@pytest.fixture
-def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """An environment with no AWS credentials anywhere boto3 looks (variables, files, instance role)."""
-    for name in CREDENTIAL_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
 @dataclass
 class Run:
     code: int
@@ -249,7 +227,7 @@ def poisoned(local: LocalAws) -> LocalAws:
     return local
 
 
-def test_dead_letter_replay_end_to_end_poison_fix_replay_applied_once(poisoned, no_credentials):
+def test_dead_letter_replay_end_to_end_poison_fix_replay_applied_once(poisoned, no_aws_credentials):
     """Given an event dead-lettered by a bug, when the bug is fixed and the dead-letter queue is
     replayed (no AWS credentials needed locally), the event is applied exactly once: the features equal
     those of applying every event once, and the message is gone."""
@@ -270,7 +248,7 @@ def test_dead_letter_replay_end_to_end_poison_fix_replay_applied_once(poisoned, 
     assert poisoned.visible(poisoned.dlq) == []
 
 
-def test_a_second_replay_of_the_same_dead_letter_applies_nothing_twice(poisoned, no_credentials):
+def test_a_second_replay_of_the_same_dead_letter_applies_nothing_twice(poisoned, no_aws_credentials):
     """Dead letters are at least once (a retried batch sends its poison again): replaying the same
     record twice, in one run or in two, changes the features once."""
     (message,) = poisoned.visible(poisoned.dlq)
@@ -289,7 +267,7 @@ def test_a_second_replay_of_the_same_dead_letter_applies_nothing_twice(poisoned,
     assert poisoned.state() == after_first
 
 
-def test_dry_run_reports_what_it_would_apply_and_changes_nothing(poisoned, no_credentials):
+def test_dry_run_reports_what_it_would_apply_and_changes_nothing(poisoned, no_aws_credentials):
     before = table_state(poisoned.client("dynamodb"))
     result = run(poisoned, "--source", "dlq", "--dry-run")
     assert result.code == 0 and result.summary["dry_run"]
@@ -298,7 +276,7 @@ def test_dry_run_reports_what_it_would_apply_and_changes_nothing(poisoned, no_cr
     assert len(poisoned.visible(poisoned.dlq)) == 1  # still there, and visible at once
 
 
-def test_a_dead_letter_whose_cause_is_not_fixed_stays_visible_with_its_reason(poisoned, no_credentials):
+def test_a_dead_letter_whose_cause_is_not_fixed_stays_visible_with_its_reason(poisoned, no_aws_credentials):
     """Replayed before the fix, the record fails again: it is reported with its reason, exit 1, the
     message is visible again at once, no second dead letter is sent and nothing is applied."""
     before = poisoned.state()
@@ -311,7 +289,9 @@ def test_a_dead_letter_whose_cause_is_not_fixed_stays_visible_with_its_reason(po
     assert poisoned.state() == before
 
 
-def test_a_corrupt_row_or_message_is_reported_kept_visible_and_nothing_else_is_lost(poisoned, no_credentials):
+def test_a_corrupt_row_or_message_is_reported_kept_visible_and_nothing_else_is_lost(
+    poisoned, no_aws_credentials
+):
     """Given three dead letters and a corrupt message, where one dead letter's user row is corrupt, a
     replay names each failing message with its error (no traceback), exits 1, leaves exactly those two
     visible at once and applies the other two; the next run finds them again."""
@@ -349,7 +329,7 @@ def test_a_corrupt_row_or_message_is_reported_kept_visible_and_nothing_else_is_l
     assert again.code == 1 and again.summary["dlq"]["messages"] == 2
 
 
-def test_a_truncated_payload_cannot_be_replayed_and_is_kept(local, no_credentials):
+def test_a_truncated_payload_cannot_be_replayed_and_is_kept(local, no_aws_credentials):
     record = logic.KinesisRecord(SHARD, "9", "u9", b"x" * SQS_MAX_BYTES, 0, local.stream_arn)
     body = message_body(logic.DeadLetter(record, logic.REASON_OVERSIZED))
     local.client("sqs").send_message(QueueUrl=local.dlq, MessageBody=body)
@@ -360,7 +340,7 @@ def test_a_truncated_payload_cannot_be_replayed_and_is_kept(local, no_credential
     assert len(local.visible(local.dlq)) == 1
 
 
-def test_one_command_replays_both_queues(local, no_credentials):
+def test_one_command_replays_both_queues(local, no_aws_credentials):
     """Given a poison event (dead-lettered) and later a batch given up on in a DynamoDB outage
     (on-failure), one run of the default command applies both, each event once."""
     with validation_bug():
@@ -375,7 +355,7 @@ def test_one_command_replays_both_queues(local, no_credentials):
     assert local.visible(local.dlq) == [] and local.visible(local.on_failure) == []
 
 
-def test_an_unreachable_local_endpoint_is_a_clear_error(tmp_path, no_credentials):
+def test_an_unreachable_local_endpoint_is_a_clear_error(tmp_path, no_aws_credentials):
     """A `.local/endpoint.json` left behind by a pipeline that is gone: exit 2 and say so."""
     stale = tmp_path / "endpoint.json"
     outputs = {c.OUTPUT_DLQ_URL: "http://127.0.0.1:9/123456789012/dlq"}
@@ -386,7 +366,7 @@ def test_an_unreachable_local_endpoint_is_a_clear_error(tmp_path, no_credentials
     assert code == 2 and "is `make up` still running?" in err.getvalue() and "Traceback" not in err.getvalue()
 
 
-def test_the_local_pipeline_is_found_by_default_and_aws_needs_credentials(tmp_path, no_credentials):
+def test_the_local_pipeline_is_found_by_default_and_aws_needs_credentials(tmp_path, no_aws_credentials):
     args = cli.build_parser().parse_args([])
     with pytest.raises(cli.RunError, match="make up"):
         cli.resolve_target(args, default_file=tmp_path / "absent.json")
