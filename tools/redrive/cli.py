@@ -1,8 +1,8 @@
 """`python -m tools.redrive` (`make redrive`): replay the dead-letter queue and the on-failure queue.
 
-    make redrive ARGS="--dry-run"            # what a run would do, changing nothing
+    make redrive DRY_RUN=1                   # what a run would do, changing nothing (--dry-run)
     make redrive                             # both queues of the local pipeline (`make up`)
-    make redrive ARGS="--source dlq"         # only dead letters (after fixing why they were refused)
+    make redrive SOURCE=dlq                  # only dead letters, after fixing why they were refused
     python -m tools.redrive --stack-name Streamrec-prod --region eu-west-1 --source on-failure
 
 Where: a running `make up` (its `.local/endpoint.json`: moto's endpoint, region and the stack outputs)
@@ -13,7 +13,7 @@ stack's outputs (`--stack-name`) or given (`--dlq-url`, `--on-failure-url`).
 Progress goes to stderr, then one line per message kept (why); the summary is JSON on stdout.
 Exit 0: every message handled (deleted). 1: some messages kept (they are visible in their queue again at
 once; run again after fixing the cause). 2: the run could not start or go on (no target, no credentials,
-endpoint unreachable, no such queue); messages it held are visible again.
+endpoint unreachable, no such queue, Ctrl-C); messages it held are visible again.
 """
 
 from __future__ import annotations
@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         run(args, target, summaries)
     except RunError as failure:
         error = str(failure)
+    except KeyboardInterrupt:
+        error = "interrupted; the messages it held are visible again"
     except (BotoCoreError, ClientError) as failure:
         where = target.name if target is not None else "AWS"
         hint = "; is `make up` still running?" if target is not None and target.endpoint else ""
