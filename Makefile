@@ -61,8 +61,10 @@ deploy: venv node_modules/.package-lock.json
 bench: venv
 	$(PY) -m bench.run_all
 
+## Replay the dead-letter and on-failure queues once the cause is fixed (docs/runbook.md#redrive):
+## SOURCE=dlq|on-failure (default both), DRY_RUN=1 to see what it would apply, ARGS= for more options.
 redrive: venv
-	$(PY) -m tools.redrive $(ARGS)
+	$(PY) -m tools.redrive $(if $(SOURCE),--source $(SOURCE)) $(if $(DRY_RUN),--dry-run) $(ARGS)
 
 openapi: venv
 	$(PY) -m tools.export_openapi

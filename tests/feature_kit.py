@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 from streamrec_core import constants as c
-from streamrec_core.feature_store import from_item
-from streamrec_core.features import merge_trending
+from streamrec_core.feature_store import from_item, to_item
+from streamrec_core.features import FeatureConfig, MemoryFeatures, merge_trending
 
 from local_emulator.tables import create_feature_tables
 
@@ -75,6 +77,72 @@ def readers_view(rows: Mapping[tuple, Any], half_life_hours: float) -> dict[tupl
             c.TTL_ATTRIBUTE: max(int(row[c.TTL_ATTRIBUTE]) for row in slot_rows),
         }
     return view
+
+
+def reference_state(cfg: FeatureConfig, records: Iterable[tuple[Mapping[str, Any], str]]) -> dict:
+    """The tables after applying each (event, sequence number) of one shard once, in order, as
+    `table_state` shows them."""
+    memory = MemoryFeatures(cfg)
+    for body, sequence_number in records:
+        memory.apply(body, SHARD, sequence_number, arrival_ms=0)
+    state = {}
+    for (table, pk, sk), row in memory.rows.items():
+        stored = from_item(to_item(row))
+        stored.pop(c.ATTR_VERSION, None)
+        state[("users", pk) if table == "users" else ("items", pk, sk)] = stored
+    return state
+
+
+def comparable(state: Mapping[tuple, Any], cfg: FeatureConfig) -> dict:
+    """`table_state` as readers see it, without watermark arrival times (the stream's clock) and with
+    floats rounded (sums in another order differ in the last bits)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, float):
+            return round(value, 9)
+        return value
+
+    out = {}
+    for key, row in readers_view(state, cfg.trending_half_life_hours).items():
+        row = dict(row)
+        if c.USER_WATERMARKS in row:
+            row[c.USER_WATERMARKS] = {shard: mark[0] for shard, mark in row[c.USER_WATERMARKS].items()}
+        out[key] = clean(row)
+    return out
+
+
+def process_env(cfg: FeatureConfig, dead_letter_queue_url: str) -> dict[str, str]:
+    """The environment CDK gives the process function, for `cfg` and the two test tables."""
+    return {
+        c.ENV_USERS_TABLE: USERS_TABLE,
+        c.ENV_ITEMS_TABLE: ITEMS_TABLE,
+        c.ENV_DLQ_URL: dead_letter_queue_url,
+        c.ENV_USER_TTL_SECONDS: str(cfg.user_ttl_seconds),
+        c.ENV_ITEM_TTL_SECONDS: str(cfg.item_ttl_seconds),
+        c.ENV_ALLOWED_LATENESS_SECONDS: str(cfg.allowed_lateness_ms // 1000),
+        c.ENV_TRENDING_SLOTS: str(cfg.trending_slots),
+        c.ENV_EXPERIMENTS: "[]",
+    }
+
+
+def create_process_function(lam: Any, iam: Any, env: Mapping[str, str], name: str = "process") -> str:
+    """A process function in moto's Lambda with `env` (its code never runs there); returns its ARN."""
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    return lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="process.handler.handler",
+        Code={"ZipFile": code.getvalue()},
+        Environment={"Variables": dict(env)},
+    )["FunctionArn"]
 
 
 def assert_same_rows(actual: Any, expected: Any, path: str = "") -> None:

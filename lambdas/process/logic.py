@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
+import hashlib
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -167,10 +168,23 @@ def decode(record: KinesisRecord) -> tuple[dict[str, Any] | None, str | None]:
         raw = decode_record(record.data)
     except PoisonRecord as error:
         return None, f"undecodable: {error}"
-    event, violations = validate_event(raw, now=None, max_age=timedelta(0), max_future=timedelta(0))
+    event, violations = validate_event(
+        raw,
+        now=None,
+        max_age=timedelta(0),
+        max_future=timedelta(0),
+        assign_id=lambda: record_event_id(record),
+    )
     if event is None:
         return None, "invalid: " + "; ".join(v.message() for v in violations)
     return event, None
+
+
+def record_event_id(record: KinesisRecord) -> str:
+    """The id of an event that came without one (written around ingest), from its place in the stream:
+    every delivery and every redrive of the record gets the same id, so redrive mode dedupes it."""
+    where = f"{record.shard_id}:{record.sequence_number}".encode()
+    return "record-" + hashlib.blake2b(where, digest_size=16).hexdigest()
 
 
 def reason_kind(reason: str) -> str:

@@ -1,13 +1,13 @@
-"""Redrive end to end (moto in-process): a batch exhausts its retries, lands on the on-failure queue, and
-tools/redrive.py re-reads it from the stream and restores the exact features."""
+"""Redrive of the on-failure queue (moto in-process): a batch exhausts its retries, lands on the on-failure
+queue, and `python -m tools.redrive --source on-failure` re-reads it from the stream and restores the
+exact features. Dead-letter replay and the local pipeline: test_redrive_replay.py."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
-import zipfile
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,21 +17,23 @@ from moto import mock_aws
 from process import handler as process_handler
 from process.config import ProcessConfig
 from streamrec_core import constants as c
-from streamrec_core.feature_store import from_item, to_item
-from streamrec_core.features import FeatureConfig, MemoryFeatures, event_from_record
+from streamrec_core.features import FeatureConfig
 
 from local_emulator import moto_patches
 from local_emulator.esm import EsmConfig, EsmPoller
 from local_emulator.testing import FakeClock, create_stream
+from tests import feature_kit
 from tests.feature_kit import (
-    ITEMS_TABLE,
     USERS_TABLE,
     FaultyDynamoDB,
+    create_process_function,
     create_tables,
-    readers_view,
+    process_env,
+    reference_state,
     table_state,
 )
 from tools import redrive
+from tools.redrive.messages import CorruptMessage, parse_failed_batch
 
 STREAM = "events"
 FEATURES = FeatureConfig(
@@ -80,21 +82,6 @@ LATER = [
 ]
 
 
-def create_process_function(lam: Any, iam: Any, env: dict[str, str]) -> str:
-    role = iam.create_role(RoleName="process", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
-    return lam.create_function(
-        FunctionName="process",
-        Runtime="python3.12",
-        Role=role,
-        Handler="process.handler.handler",
-        Code={"ZipFile": code.getvalue()},
-        Environment={"Variables": env},
-    )["FunctionArn"]
-
-
 @pytest.fixture
 def outage():
     """A pipeline where DynamoDB throttles every write after the first until a batch is given up."""
@@ -105,16 +92,7 @@ def outage():
         create_tables(dynamodb)
         dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
         on_failure_url = sqs.create_queue(QueueName="on-failure")["QueueUrl"]
-        env = {
-            c.ENV_USERS_TABLE: USERS_TABLE,
-            c.ENV_ITEMS_TABLE: ITEMS_TABLE,
-            c.ENV_DLQ_URL: dlq,
-            c.ENV_USER_TTL_SECONDS: str(FEATURES.user_ttl_seconds),
-            c.ENV_ITEM_TTL_SECONDS: str(FEATURES.item_ttl_seconds),
-            c.ENV_ALLOWED_LATENESS_SECONDS: str(FEATURES.allowed_lateness_ms // 1000),
-            c.ENV_TRENDING_SLOTS: str(FEATURES.trending_slots),
-            c.ENV_EXPERIMENTS: "[]",
-        }
+        env = process_env(FEATURES, dlq)
         function_arn = create_process_function(
             boto3.client("lambda", region_name="us-east-1"), boto3.client("iam", region_name="us-east-1"), env
         )
@@ -153,45 +131,26 @@ def outage():
 
 
 def reference() -> dict:
-    memory = MemoryFeatures(FEATURES)
-    for n, event in enumerate(BATCH_A + LATER, start=1):
-        memory.apply_event(
-            event_from_record(event, shard_id="shardId-000000000000", sequence_number=str(n), arrival_ms=0)
-        )
-    state = {}
-    for (table, pk, sk), row in memory.rows.items():
-        stored = from_item(to_item(row))
-        stored.pop(c.ATTR_VERSION, None)
-        state[("users", pk) if table == "users" else ("items", pk, sk)] = stored
-    return state
+    return reference_state(FEATURES, [(event, str(n)) for n, event in enumerate(BATCH_A + LATER, start=1)])
 
 
 def comparable(state: dict) -> dict:
-    """Without watermark arrival times (the stream's clock) and with floats rounded (sum order differs)."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        if isinstance(value, float):
-            return round(value, 9)
-        return value
-
-    out = {}
-    for key, row in readers_view(state, FEATURES.trending_half_life_hours).items():
-        row = dict(row)
-        if c.USER_WATERMARKS in row:
-            row[c.USER_WATERMARKS] = {shard: mark[0] for shard, mark in row[c.USER_WATERMARKS].items()}
-        out[key] = clean(row)
-    return out
+    return feature_kit.comparable(state, FEATURES)
 
 
-def run_cli(*args: str) -> tuple[int, dict]:
-    out = io.StringIO()
-    with redirect_stdout(out):
-        code = redrive.main(list(args))
-    return code, json.loads(out.getvalue())
+def run_cli(*args: str) -> tuple[int, dict, str]:
+    """Redrive the outage's on-failure queue: (exit code, that queue's summary, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = redrive.main(["--source", "on-failure", "--region", "us-east-1", *args])
+    return code, json.loads(out.getvalue())["on-failure"], err.getvalue()
+
+
+def visible_now(sqs, queue: str) -> list[dict]:
+    """The messages a consumer gets right now: hidden ones are not among them (and these stay visible)."""
+    return sqs.receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=0
+    ).get("Messages", [])
 
 
 def test_a_given_up_batch_is_on_the_queue_and_its_users_features_are_missing(outage):
@@ -207,13 +166,13 @@ def test_a_given_up_batch_is_on_the_queue_and_its_users_features_are_missing(out
 
 def test_redrive_restores_the_exact_features_and_deletes_the_message(outage):
     start = int(outage["sent"][0]["KinesisBatchInfo"]["startSequenceNumber"])
-    code, summary = run_cli("--queue-url", outage["queue"], "--region", "us-east-1")
-    assert code == 0 and summary["redriven"] == 1 and summary["records"] == 7 - start
+    code, summary, _ = run_cli("--on-failure-url", outage["queue"])
+    assert code == 0 and summary["handled"] == 1 and summary["records"] == 7 - start
     assert summary["applied"] == 7 - start and summary["already_applied"] == 0
     assert comparable(table_state(outage["dynamodb"])) == comparable(reference())
     assert outage["sqs"].receive_message(QueueUrl=outage["queue"]).get("Messages") is None
     # a second run finds nothing to do
-    assert run_cli("--queue-url", outage["queue"], "--region", "us-east-1")[1]["messages"] == 0
+    assert run_cli("--on-failure-url", outage["queue"])[1]["messages"] == 0
 
 
 def test_redriving_the_same_range_twice_counts_nothing_twice(outage):
@@ -221,26 +180,48 @@ def test_redriving_the_same_range_twice_counts_nothing_twice(outage):
     outage["sqs"].send_message(
         QueueUrl=outage["queue"], MessageBody=json.dumps(message)
     )  # a duplicate message
-    code, summary = run_cli("--queue-url", outage["queue"], "--region", "us-east-1")
-    assert code == 0 and summary["redriven"] == 2 and summary["already_applied"] == summary["records"] // 2
+    code, summary, _ = run_cli("--on-failure-url", outage["queue"])
+    assert code == 0 and summary["handled"] == 2 and summary["already_applied"] == summary["records"] // 2
     assert comparable(table_state(outage["dynamodb"])) == comparable(reference())
 
 
-def test_dry_run_changes_nothing_and_keeps_the_message(outage):
+def test_dry_run_says_what_it_would_apply_changes_nothing_and_keeps_the_message(outage):
+    start = int(outage["sent"][0]["KinesisBatchInfo"]["startSequenceNumber"])
     before = table_state(outage["dynamodb"])
-    code, summary = run_cli("--queue-url", outage["queue"], "--region", "us-east-1", "--dry-run")
-    assert code == 0 and summary["dry_run"] and summary["messages"] == 1 and summary["records"] > 0
+    code, summary, _ = run_cli("--on-failure-url", outage["queue"], "--dry-run")
+    assert code == 0 and summary["messages"] == 1 and summary["handled"] == 1
+    assert summary["applied"] == 7 - start  # what a run would apply, from the real rows
     assert table_state(outage["dynamodb"]) == before
-    assert len(outage["sqs"].receive_message(QueueUrl=outage["queue"])["Messages"]) == 1
+    assert len(visible_now(outage["sqs"], outage["queue"])) == 1
 
 
-def test_unrecognised_messages_are_kept_and_reported(outage):
+def test_a_corrupt_message_is_reported_by_field_kept_visible_and_the_others_are_redriven(outage):
     outage["sqs"].send_message(QueueUrl=outage["queue"], MessageBody="hello")
-    code, summary = run_cli("--queue-url", outage["queue"], "--region", "us-east-1")
-    assert code == 1 and summary["unrecognised"] == 1 and summary["redriven"] == 1
+    code, summary, err = run_cli("--on-failure-url", outage["queue"])
+    assert code == 1 and summary["kept"] == 1 and summary["handled"] == 1
+    assert "body: must be JSON" in err and "Traceback" not in err
+    assert [m["Body"] for m in visible_now(outage["sqs"], outage["queue"])] == ["hello"]
+    assert comparable(table_state(outage["dynamodb"])) == comparable(reference())
 
 
-def test_parse_message_reads_aws_batch_info():
+def test_a_corrupt_feature_row_fails_that_message_only_and_it_is_visible_again_at_once(outage):
+    """Given a user row of the given-up batch that cannot be read (corrupt JSON), when redrive runs,
+    it names the message and the error (no traceback), exits 1, leaves the message visible at once, and
+    a second run finds it again instead of reporting an empty queue."""
+    outage["dynamodb"].put_item(
+        TableName=USERS_TABLE,
+        Item={c.USERS_PK: {"S": "u2"}, c.USER_HISTORY: {"S": "{not json"}, c.ATTR_VERSION: {"N": "1"}},
+    )
+    code, summary, err = run_cli("--on-failure-url", outage["queue"])
+    assert code == 1 and summary["kept"] == 1 and summary["handled"] == 0
+    (problem,) = summary["problems"]
+    assert "processing failed" in problem and "Traceback" not in err and problem in err
+    assert len(visible_now(outage["sqs"], outage["queue"])) == 1
+    code, summary, _ = run_cli("--on-failure-url", outage["queue"])
+    assert code == 1 and summary["messages"] == 1 and summary["kept"] == 1
+
+
+def test_parse_failed_batch_reads_aws_batch_info():
     message = {
         "MessageId": "m",
         "ReceiptHandle": "r",
@@ -257,7 +238,30 @@ def test_parse_message_reads_aws_batch_info():
             }
         ),
     }
-    batch = redrive.parse_message(message)
-    assert batch is not None and batch.stream_name == "events" and batch.condition == "RecordAgeExceeded"
+    batch = parse_failed_batch(message)
+    assert batch.stream_name == "events" and batch.condition == "RecordAgeExceeded"
     assert int(batch.end) > int(batch.start) and not math.isnan(batch.batch_size)
-    assert redrive.parse_message({"ReceiptHandle": "r", "Body": "{}"}) is None
+
+
+@pytest.mark.parametrize(
+    ("info", "field"),
+    [
+        (None, "KinesisBatchInfo"),
+        ({"startSequenceNumber": "x1"}, "KinesisBatchInfo.startSequenceNumber"),
+        ({"endSequenceNumber": "1"}, "KinesisBatchInfo.endSequenceNumber"),
+        ({"streamArn": "events"}, "KinesisBatchInfo.streamArn"),
+        ({"shardId": ""}, "KinesisBatchInfo.shardId"),
+        ({"batchSize": "3"}, "KinesisBatchInfo.batchSize"),
+    ],
+)
+def test_parse_failed_batch_names_the_broken_field(info, field):
+    good = {
+        "shardId": "shardId-1",
+        "startSequenceNumber": "5",
+        "endSequenceNumber": "9",
+        "streamArn": "arn:aws:kinesis:us-east-1:1:stream/events",
+        "batchSize": 3,
+    }
+    body = {"KinesisBatchInfo": None if info is None else {**good, **info}}
+    with pytest.raises(CorruptMessage, match=f"^{field}: "):
+        parse_failed_batch({"Body": json.dumps(body)})

@@ -343,6 +343,19 @@ def test_redrive_applies_records_the_mapping_skipped_below_a_later_watermark():
     assert store.rows()[user_key("u1")][c.USER_COUNTS] == {"view": 3}
 
 
+def test_a_record_without_event_id_redriven_twice_is_applied_once():
+    """A record written around ingest may carry no event_id; its id comes from its place in the stream,
+    so redrive mode (which trusts ids, not watermarks) recognises it the second time."""
+    store = MemoryStore()
+    body = event(1, item="a", ts=ts(1))
+    del body["event_id"]
+    records = records_for([body])
+    assert processor(store).process(records, redrive=True).applied == 1
+    again = processor(store).process(records, redrive=True)
+    assert again.applied == 0 and again.duplicates == 1
+    assert store.rows()[user_key("u1")][c.USER_COUNTS] == {"view": 1}
+
+
 def test_parse_kinesis_event_reads_shard_sequence_and_arrival():
     (record,) = parse_kinesis_event(
         kinesis_event(
