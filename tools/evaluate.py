@@ -10,7 +10,7 @@ The protocol (both modes):
   prefix) is the training part; the rest is held out. ``--validation`` evaluates inside the training
   part only (its own first ``train_fraction`` trains, the rest validates), so the test part is never
   used to choose parameters.
-- The training part is folded into the features with the real fold (``MemoryFeatures`` offline, the
+- The training part is folded into the features with the real fold (``ReferenceFold`` offline, the
   deployed process function online).
 - The held-out part is walked in time order. Every held-out event of a *known* user (one with at least
   one item event in the training part) is a query: recommendations are asked for as of just before it
@@ -46,14 +46,10 @@ if _LAMBDAS not in sys.path:
 
 from serve.experiments import Experiment, Variant  # noqa: E402
 from serve.logic import Recommender, ServeSettings  # noqa: E402
-from streamrec_core.constants import API_KEY_HEADER, MODEL_NAME, USER_HISTORY  # noqa: E402
-from streamrec_core.features import (  # noqa: E402
-    ITEM_EVENT_TYPES,
-    FeatureConfig,
-    Key,
-    MemoryFeatures,
-    Row,
-)
+from streamrec_core.constants import API_KEY_HEADER, MODEL_NAME  # noqa: E402
+from streamrec_core.features.config import FeatureConfig  # noqa: E402
+from streamrec_core.features.events import ITEM_EVENT_TYPES  # noqa: E402
+from streamrec_core.features.reference import ReferenceFold  # noqa: E402
 
 from tools.replay import (  # noqa: E402
     Replayer,
@@ -76,10 +72,7 @@ MODEL_POPULARITY = "popularity"
 MODEL_RECENT = "recent"
 # Offline features keep every event: no lateness (events arrive at their own time), long TTLs.
 OFFLINE_CONFIG = FeatureConfig(
-    user_ttl_seconds=90 * 86_400,
-    item_ttl_seconds=90 * 86_400,
-    allowed_lateness_ms=3_600_000,
-    trending_slots=1,
+    user_ttl_seconds=90 * 86_400, item_ttl_seconds=90 * 86_400, allowed_lateness_ms=3_600_000
 )
 
 
@@ -188,35 +181,13 @@ def known_users(train: Iterable[Mapping[str, Any]]) -> set[str]:
 
 
 # --- Models over in-memory features ----------------------------------------------------------------
-class MemoryReader:
-    """Serve's row reader port over MemoryFeatures rows (rows are copied out, as a real read would be)."""
-
-    def __init__(self, features: MemoryFeatures) -> None:
-        self.features = features
-
-    def read(self, keys: Iterable[Key], *, consistent: bool = True) -> dict[Key, Row | None]:
-        return {key: self.features.rows.get(key) for key in keys}
-
-    def get(self, key: Key, *, consistent: bool = False) -> Row | None:
-        return self.features.rows.get(key)
-
-    def query_items(self, pk: str, *, limit: int = 1000) -> list[Row]:
-        return []
-
-
 def covisit_model(
-    features: MemoryFeatures, params: Mapping[str, Any] | None = None
+    features: ReferenceFold, params: Mapping[str, Any] | None = None
 ) -> Callable[[str, int], list[str]]:
     """covisit-v1 as serve runs it, with `params` as the (single) variant's model parameters."""
     experiments = (Experiment("evaluate", (Variant("evaluate", 1.0, dict(params or {})),)),) if params else ()
-    recommender = Recommender(
-        MemoryReader(features),
-        ServeSettings(
-            trending_slots=features.cfg.trending_slots,
-            experiments=experiments,
-            trending_half_life_hours=features.cfg.trending_half_life_hours,
-        ),
-    )
+    # The fold changes between queries: no trending cache.
+    recommender = Recommender(features, ServeSettings(experiments=experiments, trending_cache_seconds=0))
 
     def ask(user_id: str, k: int) -> list[str]:
         body = recommender.recommendations(user_id, k=k, request_id="evaluate").body
@@ -225,22 +196,22 @@ def covisit_model(
     return ask
 
 
-def popularity_model(features: MemoryFeatures) -> Callable[[str, int], list[str]]:
+def popularity_model(features: ReferenceFold) -> Callable[[str, int], list[str]]:
     """The global trending list as the features hold it now, the same for every user."""
 
     def ask(user_id: str, k: int) -> list[str]:
-        return [item for item, _score, _category in features.trending()[:k]]
+        return [trend.item for trend in features.trending()[:k]]
 
     return ask
 
 
-def recent_model(features: MemoryFeatures) -> Callable[[str, int], list[str]]:
+def recent_model(features: ReferenceFold) -> Callable[[str, int], list[str]]:
     """The user's own latest distinct items, newest first."""
 
     def ask(user_id: str, k: int) -> list[str]:
-        user = features.user(user_id)
+        user = features.users.get(user_id)
         found: list[str] = []
-        for item, _type, _when, _category in reversed(user.get(USER_HISTORY, []) if user else []):
+        for item, _type, _when, _category in reversed(user.history if user else []):
             if item not in found:
                 found.append(item)
                 if len(found) >= k:
@@ -250,8 +221,8 @@ def recent_model(features: MemoryFeatures) -> Callable[[str, int], list[str]]:
     return ask
 
 
-def _fold(features: MemoryFeatures, event: Mapping[str, Any], seq: int) -> None:
-    features.apply(to_schema_event(dict(event), event["timestamp"]), sequence_number=seq)
+def _fold(features: ReferenceFold, event: Mapping[str, Any], seq: int) -> None:
+    features.apply_dict(to_schema_event(dict(event), event["timestamp"]), sequence_number=seq)
 
 
 # --- Offline ---------------------------------------------------------------------------------------
@@ -268,7 +239,7 @@ def evaluate_offline(
     """Fold the training part, then query before each held-out event of a known user (see module doc)."""
     train, test = split_events(events, train_fraction, validation=validation)
     known = known_users(train)
-    features = MemoryFeatures(cfg)
+    features = ReferenceFold(cfg)
     models = {
         MODEL_NAME: covisit_model(features, params),
         MODEL_RECENT: recent_model(features),
@@ -367,13 +338,7 @@ def evaluate_online(
     sender = Replayer(api.base_url, api.producer_key)
     summary = ReplaySummary()
 
-    cfg = FeatureConfig(
-        user_ttl_seconds=OFFLINE_CONFIG.user_ttl_seconds,
-        item_ttl_seconds=OFFLINE_CONFIG.item_ttl_seconds,
-        allowed_lateness_ms=OFFLINE_CONFIG.allowed_lateness_ms,
-        trending_slots=1,
-    )
-    mirror = MemoryFeatures(cfg)
+    mirror = ReferenceFold(OFFLINE_CONFIG)
     mirror_models: dict[str, Callable[[str, int], list[str]]] = {
         name: covisit_model(mirror, params) for name, params in (variant_params or {}).items()
     }
@@ -386,7 +351,7 @@ def evaluate_online(
         nonlocal seq
         timed = to_schema_event(event, format_timestamp(retimer(source_time(event))), id_salt=salt)
         seq += 1
-        mirror.apply(timed, sequence_number=seq)
+        mirror.apply_dict(timed, sequence_number=seq)
         return timed
 
     def flush() -> None:

@@ -16,8 +16,7 @@ from streamrec_core.constants import (
     DLQ_SEQUENCE_NUMBER,
     DLQ_SHARD_ID,
 )
-
-from process.logic import DeadLetter
+from streamrec_core.kinesis import DeadLetter
 
 # SQS limits: 10 entries and 256 KiB per SendMessageBatch, 256 KiB per message.
 SQS_BATCH_MAX_ENTRIES = 10

@@ -1,6 +1,6 @@
 """Kinesis batch handler: records -> feature logic -> feature store; answers with batchItemFailures.
 
-Thin on purpose: read config once per container, parse the event, run `BatchProcessor`, emit metrics,
+Thin on purpose: read config once per container, parse the event, run `HotPath`, emit metrics,
 return `{"batchItemFailures": [...]}` (an empty list = the whole batch is done). Exceptions are left to
 propagate: the event source mapping then retries or bisects the batch, and the watermarks make the
 replay idempotent. Logs carry counts and sequence numbers, never event contents.
@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from streamrec_core import constants as c
-from streamrec_core.feature_store import FeatureStore
+from streamrec_core.features.dynamodb import DEFAULT_WRITERS, DynamoStore
+from streamrec_core.kinesis import parse_kinesis_event
 
 from process.config import ProcessConfig
 from process.dead_letter import SqsDeadLetters
-from process.logic import BatchProcessor, BatchResult, parse_kinesis_event
+from process.logic import BatchResult, HotPath
 
 logger = Logger(service=c.PROCESS_SERVICE)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.PROCESS_SERVICE)
@@ -29,16 +30,20 @@ tracer = Tracer(service=c.PROCESS_SERVICE)
 
 # botocore retries throttled calls a few times itself; our processor adds its own bounded retries and
 # then hands the rest back to the event source mapping.
+# The store writes user rows from a pool of threads: one connection each.
 _CLIENT_CONFIG = Config(
-    retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=10
+    retries={"total_max_attempts": 3, "mode": "standard"},
+    connect_timeout=2,
+    read_timeout=10,
+    max_pool_connections=DEFAULT_WRITERS + 4,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Dependencies:
     config: ProcessConfig
-    store: FeatureStore
-    processor: BatchProcessor
+    store: DynamoStore
+    processor: HotPath
 
 
 _dependencies: Dependencies | None = None
@@ -49,12 +54,12 @@ def configure(
 ) -> Dependencies:
     """Set the container's dependencies (tests inject moto-backed or fault-injecting clients here)."""
     global _dependencies
-    store = FeatureStore(dynamodb_client, config.users_table, config.items_table)
+    store = DynamoStore(dynamodb_client, config.users_table, items_table="")
     dead_letters = SqsDeadLetters(sqs_client, config.dead_letter_queue_url)
     _dependencies = Dependencies(
         config=config,
         store=store,
-        processor=BatchProcessor(store, dead_letters, config.features, **processor_options),
+        processor=HotPath(store, dead_letters, config.features, **processor_options),
     )
     return _dependencies
 
@@ -99,7 +104,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "duplicates": result.duplicates,
             "seen": result.seen,
             "dead_lettered": result.dead_lettered,
-            "chunks": result.chunks,
+            "users_written": result.users_written,
             "conflicts": result.conflicts,
             "throttles": result.throttles,
             "failed_sequence_number": result.failed_sequence_number,
@@ -130,25 +135,3 @@ def emit_metrics(result: BatchResult, write_requests: int) -> None:
     )
     if result.redrive_uncertain:
         metrics.add_metric(name=c.METRIC_REDRIVE_UNCERTAIN, unit=count, value=result.redrive_uncertain)
-    # Per-variant clicks and purchases (impressions are counted by serve when it answers).
-    per_metric = {"click": c.METRIC_VARIANT_CLICKS, "purchase": c.METRIC_VARIANT_PURCHASES}
-    totals: dict[str, int] = {}
-    for (experiment_id, variant, event_type), value in sorted(result.attributed.items()):
-        name = per_metric.get(event_type)
-        if name is None:
-            continue
-        totals[name] = totals.get(name, 0) + value
-        with single_metric(
-            name=name,
-            unit=count,
-            value=value,
-            namespace=c.METRICS_NAMESPACE,
-            default_dimensions={
-                "service": c.PROCESS_SERVICE,
-                c.METRIC_DIMENSION_EXPERIMENT: experiment_id,
-                c.METRIC_DIMENSION_VARIANT: variant,
-            },
-        ):
-            pass
-    for name, value in totals.items():
-        metrics.add_metric(name=name, unit=count, value=value)

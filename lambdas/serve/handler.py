@@ -19,8 +19,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from streamrec_core import constants as c
 from streamrec_core import routes
-from streamrec_core.env import ConfigError, require_int, require_str
-from streamrec_core.feature_store import FeatureStore, StoreError, Throttled
+from streamrec_core.env import ConfigError, require_str
+from streamrec_core.features.dynamodb import DynamoStore
+from streamrec_core.features.store import StoreError, Throttled
 from streamrec_core.http import (
     ERROR_BAD_REQUEST,
     ERROR_INTERNAL,
@@ -65,7 +66,6 @@ SERVE_ROUTES = routes.routes_of(routes.SERVE)
 class ServeConfig:
     users_table: str
     items_table: str
-    trending_slots: int
     experiments: tuple[Experiment, ...]
     cors_allowed_origins: tuple[str, ...]
     key_ids: Mapping[routes.KeyRole, str]  # the API key id each key role of serve's routes accepts
@@ -80,7 +80,6 @@ class ServeConfig:
         return cls(
             users_table=require_str(env, c.ENV_USERS_TABLE),
             items_table=require_str(env, c.ENV_ITEMS_TABLE),
-            trending_slots=require_int(env, c.ENV_TRENDING_SLOTS, minimum=1, maximum=64),
             experiments=experiments,
             cors_allowed_origins=parse_origins(env.get(c.ENV_CORS_ALLOWED_ORIGINS)),
             key_ids=routes.key_ids_from_env(env, routes.SERVE),
@@ -90,7 +89,7 @@ class ServeConfig:
 @dataclass(frozen=True, slots=True)
 class Dependencies:
     config: ServeConfig
-    store: FeatureStore
+    store: DynamoStore
     recommender: Recommender
 
 
@@ -100,8 +99,8 @@ _dependencies: Dependencies | None = None
 def configure(config: ServeConfig, dynamodb_client: Any) -> Dependencies:
     """Set the container's dependencies (tests inject a moto-backed or call-counting client here)."""
     global _dependencies
-    store = FeatureStore(dynamodb_client, config.users_table, config.items_table)
-    settings = ServeSettings(trending_slots=config.trending_slots, experiments=config.experiments)
+    store = DynamoStore(dynamodb_client, config.users_table, config.items_table, writers=1)
+    settings = ServeSettings(experiments=config.experiments)
     _dependencies = Dependencies(config, store, Recommender(store, settings))
     return _dependencies
 

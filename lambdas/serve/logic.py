@@ -7,22 +7,19 @@ Lambda, fakes in tests).
 from __future__ import annotations
 
 import re
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from streamrec_core.constants import (
-    DDB_BATCH_GET_MAX_KEYS,
-    EXPERIMENT_CLICKS,
-    EXPERIMENT_IMPRESSIONS,
-    EXPERIMENT_PK_PREFIX,
-    EXPERIMENT_PURCHASES,
-    EXPERIMENT_VARIANT_ATTR,
-    MODEL_NAME,
-    USER_LAST_EVENT_AT,
-)
-from streamrec_core.features import Key, Row, item_key, merge_trending, trending_keys, user_key
+from streamrec_core.constants import DDB_BATCH_GET_MAX_KEYS, MODEL_NAME
+from streamrec_core.features.codec import Row
+from streamrec_core.features.counters import CounterRow
+from streamrec_core.features.item_aggregates import ItemRow
+from streamrec_core.features.keys import Key, item_key, trending_key, user_key
+from streamrec_core.features.trending import Trend, TrendingList
+from streamrec_core.features.user_fold import UserRow
 from streamrec_core.http import ERROR_BAD_REQUEST, ERROR_NOT_FOUND, HttpError
 from streamrec_core.ranking import (
     MAX_K,
@@ -53,23 +50,43 @@ K_RULE = f"must be an integer between 1 and {MAX_K} in ASCII digits"
 EXCLUDE_RULE = (
     f"must be at most {MAX_EXCLUDE} comma-separated item ids, each matching {ID_CHARSET}{{1,{ITEM_ID_MAX}}}"
 )
-# Trending scores halve every this many event-time hours (the process function's default).
-TRENDING_HALF_LIFE_HOURS = 6.0
+# Merged trending lists change at most every merge interval (15 s): serve keeps them this long.
+TRENDING_CACHE_SECONDS = 10.0
 
 
 class RowReader(Protocol):
-    def read(self, keys: Iterable[Key], *, consistent: bool = True) -> dict[Key, Row | None]: ...
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]: ...
 
-    def get(self, key: Key, *, consistent: bool = False) -> Row | None: ...
-
-    def query_items(self, pk: str, *, limit: int = 1000) -> list[Row]: ...
+    def query_counters(self, experiment_id: str) -> list[CounterRow]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
-    trending_slots: int
     experiments: tuple[Experiment, ...]
-    trending_half_life_hours: float = TRENDING_HALF_LIFE_HOURS
+    trending_cache_seconds: float = TRENDING_CACHE_SECONDS
+
+
+@dataclass
+class TrendingCache:
+    """Merged trending lists kept per container for a few seconds (they change every merge interval)."""
+
+    ttl_seconds: float
+    clock: Callable[[], float] = time.monotonic
+    _lists: dict[Key, tuple[float, list[Trend]]] = field(default_factory=dict)
+
+    def get(self, key: Key) -> list[Trend] | None:
+        found = self._lists.get(key)
+        if found is None or found[0] < self.clock():
+            return None
+        return found[1]
+
+    def put(self, key: Key, row: Row | None) -> list[Trend]:
+        items = row.items if isinstance(row, TrendingList) else []
+        if self.ttl_seconds > 0:
+            if len(self._lists) > 10_000:
+                self._lists.clear()
+            self._lists[key] = (self.clock() + self.ttl_seconds, items)
+        return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +153,12 @@ def _items(recs: Sequence[Recommendation]) -> list[dict[str, Any]]:
 class Recommender:
     """The read side: recommendations, similar items, experiment results."""
 
-    def __init__(self, reader: RowReader, settings: ServeSettings) -> None:
+    def __init__(
+        self, reader: RowReader, settings: ServeSettings, *, clock: Callable[[], float] = time.monotonic
+    ):
         self.reader = reader
         self.settings = settings
+        self.trending = TrendingCache(settings.trending_cache_seconds, clock)
 
     def recommendations(
         self,
@@ -149,30 +169,39 @@ class Recommender:
         exclude: Sequence[str] = (),
         request_id: str | None = None,
     ) -> RecommendationResult:
-        """Rank for one user in at most two BatchGetItem round trips."""
+        """Rank for one user in at most two BatchGetItem round trips (trending lists mostly cached)."""
         experiment_id, variant = assign(self.settings.experiments, user_id)
         params = ModelParams.from_params(variant.params)
-        slots = self.settings.trending_slots
-        half_life = self.settings.trending_half_life_hours
 
-        # Round trip 1: the user row and the global trending list.
-        first = self.reader.read([user_key(user_id), *trending_keys(None, slots)], consistent=False)
-        user = first.get(user_key(user_id))
-        global_trending = merge_trending((first.get(key) for key in trending_keys(None, slots)), half_life)
+        # Round trip 1: the user row, and the global trending list unless cached.
+        global_key = trending_key()
+        global_trending = self.trending.get(global_key)
+        first_keys = [user_key(user_id)] if global_trending is not None else [user_key(user_id), global_key]
+        first = self.reader.get_many(first_keys, consistent=False)
+        found = first.get(user_key(user_id))
+        user = found if isinstance(found, UserRow) else None
+        if global_trending is None:
+            global_trending = self.trending.put(global_key, first.get(global_key))
 
-        # Round trip 2: profiles of the user's recent items and trending lists of their categories.
+        # Round trip 2: the co-visitation rows of the user's recent items, and the trending lists of
+        # their categories unless cached.
         seeds = seed_items(user, params)[: DDB_BATCH_GET_MAX_KEYS // 2]
-        room = DDB_BATCH_GET_MAX_KEYS - len(seeds)
-        categories = categories_to_fill(user, params, category)[: max(0, room // slots)]
+        categories = categories_to_fill(user, params, category)[: DDB_BATCH_GET_MAX_KEYS - len(seeds)]
+        category_trending: dict[str, list[Trend]] = {}
         second_keys = [item_key(seed.item_id) for seed in seeds]
         for name in categories:
-            second_keys.extend(trending_keys(name, slots))
-        second = self.reader.read(second_keys, consistent=False) if second_keys else {}
-        profiles = {seed.item_id: second.get(item_key(seed.item_id)) for seed in seeds}
-        category_trending = {
-            name: merge_trending((second.get(key) for key in trending_keys(name, slots)), half_life)
-            for name in categories
-        }
+            cached = self.trending.get(trending_key(name))
+            if cached is None:
+                second_keys.append(trending_key(name))
+            else:
+                category_trending[name] = cached
+        second = self.reader.get_many(second_keys, consistent=False) if second_keys else {}
+        profiles = {seed.item_id: _item_row(second.get(item_key(seed.item_id))) for seed in seeds}
+        for name in categories:
+            if name not in category_trending:
+                category_trending[name] = self.trending.put(
+                    trending_key(name), second.get(trending_key(name))
+                )
 
         recs, fallback = recommend(
             user,
@@ -192,24 +221,23 @@ class Recommender:
             "variant": variant.name,
             "request_id": request_id or uuid.uuid4().hex,
             "fallback": fallback,
-            "features_as_of": user.get(USER_LAST_EVENT_AT) if user else None,
+            "features_as_of": user.last_event_ms if user else None,
         }
         return RecommendationResult(body, experiment_id, variant.name, fallback, len(recs))
 
     def similar(self, item_id: str, *, k: int = DEFAULT_K) -> dict[str, Any]:
-        """Co-visitation neighbours of one item (one GetItem)."""
-        profile = self.reader.get(item_key(item_id))
+        """Co-visitation neighbours of one item (one read)."""
+        profile = _item_row(
+            self.reader.get_many([item_key(item_id)], consistent=False).get(item_key(item_id))
+        )
         if profile is None:
-            raise HttpError(ERROR_NOT_FOUND, f"no item {item_id} has been seen")
+            raise HttpError(ERROR_NOT_FOUND, f"no item {item_id} has been seen together with another")
         return {"item_id": item_id, "items": _items(similar_items(profile, k)), "model": MODEL_NAME}
 
     def experiment(self, experiment_id: str) -> dict[str, Any]:
         """Per-variant impressions, clicks, purchases, CTR and conversion with 95% Wilson intervals."""
         configured = next((e for e in self.settings.experiments if e.id == experiment_id), None)
-        rows = {
-            row[EXPERIMENT_VARIANT_ATTR]: row
-            for row in self.reader.query_items(EXPERIMENT_PK_PREFIX + experiment_id)
-        }
+        rows = {row.variant: row for row in self.reader.query_counters(experiment_id)}
         if configured is None and not rows:
             raise HttpError(ERROR_NOT_FOUND, f"no experiment {experiment_id}")
         names = [v.name for v in configured.variants] if configured else []
@@ -217,10 +245,10 @@ class Recommender:
         weights = {v.name: v.weight for v in configured.variants} if configured else {}
         variants = []
         for name in names:
-            row: Mapping[str, Any] = rows.get(name, {})
-            impressions = int(row.get(EXPERIMENT_IMPRESSIONS, 0))
-            clicks = int(row.get(EXPERIMENT_CLICKS, 0))
-            purchases = int(row.get(EXPERIMENT_PURCHASES, 0))
+            row = rows.get(name)
+            impressions = row.impressions if row else 0
+            clicks = row.clicks if row else 0
+            purchases = row.purchases if row else 0
             variants.append(
                 {
                     "variant": name,
@@ -238,3 +266,7 @@ class Recommender:
             "confidence": 0.95,
             "variants": variants,
         }
+
+
+def _item_row(row: Row | None) -> ItemRow | None:
+    return row if isinstance(row, ItemRow) else None

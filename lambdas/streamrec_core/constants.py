@@ -24,7 +24,7 @@ ENV_PUT_RETRY_BUDGET_SECONDS = "PUT_RETRY_BUDGET_SECONDS"
 ENV_USER_TTL_SECONDS = "USER_TTL_SECONDS"
 ENV_ITEM_TTL_SECONDS = "ITEM_TTL_SECONDS"
 ENV_ALLOWED_LATENESS_SECONDS = "ALLOWED_LATENESS_SECONDS"
-ENV_TRENDING_SLOTS = "TRENDING_SLOTS"
+ENV_OUTBOX_RETENTION_SECONDS = "OUTBOX_RETENTION_SECONDS"
 ENV_EXPERIMENTS = "EXPERIMENTS_JSON"
 # Powertools reads these itself.
 ENV_POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
@@ -66,6 +66,8 @@ ITEM_REQUIRED_TYPES = frozenset({"view", "add_to_cart", "favorite", "purchase"})
 # --- Functions: Powertools service names (also the `service` dimension of every EMF metric) ----------
 INGEST_SERVICE = "streamrec-ingest"
 PROCESS_SERVICE = "streamrec-process"
+AGGREGATE_SERVICE = "streamrec-aggregate"
+EXPERIMENTS_SERVICE = "streamrec-experiments"
 SERVE_SERVICE = "streamrec-serve"
 
 # --- EMF metric names (namespace METRICS_NAMESPACE, dimension service=<function service>) ------------
@@ -156,6 +158,11 @@ METRIC_EVENTS_APPLIED = "EventsApplied"
 METRIC_FEATURE_WRITE_CONFLICTS = "FeatureWriteConflicts"
 METRIC_FEATURE_WRITE_THROTTLES = "FeatureWriteThrottles"
 METRIC_REDRIVE_UNCERTAIN = "RedriveUncertain"
+# Aggregate branches (items, experiments).
+METRIC_AGGREGATE_EFFECTS = "AggregateEffects"  # records with an effect on the branch
+METRIC_AGGREGATE_NOT_READY = "AggregateNotReady"  # left for a retry: the hot path had not applied them
+METRIC_AGGREGATE_UNRESOLVED = "AggregateUnresolved"  # outbox entry expired: lag beyond the retention
+METRIC_TRENDING_MERGES = "TrendingMerges"
 METRIC_EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
 # Dimensions of the per-variant metrics (METRIC_VARIANT_*), emitted besides the service-only series.
 METRIC_DIMENSION_EXPERIMENT = "experiment"

@@ -37,14 +37,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from streamrec_core.constants import (
-    ITEM_CATEGORY,
-    ITEM_COVISIT,
-    USER_AFFINITY,
-    USER_BOUGHT,
-    USER_HISTORY,
-)
-from streamrec_core.features import TYPE_WEIGHTS
+from streamrec_core.features.events import TYPE_WEIGHTS
+from streamrec_core.features.item_aggregates import ItemRow
+from streamrec_core.features.trending import Trend
+from streamrec_core.features.user_fold import UserRow
 
 REASON_COVISIT = "covisit"
 REASON_CATEGORY = "category"
@@ -109,13 +105,13 @@ class Seed:
     category: str
 
 
-def seed_items(user: Mapping[str, Any] | None, params: ModelParams) -> list[Seed]:
+def seed_items(user: UserRow | None, params: ModelParams) -> list[Seed]:
     """The user's latest distinct items, newest first, weighted by recency and strongest interest."""
     if not user:
         return []
     interest: dict[str, int] = {}
     order: list[tuple[str, str]] = []
-    for item, event_type, _when, category in reversed(user.get(USER_HISTORY, [])):
+    for item, event_type, _when, category in reversed(user.history):
         weight = TYPE_WEIGHTS.get(event_type, 1)
         if item not in interest:
             if len(order) >= params.seed_items:
@@ -132,10 +128,10 @@ def seed_items(user: Mapping[str, Any] | None, params: ModelParams) -> list[Seed
     return seeds
 
 
-def latest_items(user: Mapping[str, Any], count: int) -> list[str]:
+def latest_items(user: UserRow, count: int) -> list[str]:
     """The user's `count` newest distinct history items, newest first."""
     found: list[str] = []
-    for item, _type, _when, _category in reversed(user.get(USER_HISTORY, [])):
+    for item, _type, _when, _category in reversed(user.history):
         if len(found) >= count:
             break
         if item not in found:
@@ -143,9 +139,9 @@ def latest_items(user: Mapping[str, Any], count: int) -> list[str]:
     return found
 
 
-def seen_items(user: Mapping[str, Any], params: ModelParams) -> list[tuple[str, float, str]]:
+def seen_items(user: UserRow, params: ModelParams) -> list[tuple[str, float, str]]:
     """The user's history items with a revisit weight: type weights of their interactions, decayed by age."""
-    history = user.get(USER_HISTORY, [])
+    history = user.history
     if not history:
         return []
     half_life = params.seen_half_life
@@ -168,18 +164,16 @@ def seen_items(user: Mapping[str, Any], params: ModelParams) -> list[tuple[str, 
     return [(item, weight, categories.get(item, "")) for item, weight in weights.items()]
 
 
-def top_categories(user: Mapping[str, Any] | None, limit: int) -> list[str]:
+def top_categories(user: UserRow | None, limit: int) -> list[str]:
     """The user's categories by decayed affinity, strongest first."""
     if not user or limit <= 0:
         return []
-    affinity: Mapping[str, float] = user.get(USER_AFFINITY, {})
+    affinity: Mapping[str, float] = user.affinity
     ranked = sorted(affinity.items(), key=lambda kv: (-float(kv[1]), kv[0]))
     return [name for name, score in ranked[:limit] if float(score) > 0]
 
 
-def categories_to_fill(
-    user: Mapping[str, Any] | None, params: ModelParams, category: str | None
-) -> list[str]:
+def categories_to_fill(user: UserRow | None, params: ModelParams, category: str | None) -> list[str]:
     """Categories whose trending lists fill the result: the requested one, else the user's top ones."""
     if category:
         return [category]
@@ -187,10 +181,10 @@ def categories_to_fill(
 
 
 def recommend(
-    user: Mapping[str, Any] | None,
-    profiles: Mapping[str, Mapping[str, Any] | None],
-    category_trending: Mapping[str, Sequence[tuple[str, float, str]]],
-    global_trending: Sequence[tuple[str, float, str]],
+    user: UserRow | None,
+    profiles: Mapping[str, ItemRow | None],
+    category_trending: Mapping[str, Sequence[Trend]],
+    global_trending: Sequence[Trend],
     *,
     k: int,
     params: ModelParams,
@@ -199,15 +193,15 @@ def recommend(
 ) -> tuple[list[Recommendation], bool]:
     """Rank up to `k` items for a user; returns (items, used_fallback).
 
-    `profiles` maps item id -> item profile row for (at least) the seed items; `category_trending`
-    maps category -> merged trending list (item, score, category) as `features.merge_trending` gives.
+    `profiles` maps item id -> co-visitation row for (at least) the seed items; `category_trending`
+    maps category -> merged trending list (item, score, category) as `features.trending.merge` gives.
     `used_fallback` is True when no co-visitation candidate was found (cold start included).
     """
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}")
     banned = set(exclude)
     if params.exclude_purchased and user:
-        banned.update(user.get(USER_BOUGHT, []))
+        banned.update(user.bought)
     if params.skip_latest > 0 and user:
         banned.update(latest_items(user, params.skip_latest))
 
@@ -222,10 +216,10 @@ def recommend(
     for seed in seeds:
         item_categories.setdefault(seed.item_id, seed.category)
         profile = profiles.get(seed.item_id)
-        neighbours: Mapping[str, Sequence[Any]] = profile.get(ITEM_COVISIT, {}) if profile else {}
-        if profile and profile.get(ITEM_CATEGORY):
-            item_categories[seed.item_id] = profile[ITEM_CATEGORY]
-        best = max((float(entry[0]) for entry in neighbours.values()), default=0.0)
+        neighbours = profile.neighbours if profile else {}
+        if profile and profile.category:
+            item_categories[seed.item_id] = profile.category
+        best = max((float(entry.score) for entry in neighbours.values()), default=0.0)
         if best > 0:
             for other, (score, other_category) in neighbours.items():
                 scores[other] = scores.get(other, 0.0) + seed.weight * float(score) / best
@@ -238,15 +232,15 @@ def recommend(
             if seen_category:
                 item_categories.setdefault(item, seen_category)
 
-    affinity: Mapping[str, float] = user.get(USER_AFFINITY, {}) if user else {}
+    affinity: Mapping[str, float] = user.affinity if user else {}
     top_affinity = max((float(v) for v in affinity.values()), default=0.0)
     if params.affinity_boost > 0 and top_affinity > 0:
         for item in scores:
             share = float(affinity.get(item_categories.get(item, ""), 0.0)) / top_affinity
             scores[item] *= 1.0 + params.affinity_boost * share
 
-    history = user.get(USER_HISTORY, []) if user else []
-    context = history[-1][3] if history else ""
+    history = user.history if user else []
+    context = history[-1].category if history else ""
     if params.context_boost > 0 and context:
         for item in scores:
             if item_categories.get(item) == context:
@@ -265,7 +259,7 @@ def recommend(
     chosen = {r.item_id for r in result}
     floor = min((r.score for r in result), default=1.0)
 
-    def fill(candidates: Sequence[tuple[str, float, str]], reason: str) -> None:
+    def fill(candidates: Sequence[Trend], reason: str) -> None:
         nonlocal floor
         if len(result) >= k or not candidates:
             return
@@ -287,21 +281,19 @@ def recommend(
     return result, used_fallback
 
 
-def similar_items(
-    profile: Mapping[str, Any] | None, k: int, exclude: Iterable[str] = ()
-) -> list[Recommendation]:
+def similar_items(profile: ItemRow | None, k: int, exclude: Iterable[str] = ()) -> list[Recommendation]:
     """An item's co-visitation neighbours, best first (score = share of the best neighbour's score)."""
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}")
     if not profile:
         return []
     banned = set(exclude)
-    neighbours: Mapping[str, Sequence[Any]] = profile.get(ITEM_COVISIT, {})
-    best = max((float(entry[0]) for entry in neighbours.values()), default=0.0)
+    neighbours = profile.neighbours
+    best = max((float(entry.score) for entry in neighbours.values()), default=0.0)
     if best <= 0:
         return []
     ranked = sorted(
-        ((item, float(entry[0]) / best) for item, entry in neighbours.items() if item not in banned),
+        ((item, float(entry.score) / best) for item, entry in neighbours.items() if item not in banned),
         key=lambda kv: (-kv[1], kv[0]),
     )
     return [Recommendation(item, score, REASON_COVISIT) for item, score in ranked[:k]]

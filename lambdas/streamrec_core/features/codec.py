@@ -23,8 +23,8 @@ from streamrec_core.features.keys import (
     category_of,
     experiment_key,
     experiment_of,
-    item_of,
     item_key,
+    item_of,
     key_attributes,
     kind_of,
     partial_key,
@@ -79,7 +79,11 @@ def _shard_in(value: int | str) -> str:
 
 
 def _seq_out(sequence_number: str) -> int | bytes | str:
-    if sequence_number.isdigit() and sequence_number.isascii() and str(int(sequence_number)) == sequence_number:
+    if (
+        sequence_number.isdigit()
+        and sequence_number.isascii()
+        and str(int(sequence_number)) == sequence_number
+    ):
         number = int(sequence_number)
         if number < 2**64:
             return number
@@ -101,9 +105,7 @@ def _marks_out(marks: Mapping[str, Watermark]) -> list[Any]:
 
 
 def _marks_in(flat: list[Any]) -> dict[str, Watermark]:
-    return {
-        _shard_in(flat[i]): Watermark(_seq_in(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)
-    }
+    return {_shard_in(flat[i]): Watermark(_seq_in(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)}
 
 
 # --- users ---------------------------------------------------------------------------------------------
@@ -179,12 +181,12 @@ def _user_row(user_id: str, version: int, expires_at: int, blob: bytes) -> UserR
         affinity={s[affinity[i]]: affinity[i + 1] / AFFINITY_SCALE for i in range(0, len(affinity), 2)},
         affinity_at=affinity_at,
         bought=[s[i] for i in bought],
-        recent=[
-            RecentId(digests[6 * i : 6 * i + 6], newest - age) for i, age in enumerate(recent_ages)
-        ],
+        recent=[RecentId(digests[6 * i : 6 * i + 6], newest - age) for i, age in enumerate(recent_ages)],
         watermarks=_marks_in(marks),
         outbox=[
-            OutboxEntry(outbox[i], outbox[i + 1], s[outbox[i + 2]], s[outbox[i + 3]], s[outbox[i + 4]], outbox[i + 5])
+            OutboxEntry(
+                outbox[i], outbox[i + 1], s[outbox[i + 2]], s[outbox[i + 3]], s[outbox[i + 4]], outbox[i + 5]
+            )
             for i in range(0, len(outbox), 6)
         ],
         outbox_floor_ms=floor,

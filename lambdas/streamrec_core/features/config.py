@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from streamrec_core import constants as c
+from streamrec_core.env import require_int
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -59,3 +63,13 @@ class FeatureConfig:
             raise ValueError("need 0 < dedup_min <= dedup_cap")
         if self.history_cap < 1 or self.outbox_cap < 1:
             raise ValueError("history_cap and outbox_cap must be >= 1")
+
+
+def feature_config_from_env(env: Mapping[str, str]) -> FeatureConfig:
+    """The FeatureConfig CDK set for a function; ConfigError names the first bad variable."""
+    return FeatureConfig(
+        user_ttl_seconds=require_int(env, c.ENV_USER_TTL_SECONDS, minimum=1),
+        item_ttl_seconds=require_int(env, c.ENV_ITEM_TTL_SECONDS, minimum=1),
+        allowed_lateness_ms=require_int(env, c.ENV_ALLOWED_LATENESS_SECONDS, minimum=0) * 1000,
+        outbox_retention_ms=require_int(env, c.ENV_OUTBOX_RETENTION_SECONDS, minimum=60) * 1000,
+    )

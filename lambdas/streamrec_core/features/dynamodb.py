@@ -81,7 +81,9 @@ class DynamoStore:
         self.backoff_base_s = backoff_base_s
         self.sleep = sleep
         self.counts = RequestCounts()
-        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="put") if writers > 1 else None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=writers, thread_name_prefix="put") if writers > 1 else None
+        )
 
     def _table(self, key: Key) -> str:
         return self.users_table if key.table == USERS else self.items_table
@@ -150,24 +152,25 @@ class DynamoStore:
         return [from_item(key, item) for key, item in rows]  # type: ignore[misc]
 
     # --- writes ----------------------------------------------------------------------------------
-    def put_many(self, rows: Sequence[Row]) -> dict[Key, str]:
+    def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:
+        def put(row: Row) -> str:
+            return self._put(row, conditional)
+
         if self._pool is None or len(rows) <= 1:
-            return {key_of(row): self._put(row) for row in rows}
-        outcomes = self._pool.map(self._put, rows)
+            return {key_of(row): put(row) for row in rows}
+        outcomes = self._pool.map(put, rows)
         return {key_of(row): outcome for row, outcome in zip(rows, outcomes, strict=True)}
 
-    def _put(self, row: Row) -> str:
+    def _put(self, row: Row, conditional: bool) -> str:
         expected = row.version
-        request: dict[str, Any] = {
-            "TableName": self._table(key_of(row)),
-            "Item": to_item(row, expected + 1),
-            "ExpressionAttributeNames": {"#v": ATTR_VERSION},
-        }
-        if expected == 0:
-            request["ConditionExpression"] = "attribute_not_exists(#v)"
-        else:
-            request["ConditionExpression"] = "#v = :v"
-            request["ExpressionAttributeValues"] = {":v": {"N": str(expected)}}
+        request: dict[str, Any] = {"TableName": self._table(key_of(row)), "Item": to_item(row, expected + 1)}
+        if conditional:
+            request["ExpressionAttributeNames"] = {"#v": ATTR_VERSION}
+            if expected == 0:
+                request["ConditionExpression"] = "attribute_not_exists(#v)"
+            else:
+                request["ConditionExpression"] = "#v = :v"
+                request["ExpressionAttributeValues"] = {":v": {"N": str(expected)}}
         try:
             self.counts.put += 1
             self.client.put_item(**request)

@@ -74,10 +74,10 @@ class Attribution(msgspec.Struct, frozen=True):
 class Record(msgspec.Struct, frozen=True):
     """The fields of a record the folds use, with their schema rules (unknown fields are ignored)."""
 
-    event_id: _id(F_EVENT_ID)  # type: ignore[valid-type]
     event_type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
     user_id: _id(F_USER_ID)  # type: ignore[valid-type]
     timestamp: str
+    event_id: _id(F_EVENT_ID) | None = None  # type: ignore[valid-type]
     item_id: _id(F_ITEM_ID) | None = None  # type: ignore[valid-type]
     category: _text(F_CATEGORY) | None = None  # type: ignore[valid-type]
     received_at: str | None = None
@@ -124,6 +124,13 @@ def event_digest(event_id: str) -> bytes:
     in years at 100,000 events/s).
     """
     return hashlib.blake2b(event_id.encode(), digest_size=6).digest()
+
+
+def record_event_id(shard_id: str, sequence_number: str) -> str:
+    """The id of an event that came without one (written around ingest), from its place in the stream:
+    every delivery and every redrive of the record gets the same id, so it is deduplicated like any."""
+    where = f"{shard_id}:{sequence_number}".encode()
+    return "record-" + hashlib.blake2b(where, digest_size=16).hexdigest()
 
 
 def seqtag(seq: int) -> int:
@@ -174,7 +181,7 @@ def event_of(record: Record, *, shard_id: str, sequence_number: str, arrival_ms:
         raise InvalidRecord("invalid: timestamp is not an RFC 3339 date-time") from None
     attribution = record.attribution
     return Event(
-        record.event_id,
+        record.event_id or record_event_id(shard_id, sequence_number),
         record.event_type,
         record.user_id,
         record.item_id,
@@ -198,4 +205,3 @@ def event_from_dict(
     if arrival_ms is None:
         arrival_ms = timestamp_ms(event["timestamp"])
     return event_of(record, shard_id=shard_id, sequence_number=sequence_number, arrival_ms=arrival_ms)
-

@@ -81,14 +81,14 @@ class MemoryStore:
                 found[key] = from_item(key, item) if item is not None else None
         return found
 
-    def put_many(self, rows: Sequence[Row]) -> dict[Key, str]:
+    def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:
         outcomes: dict[Key, str] = {}
         with self._lock:
             for row in rows:
-                outcomes[key_of(row)] = self._put(row)
+                outcomes[key_of(row)] = self._put(row, conditional)
         return outcomes
 
-    def _put(self, row: Row) -> str:
+    def _put(self, row: Row, conditional: bool) -> str:
         key = key_of(row)
         fault = self.fault("write", key)
         if fault == "throttle":
@@ -98,7 +98,7 @@ class MemoryStore:
         stored = self.items.get(key)
         old_size = item_size(stored) if stored is not None else 0
         version = int(stored[ATTR_VERSION]["N"]) if stored is not None else 0
-        if version != row.version:
+        if conditional and version != row.version:
             self.bill.failed_puts += 1
             self.bill.write_units += write_units(old_size)
             return CONFLICT
@@ -149,4 +149,3 @@ class MemoryStore:
     def row(self, key: Key) -> Row | None:
         item = self.items.get(key)
         return from_item(key, item) if item is not None else None
-

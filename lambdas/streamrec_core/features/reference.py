@@ -67,7 +67,9 @@ class ReferenceFold:
         self, event: Mapping[str, Any], shard_id: str = "reference", sequence_number: str | int = 0
     ) -> str:
         """Apply a normalized event dict (schema v1 fields, optional `received_at`)."""
-        return self.apply(event_from_dict(dict(event), shard_id=shard_id, sequence_number=str(sequence_number)))
+        return self.apply(
+            event_from_dict(dict(event), shard_id=shard_id, sequence_number=str(sequence_number))
+        )
 
     # --- reading, as serve reads (the evaluation's reader port) ------------------------------------
     def trending(self, category: str | None = None) -> list[Trend]:
@@ -89,6 +91,9 @@ class ReferenceFold:
             else:
                 found[key] = None
         return found
+
+    def query_counters(self, experiment_id: str) -> list[CounterRow]:
+        return [row for (e, _v), row in sorted(self.counters.items()) if e == experiment_id]
 
     def rows(self) -> dict[Key, Row]:
         """Every row, keyed as the tables key them (trending as its one partial)."""

@@ -35,8 +35,11 @@ class RowStore(Protocol):
         """The rows of `keys` (None when absent)."""
         ...
 
-    def put_many(self, rows: Sequence[Row]) -> dict[Key, str]:
-        """Write each row conditional on its version (0: must not exist yet); the outcome per key."""
+    def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:
+        """Write each row conditional on its version (0: must not exist yet); the outcome per key.
+
+        `conditional=False` overwrites whatever is stored (derived rows, e.g. merged trending lists).
+        """
         ...
 
     def query_partials(self) -> list[PartialRow]:

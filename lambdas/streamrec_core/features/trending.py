@@ -57,9 +57,13 @@ def add(partial: PartialRow, item: str, category: str, hour: int, weight: int, c
     if found is None:
         entries[item] = TrendEntry(float(weight), hour, category)
     elif hour >= found.hour:
-        entries[item] = TrendEntry(found.score * decay(hour - found.hour) + weight, hour, found.category or category)
+        entries[item] = TrendEntry(
+            found.score * decay(hour - found.hour) + weight, hour, found.category or category
+        )
     else:
-        entries[item] = TrendEntry(found.score + weight * decay(found.hour - hour), found.hour, found.category or category)
+        entries[item] = TrendEntry(
+            found.score + weight * decay(found.hour - hour), found.hour, found.category or category
+        )
     if hour > partial.max_hour:
         partial.max_hour = hour
     if len(entries) > cfg.partial_max:
