@@ -32,7 +32,14 @@ from streamrec_core.features.keys import (
     user_key,
 )
 from streamrec_core.features.trending import PartialRow, Trend, TrendEntry, TrendingList
-from streamrec_core.features.user_fold import HistoryEntry, OutboxEntry, RecentId, UserRow, Watermark
+from streamrec_core.features.user_fold import (
+    AFFINITY_STEPS,
+    HistoryEntry,
+    OutboxEntry,
+    RecentId,
+    UserRow,
+    Watermark,
+)
 
 Row = UserRow | ItemRow | PartialRow | TrendingList | CounterRow
 FORMAT: Final = 1
@@ -109,8 +116,6 @@ def _marks_in(flat: list[Any]) -> dict[str, Watermark]:
 
 
 # --- users ---------------------------------------------------------------------------------------------
-# Affinity scores are kept in 1/256 steps (features.user_fold rounds them), so they store as small ints.
-AFFINITY_SCALE: Final = 256
 
 
 def _user_blob(row: UserRow) -> bytes:
@@ -125,7 +130,7 @@ def _user_blob(row: UserRow) -> bytes:
         counts.pop()
     affinity: list[int] = []
     for name, score in row.affinity.items():
-        affinity += (ref(name), round(score * AFFINITY_SCALE))
+        affinity += (ref(name), round(score * AFFINITY_STEPS))
     newest = row.recent[-1].received_ms if row.recent else 0
     recent_ages = [newest - r.received_ms for r in row.recent]
     outbox: list[int] = []
@@ -178,7 +183,7 @@ def _user_row(user_id: str, version: int, expires_at: int, blob: bytes) -> UserR
             HistoryEntry(s[history[i]], EVENT_TYPES[history[i + 2]], last - history[i + 3], s[history[i + 1]])
             for i in range(0, len(history), 4)
         ],
-        affinity={s[affinity[i]]: affinity[i + 1] / AFFINITY_SCALE for i in range(0, len(affinity), 2)},
+        affinity={s[affinity[i]]: affinity[i + 1] / AFFINITY_STEPS for i in range(0, len(affinity), 2)},
         affinity_at=affinity_at,
         bought=[s[i] for i in bought],
         recent=[RecentId(digests[6 * i : 6 * i + 6], newest - age) for i, age in enumerate(recent_ages)],

@@ -31,6 +31,8 @@ DUPLICATE: Final = "duplicate"
 SEEN: Final = "seen"
 VERDICTS: Final = (APPLY, LATE, DUPLICATE, SEEN)
 
+# Affinity scores are kept in 1/256 steps: exact in a float, and small integers in the stored row.
+AFFINITY_STEPS: Final = 256
 # Outbox entry flags: which aggregate branch the record feeds.
 ITEM_EFFECT: Final = 1
 EXPERIMENT_EFFECT: Final = 2
@@ -258,17 +260,22 @@ def _trim_outbox(row: UserRow, arrival_ms: int, cfg: FeatureConfig) -> None:
 
 
 def _add_affinity(row: UserRow, category: str, weight: int, time_ms: int, cfg: FeatureConfig) -> None:
+    """Decayed category scores, kept in 1/AFFINITY_STEPS steps (they store as small integers)."""
     scores = row.affinity
     ref = row.affinity_at
     half_life = cfg.affinity_half_life_ms
     if time_ms > ref:
         if scores and ref:
             factor = 0.5 ** ((time_ms - ref) / half_life)
-            row.affinity = scores = {name: value * factor for name, value in scores.items()}
+            row.affinity = scores = {name: _step(value * factor) for name, value in scores.items()}
         row.affinity_at = time_ms
-        scores[category] = scores.get(category, 0.0) + weight
+        scores[category] = _step(scores.get(category, 0.0) + weight)
     else:
-        scores[category] = scores.get(category, 0.0) + weight * 0.5 ** ((ref - time_ms) / half_life)
+        scores[category] = _step(scores.get(category, 0.0) + weight * 0.5 ** ((ref - time_ms) / half_life))
     if len(scores) > cfg.affinity_cap:
         weakest = min(scores, key=lambda name: (scores[name], name))
         del scores[weakest]
+
+
+def _step(score: float) -> float:
+    return round(score * AFFINITY_STEPS) / AFFINITY_STEPS
