@@ -32,9 +32,6 @@ from stacks.settings import BranchSourceSettings, FunctionSettings, Settings
 # One invocation per shard at a time (see the module docstring); AWS's default, stated so no setting or
 # later default can change it.
 BRANCH_PARALLELIZATION_FACTOR = 1
-# Only events with an attribution reach the experiments function. Kinesis filters match the record's
-# data parsed as JSON, and `exists` matches leaf values only, hence the (required) variant.
-ATTRIBUTED_EVENTS_PATTERN = {"data": {"attribution": {"variant": lambda_.FilterRule.exists()}}}
 # Items-table partition keys each branch writes (dynamodb:LeadingKeys, see `_grant_items`).
 ITEMS_BRANCH_KEYS = (
     f"{c.ITEM_PK_PREFIX}*",
@@ -99,7 +96,9 @@ class AggregateBranches(Construct):
         self.experiments_source = self._source(
             self.experiments,
             settings.experiments_source,
-            filters=[lambda_.FilterCriteria.filter(ATTRIBUTED_EVENTS_PATTERN)],
+            # Kinesis filters match the record's data parsed as JSON, and `exists` matches leaf values
+            # only: hence the attribution's (required) variant.
+            filters=[lambda_.FilterCriteria.filter(c.ATTRIBUTED_RECORDS_PATTERN)],
         )
 
     def _branch(

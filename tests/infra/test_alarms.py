@@ -12,7 +12,7 @@ import pytest
 from streamrec_core import constants as c
 
 from stacks.settings import AlarmSettings
-from tests.infra.conftest import PROFILES, Synth, ref
+from tests.infra.conftest import PROFILES, REPO_ROOT, Synth, ref
 
 
 @dataclass(frozen=True)
@@ -352,3 +352,12 @@ def test_dashboard_shows_each_branchs_lag_errors_and_unresolved_records(synth: S
     assert {"service": c.AGGREGATE_SERVICE} in _graphed_dimensions(
         text, c.METRICS_NAMESPACE, c.METRIC_TRENDING_MERGES
     )
+
+
+def test_every_alarm_links_to_its_entry_in_the_runbook(synth: Synth) -> None:
+    runbook = (REPO_ROOT / "docs" / "runbook.md").read_text()
+    for alarm in synth.of_type("AWS::CloudWatch::Alarm").values():
+        description = alarm["Properties"]["AlarmDescription"]
+        anchor = re.search(r"Runbook: docs/runbook\.md#([a-z0-9-]+)$", description)
+        assert anchor, description
+        assert f'<a id="{anchor.group(1)}"></a>' in runbook, anchor.group(1)
