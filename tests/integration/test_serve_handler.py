@@ -23,10 +23,12 @@ from tests.feature_kit import (
     ITEMS_TABLE,
     USERS_TABLE,
     FaultyDynamoDB,
+    aggregate_env,
     create_tables,
     event,
     kinesis_event,
     kinesis_record,
+    process_env,
 )
 
 EXPERIMENTS = [
@@ -147,9 +149,9 @@ def api():
         features = FeatureConfig(
             user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000
         )
-        process_handler.configure(ProcessConfig(USERS_TABLE, dlq, features), dynamodb, sqs)
+        process_handler.configure(ProcessConfig.from_env(process_env(features, dlq)), dynamodb, sqs)
         aggregate_handler.configure(
-            AggregateConfig(USERS_TABLE, ITEMS_TABLE, features), dynamodb, sleep=lambda s: None
+            AggregateConfig.from_env(aggregate_env(features)), dynamodb, sleep=lambda s: None
         )
         records = stream_records()
         done = {"batchItemFailures": []}
