@@ -63,14 +63,12 @@ class BranchSourceSettings:
     """A Kinesis -> aggregate branch event source mapping (items or experiments) on the same stream.
 
     Its starting position is the hot path's; its ParallelizationFactor is always 1 (one invocation per
-    shard, records in sequence order: the branches keep per-shard watermarks on shared rows), so it is
-    not a setting.
+    shard, records in sequence order: the branches keep per-shard watermarks on shared rows), and it
+    never gives a batch up (it waits for the hot path, which it follows), so neither is a setting.
     """
 
     batch_size: int
     max_batching_window: Duration
-    retry_attempts: int
-    max_record_age: Duration
 
 
 @dataclass(frozen=True)
@@ -301,8 +299,6 @@ def _branch_source(r: _Reader) -> BranchSourceSettings:
     result = BranchSourceSettings(
         batch_size=r.int_("batch_size", 1, 10_000),
         max_batching_window=Duration.seconds(r.int_("max_batching_window_seconds", 0, 300)),
-        retry_attempts=r.int_("retry_attempts", 0, 10_000),
-        max_record_age=Duration.seconds(r.int_("max_record_age_seconds", 60, 604_800)),
     )
     r.done()
     return result
@@ -343,7 +339,7 @@ def _features(r: _Reader) -> FeatureSettings:
         allowed_lateness=Duration.seconds(r.int_("allowed_lateness_seconds", 0, 7 * 86_400)),
         # The functions refuse less than 60 s (OUTBOX_RETENTION_SECONDS); a day is far beyond any lag
         # worth waiting for.
-        outbox_retention=Duration.seconds(r.int_("outbox_retention_seconds", 60, 86_400)),
+        outbox_retention=Duration.seconds(r.int_("outbox_retention_seconds", 60, 7 * 86_400)),
     )
     r.done()
     return result
@@ -505,17 +501,22 @@ def _check_cross_field(s: Settings, path: str) -> None:
             "so ingest can still answer after its last retry"
         )
     # A record older than the stream's retention is gone before the age limit could ever apply.
-    for key, source in (
-        ("event_source", s.event_source),
-        ("aggregate_source", s.aggregate_source),
-        ("experiments_source", s.experiments_source),
-    ):
-        if source.max_record_age.to_seconds() > s.stream.retention.to_seconds():
-            raise SettingsError(f"{path}.{key}.max_record_age_seconds must not exceed stream.retention_hours")
-    # A branch resolves each record through the outbox the hot path keeps in the user row for
-    # outbox_retention; lagging longer, it can no longer resolve records (they are counted, not
-    # applied). Its iterator-age alarm must fire while the lag can still be caught up.
+    if s.event_source.max_record_age.to_seconds() > s.stream.retention.to_seconds():
+        raise SettingsError(
+            f"{path}.event_source.max_record_age_seconds must not exceed stream.retention_hours"
+        )
+    # A branch resolves each record through the outbox the hot path keeps in the user row until the
+    # branches have consumed it, for at most outbox_retention; lagging longer, it can no longer resolve
+    # records (they are counted, not applied). A branch waits up to the hot path's maximum record age for
+    # a record the hot path has not applied yet, so the retention must outlast that wait, and its
+    # iterator-age alarm must fire while the lag can still be caught up.
     retention = s.features.outbox_retention.to_seconds()
+    if retention <= s.event_source.max_record_age.to_seconds():
+        raise SettingsError(
+            f"{path}.features.outbox_retention_seconds ({int(retention)}) must exceed "
+            "event_source.max_record_age_seconds: a branch may wait that long for the hot path, and the "
+            "outbox entries of the records after it must still be there when it goes on"
+        )
     for key, age in (
         ("aggregate_iterator_age_seconds", s.alarms.aggregate_iterator_age),
         ("experiments_iterator_age_seconds", s.alarms.experiments_iterator_age),

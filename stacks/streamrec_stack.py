@@ -39,7 +39,7 @@ class StreamrecStack(Stack):
         deps = self.function_dependencies
 
         self.processing = Processing(
-            self, "Processing", settings=settings, stream=stream, users=users, dependencies=deps
+            self, "Processing", settings=settings, stream=stream, users=users, items=items, dependencies=deps
         )
         self.branches = AggregateBranches(
             self,

@@ -54,22 +54,20 @@ def scan_rows(dynamodb: Any, users: str = USERS_TABLE, items: str = ITEMS_TABLE)
 
 
 def comparable(rows: Mapping[Key, Row]) -> dict[Key, dict[str, Any]]:
-    """Rows as what readers rely on: versions (they count writes, which faults change), watermarks and
-    outbox bookkeeping (stream clocks, retries) and trending partials (which shard holds which share is
-    free; the merged lists are what serve reads) left out."""
+    """Rows as what readers rely on: versions (they count writes, which faults change), watermark arrival
+    times and the outbox (stream clocks, branch progress), trending partials (which shard holds which
+    share is free; the merged lists are what serve reads) and branch progress rows left out."""
     out: dict[Key, dict[str, Any]] = {}
     for key, row in rows.items():
         kind = kind_of(key)
-        if kind == "partial":
+        if kind in ("partial", "progress"):
             continue
         fields = dataclasses.asdict(row)
         for name in ("version", "watermarks", "watermark", "merged_ms"):
             fields.pop(name, None)
         if isinstance(row, UserRow):
             fields["watermarks"] = {shard: mark.sequence_number for shard, mark in row.watermarks.items()}
-            fields["outbox"] = [
-                (e.shard_id, e.seqtag, e.category, e.pred, e.pred_category, e.flags) for e in row.outbox
-            ]
+            fields.pop("outbox", None)  # handed to the branches and released as they consume it
             fields.pop("outbox_floor_ms", None)
         elif isinstance(row, TrendingList):
             # Which of near-equal scores sorts first, and when the list was merged, are free.
@@ -194,13 +192,23 @@ def feature_env(cfg: FeatureConfig) -> dict[str, str]:
 
 
 def process_env(cfg: FeatureConfig, dead_letter_queue_url: str) -> dict[str, str]:
-    """The environment CDK gives the process function, for `cfg` and the test users table."""
-    return {c.ENV_USERS_TABLE: USERS_TABLE, c.ENV_DLQ_URL: dead_letter_queue_url, **feature_env(cfg)}
+    """The environment CDK gives the process function, for `cfg` and the two test tables."""
+    return {
+        c.ENV_USERS_TABLE: USERS_TABLE,
+        c.ENV_ITEMS_TABLE: ITEMS_TABLE,
+        c.ENV_DLQ_URL: dead_letter_queue_url,
+        **feature_env(cfg),
+    }
 
 
-def aggregate_env(cfg: FeatureConfig) -> dict[str, str]:
+def aggregate_env(cfg: FeatureConfig, hot_path_max_record_age_s: int = 3600) -> dict[str, str]:
     """The environment CDK gives the aggregate functions, for `cfg` and the two test tables."""
-    return {c.ENV_USERS_TABLE: USERS_TABLE, c.ENV_ITEMS_TABLE: ITEMS_TABLE, **feature_env(cfg)}
+    return {
+        c.ENV_USERS_TABLE: USERS_TABLE,
+        c.ENV_ITEMS_TABLE: ITEMS_TABLE,
+        c.ENV_HOT_PATH_MAX_RECORD_AGE_SECONDS: str(hot_path_max_record_age_s),
+        **feature_env(cfg),
+    }
 
 
 def create_function(

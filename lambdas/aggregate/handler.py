@@ -52,11 +52,12 @@ def configure(config: AggregateConfig, dynamodb_client: Any, **options: Any) -> 
     """Set the container's dependencies (tests inject moto-backed or fault-injecting clients here)."""
     global _dependencies
     store = DynamoStore(dynamodb_client, config.users_table, config.items_table)
+    options = {"hot_path_max_record_age_s": config.hot_path_max_record_age_s, **options}
     _dependencies = Dependencies(
         config,
         store,
         ItemAggregator(store, config.features, **options),
-        ExperimentCounter(store, config.features, **{k: v for k, v in options.items() if k != "clock"}),
+        ExperimentCounter(store, config.features, **options),
     )
     return _dependencies
 

@@ -9,12 +9,17 @@ A batch:
    are only counted);
 2. resolves each record against its user's row (eventually consistent reads): the hot path's outbox says
    whether the record has an aggregate effect and with which session partner. A record the hot path has
-   not processed yet stops the batch there (after a short wait): what follows is retried later;
+   not processed yet stops the batch there (after a short wait): what follows is retried later (the
+   branch mappings never give up: they wait for the hot path). A record older than the hot path's
+   maximum record age that it still has not applied was given up by the hot path's mapping: it is
+   skipped (counted), and redrive applies it and its aggregates later;
 3. reads the rows the effects touch, applies to each row only the records above the row's watermark for
    this shard, and writes each row once, conditional on its version. A conflict (another shard's
    aggregator wrote the row) re-reads and re-applies; throttling is retried with backoff and then the
    batch resumes at the first record of a row it could not write;
-4. (items branch) rewrites the merged trending lists when they are due, from every shard's partial.
+4. records how far it has consumed the shard (`features.progress`), so the hot path can release the
+   outbox entries no branch needs any more;
+5. (items branch) rewrites the merged trending lists when they are due, from every shard's partial.
 
 Redrive (`redriven=True`) is for records redrive has just applied to the user rows after the hot path's
 mapping gave up on them: the branches moved past those records long ago, so their effects are applied
@@ -28,8 +33,8 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from streamrec_core.constants import EXPERIMENTS_BRANCH, ITEMS_BRANCH
 from streamrec_core.features.codec import Row, key_of, new_row
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.counters import CounterRow, count
@@ -47,6 +52,7 @@ from streamrec_core.features.item_aggregates import (
     resolve,
 )
 from streamrec_core.features.keys import Key, experiment_key, item_key, partial_key, trending_key, user_key
+from streamrec_core.features.progress import ProgressRow
 from streamrec_core.features.store import CONFLICT, THROTTLED, WRITTEN, RowStore
 from streamrec_core.features.trending import PartialRow, TrendingList, add, merge
 from streamrec_core.features.user_fold import UserRow, Watermark
@@ -65,6 +71,7 @@ class AggregateResult:
     no_effect: int = 0
     invalid: int = 0
     not_ready: int = 0  # records left for a retry because the hot path had not processed them
+    given_up: int = 0  # records the hot path's mapping gave up on (older than its maximum record age)
     unresolved: int = 0  # records whose outbox entry had expired (aggregator lag beyond the retention)
     rows_written: int = 0
     conflicts: int = 0
@@ -77,11 +84,15 @@ class AggregateResult:
 class _Branch:
     """What both branches share: resolving records against user rows, and writing rows exactly once."""
 
+    branch: str  # the name of the branch's progress rows
+
     def __init__(
         self,
         store: RowStore,
         cfg: FeatureConfig,
         *,
+        hot_path_max_record_age_s: int | None = None,
+        clock: Callable[[], float] = time.time,
         not_ready_wait_s: float = 2.0,
         max_conflict_retries: int = 5,
         max_throttle_retries: int = 3,
@@ -91,6 +102,8 @@ class _Branch:
     ) -> None:
         self.store = store
         self.cfg = cfg
+        self.hot_path_max_record_age_s = hot_path_max_record_age_s
+        self.clock = clock
         self.not_ready_wait_s = not_ready_wait_s
         self.max_conflict_retries = max_conflict_retries
         self.max_throttle_retries = max_throttle_retries
@@ -116,8 +129,12 @@ class _Branch:
             waited += step
             users.update(self.store.get_many({user_key(e.user_id) for e in late}, consistent=True))
         resolved: list[tuple[Event, Effect]] = []
+        given_up_before = self._given_up_before()
         for event in events:
             outcome, effect = resolve(_user(users, event), event, redriven=redriven)
+            if outcome == NOT_READY and event.arrival_ms < given_up_before:
+                result.given_up += 1
+                continue
             if outcome == NOT_READY:
                 result.not_ready = sum(1 for e in events if e.seq >= event.seq)
                 return resolved, event.seq
@@ -131,6 +148,25 @@ class _Branch:
 
     def _wants(self, effect: Effect) -> bool:
         raise NotImplementedError
+
+    def _given_up_before(self) -> int:
+        """Arrival time before which a record the hot path has not applied was given up by its mapping
+        (records older than its maximum record age are discarded; a minute of margin)."""
+        if self.hot_path_max_record_age_s is None or self.hot_path_max_record_age_s < 0:
+            return -1
+        return int((self.clock() - self.hot_path_max_record_age_s - 60) * 1000)
+
+    def _record_progress(self, records: Sequence[KinesisRecord], stop: int | None) -> None:
+        """Write how far this branch has consumed the shard: up to the record before `stop`, or all."""
+        done = [r for r in records if stop is None or r.seq < stop]
+        if not done:
+            return
+        last = max(done, key=lambda r: r.seq)
+        row = ProgressRow(
+            self.branch, last.shard_id, arrival_ms=last.arrival_ms, sequence_number=last.sequence_number
+        )
+        row.expires_at = last.arrival_ms // 1000 + self.cfg.item_ttl_seconds
+        self.store.put_many([row], conditional=False)
 
     def _write(
         self,
@@ -179,11 +215,7 @@ class _Branch:
 class ItemAggregator(_Branch):
     """Co-visitation rows and this shard's trending partial; merges the trending lists when due."""
 
-    def __init__(
-        self, store: RowStore, cfg: FeatureConfig, *, clock: Callable[[], float] = time.time, **options: Any
-    ) -> None:
-        super().__init__(store, cfg, **options)
-        self.clock = clock
+    branch = ITEMS_BRANCH
 
     def _wants(self, effect: Effect) -> bool:
         return effect.item_effect
@@ -218,6 +250,8 @@ class ItemAggregator(_Branch):
         stops = [seq for seq in (stop, failed) if seq is not None]
         if stops:
             result.failed_sequence_number = _sequence_number(records, min(stops))
+        if not redriven:
+            self._record_progress(records, min(stops) if stops else None)
         result.merged = self.merge_if_due()
         return result
 
@@ -262,6 +296,8 @@ class ItemAggregator(_Branch):
 class ExperimentCounter(_Branch):
     """Impressions, clicks and purchases per experiment variant (the filtered A/B mapping)."""
 
+    branch = EXPERIMENTS_BRANCH
+
     def _wants(self, effect: Effect) -> bool:
         return effect.experiment_effect and effect.variant is not None
 
@@ -294,6 +330,8 @@ class ExperimentCounter(_Branch):
         stops = [seq for seq in (stop, failed) if seq is not None]
         if stops:
             result.failed_sequence_number = _sequence_number(records, min(stops))
+        if not redriven:
+            self._record_progress(records, min(stops) if stops else None)
         return result
 
 

@@ -13,6 +13,7 @@ from streamrec_core.features.config import FeatureConfig, feature_config_from_en
 @dataclass(frozen=True, slots=True)
 class ProcessConfig:
     users_table: str
+    items_table: str  # read only: the aggregate branches' progress rows
     dead_letter_queue_url: str
     features: FeatureConfig
 
@@ -21,6 +22,7 @@ class ProcessConfig:
         """Validate the environment; ConfigError names the first bad variable."""
         return cls(
             users_table=require_str(env, c.ENV_USERS_TABLE),
+            items_table=require_str(env, c.ENV_ITEMS_TABLE),
             dead_letter_queue_url=require_str(env, c.ENV_DLQ_URL),
             features=feature_config_from_env(env),
         )

@@ -54,7 +54,7 @@ def configure(
 ) -> Dependencies:
     """Set the container's dependencies (tests inject moto-backed or fault-injecting clients here)."""
     global _dependencies
-    store = DynamoStore(dynamodb_client, config.users_table, items_table="")
+    store = DynamoStore(dynamodb_client, config.users_table, config.items_table)
     dead_letters = SqsDeadLetters(sqs_client, config.dead_letter_queue_url)
     _dependencies = Dependencies(
         config=config,

@@ -14,7 +14,9 @@ in the Lambda handler, in redrive, in the benchmarks and against in-memory store
    comes again, and the watermarks make the ones already applied `seen`.
 
 Item aggregates and experiment counters are not written here: the aggregate branches read each
-record's verdict and session partner from the user row (docs/processing.md).
+record's verdict and session partner from the user row's outbox (docs/processing.md). The branches'
+progress rows for the batch's shard are read with the user rows, and the outbox entries every branch has
+consumed are released before the row is written.
 """
 
 from __future__ import annotations
@@ -25,11 +27,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from streamrec_core.constants import EXPERIMENTS_BRANCH, ITEMS_BRANCH
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.events import Event
-from streamrec_core.features.keys import user_key
+from streamrec_core.features.keys import progress_key, user_key
+from streamrec_core.features.progress import BRANCH_FLAGS, ProgressRow
 from streamrec_core.features.store import CONFLICT, THROTTLED, RowStore
-from streamrec_core.features.user_fold import APPLY, DUPLICATE, LATE, SEEN, UserRow, fold, redrive_uncertain
+from streamrec_core.features.user_fold import (
+    APPLY,
+    DUPLICATE,
+    LATE,
+    SEEN,
+    UserRow,
+    fold,
+    redrive_uncertain,
+    release,
+)
 from streamrec_core.kinesis import DeadLetterPort, KinesisRecord, decode_batch, reason_kind
 
 
@@ -132,11 +145,20 @@ class HotPath:
     def _apply(self, by_user: dict[str, list[Event]], result: BatchResult, redrive: bool) -> int | None:
         """Fold and write every user's events; the first sequence number not applied, or None."""
         pending = list(by_user)
+        shards = {event.shard_id for events in by_user.values() for event in events}
+        progress = [
+            progress_key(branch, shard) for shard in shards for branch in (ITEMS_BRANCH, EXPERIMENTS_BRANCH)
+        ]
         conflicts = throttles = 0
         while True:
             if not pending:
                 return None
-            stored = self.store.get_many([user_key(uid) for uid in pending], consistent=True)
+            stored = self.store.get_many([user_key(uid) for uid in pending] + progress, consistent=True)
+            consumed = {
+                (BRANCH_FLAGS[row.branch], row.shard_id): row.arrival_ms
+                for row in (stored.get(key) for key in progress)
+                if isinstance(row, ProgressRow)
+            }
             writes: list[UserRow] = []
             verdicts: dict[str, list[str]] = {}
             uncertain: dict[str, int] = {}
@@ -153,6 +175,7 @@ class HotPath:
                 verdicts[uid] = folded
                 uncertain[uid] = doubtful
                 if any(verdict != SEEN for verdict in folded):
+                    release(row, consumed)
                     writes.append(row)
             outcomes = self.store.put_many(writes)
             retry: list[str] = []

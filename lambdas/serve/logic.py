@@ -1,7 +1,7 @@
 """Serve logic: read feature rows (at most two round trips), rank, shape the response bodies.
 
-No boto3 here: rows come through a small reader port (`streamrec_core.feature_store.FeatureStore` in
-Lambda, fakes in tests).
+No boto3 here: rows come through a small reader port (`features.dynamodb.DynamoStore` in Lambda,
+`features.memory_store.MemoryStore` or `features.reference.ReferenceFold` in tests and tools).
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ ENV_USER_TTL_SECONDS = "USER_TTL_SECONDS"
 ENV_ITEM_TTL_SECONDS = "ITEM_TTL_SECONDS"
 ENV_ALLOWED_LATENESS_SECONDS = "ALLOWED_LATENESS_SECONDS"
 ENV_OUTBOX_RETENTION_SECONDS = "OUTBOX_RETENTION_SECONDS"
+# The hot path's MaximumRecordAgeInSeconds: an aggregate branch treats a record the hot path has not
+# applied after this long as given up by it (redrive applies its aggregates), instead of waiting.
+ENV_HOT_PATH_MAX_RECORD_AGE_SECONDS = "HOT_PATH_MAX_RECORD_AGE_SECONDS"
 ENV_EXPERIMENTS = "EXPERIMENTS_JSON"
 # Powertools reads these itself.
 ENV_POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
@@ -153,6 +156,11 @@ TRENDING_CATEGORY_PK_PREFIX = "trending#cat#"
 TRENDING_LIST_SK = "list"
 EXPERIMENT_PK_PREFIX = "experiment#"
 EXPERIMENT_VARIANT_SK_PREFIX = "variant#"
+# How far each aggregate branch has consumed each shard (sort key: the shard id); the hot path reads
+# them to release outbox entries the branches no longer need.
+PROGRESS_PK_PREFIX = "progress#"
+ITEMS_BRANCH = "items"
+EXPERIMENTS_BRANCH = "experiments"
 # Experiment id counted for attributed events that name no experiment_id.
 DEFAULT_EXPERIMENT_ID = "default"
 DEFAULT_VARIANT = "default"

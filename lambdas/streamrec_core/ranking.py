@@ -2,9 +2,9 @@
 
 Reading is split in two so serve needs at most two DynamoDB round trips:
 
-1. the user row and the global trending slots;
-2. `seed_items(user)` (profiles of the user's recent items) and `categories_to_fill(user)` (trending
-   slots of the user's top categories, or of the requested category).
+1. the user row and the merged global trending list;
+2. `seed_items(user)` (co-visitation rows of the user's recent items) and `categories_to_fill(user)`
+   (merged trending lists of the user's top categories, or of the requested category).
 
 `recommend` then ranks:
 

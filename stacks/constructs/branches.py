@@ -38,8 +38,9 @@ ITEMS_BRANCH_KEYS = (
     c.TRENDING_PARTIAL_PK,
     c.TRENDING_GLOBAL_PK,
     f"{c.TRENDING_CATEGORY_PK_PREFIX}*",
+    c.PROGRESS_PK_PREFIX + c.ITEMS_BRANCH,
 )
-EXPERIMENTS_BRANCH_KEYS = (f"{c.EXPERIMENT_PK_PREFIX}*",)
+EXPERIMENTS_BRANCH_KEYS = (f"{c.EXPERIMENT_PK_PREFIX}*", c.PROGRESS_PK_PREFIX + c.EXPERIMENTS_BRANCH)
 # Item-level actions only: each carries the partition key LeadingKeys checks. Scan and DescribeTable are
 # left out on purpose (a request without a partition key passes a ForAllValues condition vacuously).
 ITEM_ACTIONS = (
@@ -124,6 +125,9 @@ class AggregateBranches(Construct):
             environment={
                 c.ENV_USERS_TABLE: self._users.table_name,
                 c.ENV_ITEMS_TABLE: self._items.table_name,
+                c.ENV_HOT_PATH_MAX_RECORD_AGE_SECONDS: str(
+                    int(self._settings.event_source.max_record_age.to_seconds())
+                ),
                 **feature_environment(self._settings),
             },
         )
@@ -150,17 +154,18 @@ class AggregateBranches(Construct):
         filters: list[dict[str, str]] | None = None,
     ) -> sources.KinesisEventSource:
         # Every value by keyword from its own setting (tests compare each with a distinct number).
+        # Retries and record age are left infinite: a branch never gives a batch up. It waits for the hot
+        # path (a record the hot path has not applied yet is handed back), skips what the hot path's own
+        # mapping gave up (redrive applies it), and a failing record stops only its shard, paging on-call
+        # (iterator age, errors), until fixed: nothing is lost. Bisect still isolates such a record.
         event_source = sources.KinesisEventSource(
             self._stream,
             starting_position=lambda_.StartingPosition[self._settings.event_source.starting_position],
             batch_size=source.batch_size,
             max_batching_window=source.max_batching_window,
             parallelization_factor=BRANCH_PARALLELIZATION_FACTOR,
-            retry_attempts=source.retry_attempts,
-            max_record_age=source.max_record_age,
             bisect_batch_on_error=True,
             report_batch_item_failures=True,
-            on_failure=sources.SqsDlq(self._on_failure_queue),
             filters=filters,
         )
         branch.function.add_event_source(event_source)

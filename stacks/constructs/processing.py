@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -55,6 +56,7 @@ class Processing(Construct):
         settings: Settings,
         stream: kinesis.IStream,
         users: dynamodb.ITable,
+        items: dynamodb.ITable,
         dependencies: FunctionDependencies,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -86,12 +88,24 @@ class Processing(Construct):
             description="Kinesis batches -> one conditional write per changed user row",
             environment={
                 c.ENV_USERS_TABLE: users.table_name,
+                c.ENV_ITEMS_TABLE: items.table_name,
                 c.ENV_DLQ_URL: self.dead_letter_queue.queue_url,
                 **feature_environment(settings),
             },
         )
         fn = self.process.function
         users.grant_read_write_data(fn)
+        # The branches' progress rows only, read with the user rows (to release consumed outbox entries).
+        iam.Grant.add_to_principal(
+            grantee=fn,
+            actions=["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+            resource_arns=[items.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{c.PROGRESS_PK_PREFIX}*"]}},
+        )
+        assert items.encryption_key is not None, (
+            "the feature tables are encrypted with a customer-managed key"
+        )
+        items.encryption_key.grant_decrypt(fn)
         self.dead_letter_queue.grant_send_messages(fn)
 
         es = settings.event_source

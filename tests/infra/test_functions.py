@@ -147,15 +147,16 @@ def _check_feature_environment(synth: Synth, env: dict[str, Any]) -> None:
     assert env[c.ENV_OUTBOX_RETENTION_SECONDS] == str(int(f.outbox_retention.to_seconds()))
 
 
-def test_process_environment_names_the_users_table_only(synth: Synth) -> None:
+def test_process_environment_names_both_tables_and_the_feature_settings(synth: Synth) -> None:
     env = _env(synth, "process")
     _check_feature_environment(synth, env)
     assert env[c.ENV_USERS_TABLE] == _table(synth, "TablesUsers")
+    # The items table for the branches' progress rows only (test_security: read, progress rows).
+    assert env[c.ENV_ITEMS_TABLE] == _table(synth, "TablesItems")
     assert env[c.ENV_DLQ_URL] == ref(synth.one("AWS::SQS::Queue", "ProcessingDeadLetterQueue")[0])
-    # The hot path writes user rows only; item aggregates are the branches'.
-    assert c.ENV_ITEMS_TABLE not in env
     assert set(env) == {
         c.ENV_USERS_TABLE,
+        c.ENV_ITEMS_TABLE,
         c.ENV_DLQ_URL,
         *FEATURE_ENVIRONMENT,
         c.ENV_POWERTOOLS_SERVICE_NAME,
@@ -170,9 +171,14 @@ def test_branch_environment_names_both_tables_and_the_feature_settings(synth: Sy
     _check_feature_environment(synth, env)
     assert env[c.ENV_USERS_TABLE] == _table(synth, "TablesUsers")
     assert env[c.ENV_ITEMS_TABLE] == _table(synth, "TablesItems")
+    # How long the hot path's mapping retries a record before giving it up (the branches skip it then).
+    assert env[c.ENV_HOT_PATH_MAX_RECORD_AGE_SECONDS] == str(
+        int(synth.settings.event_source.max_record_age.to_seconds())
+    )
     assert set(env) == {
         c.ENV_USERS_TABLE,
         c.ENV_ITEMS_TABLE,
+        c.ENV_HOT_PATH_MAX_RECORD_AGE_SECONDS,
         *FEATURE_ENVIRONMENT,
         c.ENV_POWERTOOLS_SERVICE_NAME,
         c.ENV_POWERTOOLS_METRICS_NAMESPACE,

@@ -117,9 +117,11 @@ def test_process_writes_the_users_table_and_sends_to_both_queues_but_never_write
     assert "kinesis:PutRecords" not in grants and "kinesis:PutRecord" not in grants
 
 
-def test_process_cannot_touch_the_items_table(synth: Synth) -> None:
-    # The hot path writes user rows only: no action at all on the items table.
-    assert _table_statements(synth, "ProcessingProcess", "TablesItems") == []
+def test_process_only_reads_the_branches_progress_rows_of_the_items_table(synth: Synth) -> None:
+    # The hot path writes user rows only: on the items table it reads the branches' progress rows.
+    [statement] = _table_statements(synth, "ProcessingProcess", "TablesItems")
+    assert set(_as_list(statement["Action"])) == {"dynamodb:BatchGetItem", "dynamodb:GetItem"}
+    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["progress#*"]}}
 
 
 @pytest.mark.parametrize("branch", ["BranchesItems", "BranchesExperiments"])
@@ -133,8 +135,11 @@ def test_branches_only_read_the_users_table(synth: Synth, branch: str) -> None:
 @pytest.mark.parametrize(
     ("branch", "leading_keys"),
     [
-        ("BranchesItems", ["item#*", "trending#partial", "trending#global", "trending#cat#*"]),
-        ("BranchesExperiments", ["experiment#*"]),
+        (
+            "BranchesItems",
+            ["item#*", "trending#partial", "trending#global", "trending#cat#*", "progress#items"],
+        ),
+        ("BranchesExperiments", ["experiment#*", "progress#experiments"]),
     ],
 )
 def test_branches_write_only_their_own_rows_of_the_items_table(

@@ -77,13 +77,17 @@ def test_dev_gets_one_experiment_with_two_variants_that_differ_in_a_model_parame
             301,
             r"experiments_source\.max_batching_window_seconds must be an integer in \[0, 300\]",
         ),
-        (("experiments_source", "max_record_age_seconds"), 59, r"experiments_source\.max_record_age_seconds"),
+        (
+            ("experiments_source", "retry_attempts"),
+            3,
+            r"experiments_source has unknown key\(s\): retry_attempts",
+        ),
         (("functions", "aggregate", "timeout_seconds"), 901, r"functions\.aggregate\.timeout_seconds"),
         (("functions", "dependencies"), "layer", r"functions\.dependencies must be one of layers, bundled"),
         (
             ("features", "outbox_retention_seconds"),
             59,
-            r"features\.outbox_retention_seconds must be an integer in \[60, 86400\]",
+            r"features\.outbox_retention_seconds must be an integer in \[60, 604800\]",
         ),
         (("stream", "mode"), "SERVERLESS", r"stream\.mode must be one of ON_DEMAND, PROVISIONED"),
         (("functions", "ingest", "timeout_seconds"), 30, r"functions\.ingest\.timeout_seconds .*\[1, 29\]"),
@@ -143,13 +147,29 @@ def test_retry_budget_must_leave_the_ingest_function_time_to_answer(dev_raw: dic
         parse_profile("dev", dev_raw)
 
 
-@pytest.mark.parametrize("source", ["event_source", "aggregate_source", "experiments_source"])
-def test_record_age_cannot_exceed_stream_retention(dev_raw: dict[str, Any], source: str) -> None:
-    dev_raw[source]["max_record_age_seconds"] = dev_raw["stream"]["retention_hours"] * 3600 + 1
+def test_record_age_cannot_exceed_stream_retention(dev_raw: dict[str, Any]) -> None:
+    dev_raw["event_source"]["max_record_age_seconds"] = dev_raw["stream"]["retention_hours"] * 3600 + 1
+    dev_raw["features"]["outbox_retention_seconds"] = 7 * 86_400
     with pytest.raises(
-        SettingsError, match=rf"{source}\.max_record_age_seconds must not exceed stream\.retention_hours"
+        SettingsError, match=r"event_source\.max_record_age_seconds must not exceed stream\.retention_hours"
     ):
         parse_profile("dev", dev_raw)
+
+
+def test_the_outbox_must_outlast_how_long_a_branch_may_wait_for_the_hot_path(dev_raw: dict[str, Any]) -> None:
+    # Given an outbox retention equal to the hot path's maximum record age (a branch may wait that long)
+    age = dev_raw["event_source"]["max_record_age_seconds"]
+    dev_raw["features"]["outbox_retention_seconds"] = age
+    # Then the profile is refused, saying why
+    with pytest.raises(
+        SettingsError,
+        match=rf"features\.outbox_retention_seconds \({age}\) must exceed "
+        r"event_source\.max_record_age_seconds",
+    ):
+        parse_profile("dev", dev_raw)
+    # And one second more is accepted (if the branch lag alarms still fire before it)
+    dev_raw["features"]["outbox_retention_seconds"] = age + 1
+    assert parse_profile("dev", dev_raw).features.outbox_retention.to_seconds() == age + 1
 
 
 @pytest.mark.parametrize("alarm", ["aggregate_iterator_age_seconds", "experiments_iterator_age_seconds"])

@@ -39,7 +39,9 @@ def aws():
         dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
         process_handler.configure(ProcessConfig.from_env(process_env(CFG, dlq)), dynamodb, sqs)
         spy = FaultyDynamoDB(dynamodb)
-        aggregate_handler.configure(AggregateConfig.from_env(aggregate_env(CFG)), spy, sleep=lambda s: None)
+        # The fixture's records are from 2024: tell the branches the hot path never gives a record up.
+        config = AggregateConfig.from_env(aggregate_env(CFG, hot_path_max_record_age_s=-1))
+        aggregate_handler.configure(config, spy, sleep=lambda s: None)
         yield dynamodb, spy
         process_handler.reset()
         aggregate_handler.reset()
@@ -75,7 +77,7 @@ def test_a_redelivered_batch_changes_no_item_row(aws):
     puts = spy.put_calls
     assert aggregate_handler.items(FIXTURE, FakeContext()) == {"batchItemFailures": []}
     assert {k: v for k, v in scan_rows(dynamodb).items() if k.pk.startswith("item#")} == before
-    assert spy.put_calls == puts
+    assert spy.put_calls == puts + 1  # only the branch's progress row
 
 
 def test_records_the_hot_path_has_not_applied_are_handed_back(aws):
@@ -104,8 +106,20 @@ def test_the_experiment_branch_counts_per_variant_and_emits_dimensioned_metrics(
     assert per_variant[0]["service"] == c.EXPERIMENTS_SERVICE
 
 
+def test_records_the_hot_path_never_applied_within_its_record_age_were_given_up_and_are_skipped(aws):
+    dynamodb, spy = aws
+    aggregate_handler.configure(
+        AggregateConfig.from_env(aggregate_env(CFG, hot_path_max_record_age_s=3600)),
+        spy,
+        sleep=lambda s: None,
+    )
+    # the hot path never applied these 2024 records: its mapping discarded them long ago
+    assert aggregate_handler.items(FIXTURE, FakeContext()) == {"batchItemFailures": []}
+    assert not any(key.pk.startswith("item#") for key in scan_rows(dynamodb))
+
+
 def test_a_missing_setting_fails_the_cold_start_naming_the_variable():
-    for name in (c.ENV_ITEMS_TABLE, c.ENV_OUTBOX_RETENTION_SECONDS):
+    for name in (c.ENV_ITEMS_TABLE, c.ENV_OUTBOX_RETENTION_SECONDS, c.ENV_HOT_PATH_MAX_RECORD_AGE_SECONDS):
         env = {k: v for k, v in aggregate_env(CFG).items() if k != name}
         with pytest.raises(ConfigError, match=name):
             AggregateConfig.from_env(env)

@@ -163,14 +163,15 @@ def run_pipeline(events: list[dict[str, Any]], delivery: dict[str, Any]) -> tupl
     retries = {"sleep": lambda s: None, "max_throttle_retries": 1, "max_conflict_retries": 1}
     hot_faults, aggregate_faults = delivery["faults"]["hot"], delivery["faults"]["aggregate"]
     process_handler.configure(
-        ProcessConfig(USERS_TABLE, dlq, features),
+        ProcessConfig(USERS_TABLE, ITEMS_TABLE, dlq, features),
         FaultyDynamoDB(dynamodb, plan=hot_faults.get),
         sqs,
         **retries,
     )
     clock = {"now": 1000.0}
+    # The hot path's mapping never gives a record up here (infinite retries): -1.
     aggregate_handler.configure(
-        AggregateConfig(USERS_TABLE, ITEMS_TABLE, features),
+        AggregateConfig(USERS_TABLE, ITEMS_TABLE, features, -1),
         FaultyDynamoDB(dynamodb, plan=aggregate_faults.get),
         not_ready_wait_s=0.0,
         clock=lambda: clock["now"],
@@ -212,7 +213,7 @@ def run_pipeline(events: list[dict[str, Any]], delivery: dict[str, Any]) -> tupl
     # The lists are due: merge them from every shard's partial, as the next batch would (without faults).
     clock["now"] += 3600
     deps = aggregate_handler.configure(
-        AggregateConfig(USERS_TABLE, ITEMS_TABLE, features), dynamodb, clock=lambda: clock["now"]
+        AggregateConfig(USERS_TABLE, ITEMS_TABLE, features, -1), dynamodb, clock=lambda: clock["now"]
     )
     deps.items.merge_if_due()
     return scan_rows(dynamodb), stream_records(kinesis), on_failure

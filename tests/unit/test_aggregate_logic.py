@@ -9,9 +9,18 @@ from process.logic import HotPath
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.counters import CounterRow
 from streamrec_core.features.item_aggregates import ItemRow
-from streamrec_core.features.keys import ITEMS, experiment_key, item_key, partial_key, trending_key
+from streamrec_core.features.keys import (
+    ITEMS,
+    experiment_key,
+    item_key,
+    kind_of,
+    partial_key,
+    trending_key,
+    user_key,
+)
 from streamrec_core.features.memory_store import MemoryStore
 from streamrec_core.features.trending import TrendingList
+from streamrec_core.features.user_fold import UserRow
 from streamrec_core.kinesis import KinesisRecord, parse_kinesis_event, to_event
 
 from tests.feature_kit import (
@@ -259,7 +268,9 @@ def test_records_redrive_applied_get_their_aggregates_from_redrive_once_and_neve
     # WHEN redrive applies b to the user row, then its aggregates (only the records it applied now)
     applied = hot.process(given_up, redrive=True).applied_records
     assert applied == [(SHARD, "2")]
-    redriven = items.process([r for r in given_up if (r.shard_id, r.sequence_number) in applied], redriven=True)
+    redriven = items.process(
+        [r for r in given_up if (r.shard_id, r.sequence_number) in applied], redriven=True
+    )
     # THEN b's pair is counted once: redelivering the range to the branch or redriving it again adds nothing
     assert redriven.effects == 1
     items.process(records)
@@ -275,4 +286,23 @@ def test_a_batch_without_any_effect_writes_nothing_and_is_done() -> None:
     hot.process(records)
     assert items.process(records).failed_sequence_number is None
     assert experiments.process(records).failed_sequence_number is None
-    assert all(key.table == "users" for key in store.items)
+    assert {kind_of(key) for key in store.items} == {"user", "progress"}
+
+
+def test_the_hot_path_releases_outbox_entries_the_branches_have_consumed() -> None:
+    store = MemoryStore()
+    hot, items, experiments = branches(store)
+
+    def arriving(n: int, item: str, second: float) -> dict:
+        return kinesis_record(event(n, item=item, ts=ts(n)), n, arrival=1_714_564_800.0 + second)
+
+    first = parse_kinesis_event(kinesis_event([arriving(1, "a", 0), arriving(2, "b", 5)]))
+    hot.process(first)
+    user = store.row(user_key("u1"))
+    assert isinstance(user, UserRow) and len(user.outbox) == 2
+    items.process(first)  # consumed up to the second record's arrival
+    experiments.process(first)  # nothing attributed: nothing of these is waiting for it
+    hot.process(parse_kinesis_event(kinesis_event([arriving(3, "c", 60)])))
+    user = store.row(user_key("u1"))
+    # the first is released; the second arrived within the margin of what the branch consumed
+    assert isinstance(user, UserRow) and [e.seqtag for e in user.outbox] == [2, 3]

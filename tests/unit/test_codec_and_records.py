@@ -223,7 +223,8 @@ def test_every_event_ingest_accepts_decodes_to_the_same_event_for_the_folds(raw)
         ),
         (b'{"event_type": "search", "user_id": "u1", "timestamp": "yesterday"}', "timestamp"),
         (
-            b'{"event_type": "search", "user_id": "u1", "category": "\\ud800", "timestamp": "2024-05-01T12:00:00.000Z"}',
+            b'{"event_type": "search", "user_id": "u1", "category": "\\ud800", '
+            b'"timestamp": "2024-05-01T12:00:00.000Z"}',
             "undecodable",
         ),
         (

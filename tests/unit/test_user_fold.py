@@ -18,6 +18,7 @@ from streamrec_core.features.user_fold import (
     UserRow,
     fold,
     redrive_uncertain,
+    release,
 )
 
 CFG = FeatureConfig(user_ttl_seconds=86_400, item_ttl_seconds=3_600, allowed_lateness_ms=10 * MINUTE_MS)
@@ -237,3 +238,19 @@ def test_config_rejects_inconsistent_bounds() -> None:
     for bad in ({"covisit_keep": 50}, {"partial_keep": 0}, {"dedup_min": 100}, {"outbox_cap": 0}):
         with pytest.raises(ValueError):
             dataclasses.replace(CFG, **bad)
+
+
+def test_outbox_entries_are_released_once_every_branch_that_needs_them_has_consumed_them() -> None:
+    row, _ = folded(
+        ev(1, item="a", at=0, arrival=T0),
+        ev(2, item="b", etype="click", variant="v", at=1, arrival=T0 + 5_000),
+        ev(3, item="c", at=2, arrival=T0 + 9_000),
+    )
+    assert [e.seqtag for e in row.outbox] == [1, 2, 3]
+    # the item branch is past all three (with the margin), the experiment branch has not reported yet
+    release(row, {(ITEM_EFFECT, SHARD): T0 + 11_000})
+    assert [e.seqtag for e in row.outbox] == [2]  # the click still waits for its counter
+    release(row, {(ITEM_EFFECT, SHARD): T0 + 11_000, (EXPERIMENT_EFFECT, "other-shard"): T0 + 60_000})
+    assert [e.seqtag for e in row.outbox] == [2]  # another shard's progress says nothing about this one
+    release(row, {(ITEM_EFFECT, SHARD): T0 + 11_000, (EXPERIMENT_EFFECT, SHARD): T0 + 6_000})
+    assert row.outbox == []

@@ -32,7 +32,7 @@ from streamrec_core.constants import OUTPUT_DLQ_URL, OUTPUT_ON_FAILURE_QUEUE_URL
 
 from local_emulator import aws as local_aws
 from tools.progress import Progress
-from tools.redrive.functions import ProcessFunctions
+from tools.redrive.functions import StreamFunctions
 from tools.redrive.queue import QueueSession
 from tools.redrive.replay import DLQ, ON_FAILURE, SOURCES, Redriver, SourceSummary
 from tools.redrive.stream import read_range
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace, target: Target, summaries: dict[str, SourceSum
         except ClientError as error:
             raise RunError(f"{source} queue {url}: {error}") from None
         total += count if args.max_messages is None else min(count, args.max_messages)
-    functions = ProcessFunctions(
+    functions = StreamFunctions(
         target.client("lambda"), target.client("dynamodb"), sqs, function_name=args.function_name
     )
     progress = Progress(total, label="redrive (dry run)" if args.dry_run else "redrive")

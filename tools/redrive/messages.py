@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from process.dead_letter import PAYLOAD_TRUNCATED
-from process.logic import KinesisRecord, parse_kinesis_event
 from streamrec_core.constants import (
     DLQ_EVENT_SOURCE_ARN,
     DLQ_PARTITION_KEY,
@@ -29,6 +28,7 @@ from streamrec_core.constants import (
     DLQ_SEQUENCE_NUMBER,
     DLQ_SHARD_ID,
 )
+from streamrec_core.kinesis import KinesisRecord, parse_kinesis_event
 
 SENT_TIMESTAMP = "SentTimestamp"  # SQS system attribute: when the message was sent (epoch ms)
 

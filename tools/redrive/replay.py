@@ -1,9 +1,17 @@
-"""Redrive's logic: per failure message, run its records through the process function's own
-`BatchProcessor` in redrive mode, then delete the message or keep it with the reason.
+"""Redrive's logic: per failure message, run its records through the consumer's own logic, then delete
+the message or keep it with the reason.
 
-Redrive mode decides "already applied" by the user's recent event-id digests (docs/processing.md), so a
-record replayed twice, from either queue, is applied once. Per source:
+- A batch the hot path's mapping gave up on (on-failure) or a dead letter: the process function's
+  `HotPath` in redrive mode, which decides "already applied" by the user's recent event-id digests
+  (docs/processing.md), so a record replayed twice, from either queue, is applied once. The aggregate
+  branches have moved past these records, so redrive then applies the item and experiment effects of
+  the records it applied in this run itself (`redriven=True`): once, and never again by a rerun (at most
+  once: if that step fails, the message is kept and says so; a rerun finds the records applied).
+- A batch an aggregate branch gave up on: that branch's own logic, normally: rows whose watermark is
+  past a record already hold it or were written by later records (those records' effects on such rows
+  cannot be told apart and are not applied again).
 
+Per source:
 - on-failure: the range is re-read from the stream; records that are poison go to the dead-letter queue,
   as the function would send them; the message is deleted once every record is handled.
 - dlq: the record is rebuilt from the message's payload, shard and sequence number. If it still fails
@@ -22,13 +30,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregate.config import AggregateConfig
+from aggregate.logic import AggregateResult, ExperimentCounter, ItemAggregator
 from botocore.exceptions import BotoCoreError, ClientError
 from process.config import ProcessConfig
-from process.logic import BatchProcessor, BatchResult, DeadLetter, DeadLetterPort, KinesisRecord, StorePort
-from streamrec_core.features import Key, Row
+from process.logic import BatchResult, HotPath
+from streamrec_core.features.codec import Row, key_of
+from streamrec_core.features.counters import CounterRow
+from streamrec_core.features.keys import Key
+from streamrec_core.features.store import WRITTEN, RowStore
+from streamrec_core.features.trending import PartialRow
+from streamrec_core.kinesis import DeadLetter, DeadLetterPort, KinesisRecord
 
 from tools.progress import Progress
-from tools.redrive.functions import ProcessFunctions
+from tools.redrive.functions import EXPERIMENTS, ITEMS, PROCESS, StreamFunctions
 from tools.redrive.messages import (
     DeadLetterMessage,
     FailedBatch,
@@ -57,6 +72,8 @@ class SourceSummary:
     already_applied: int = 0
     dead_lettered: int = 0  # on-failure records that are poison, sent to the dead-letter queue
     uncertain: int = 0  # applied although older than the recent-ids horizon (RedriveUncertain)
+    aggregated: int = 0  # records whose item or experiment effects redrive applied
+    rows_written: int = 0  # aggregate rows written (aggregate branches' batches and redriven records)
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,16 +81,22 @@ class SourceSummary:
 
 
 class ReadOnlyStore:
-    """The feature store for a dry run: real reads, commits dropped."""
+    """The feature store for a dry run: real reads, writes dropped (reported as written)."""
 
-    def __init__(self, store: StorePort) -> None:
+    def __init__(self, store: RowStore) -> None:
         self.store = store
 
-    def read(self, keys: Iterable[Key], *, consistent: bool = True) -> dict[Key, Row | None]:
-        return self.store.read(keys, consistent=consistent)
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
+        return self.store.get_many(keys, consistent=consistent)
 
-    def commit(self, writes: Sequence[tuple[Key, Row, int]]) -> None:
-        return None
+    def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:
+        return {key_of(row): WRITTEN for row in rows}
+
+    def query_partials(self) -> list[PartialRow]:
+        return self.store.query_partials()
+
+    def query_counters(self, experiment_id: str) -> list[CounterRow]:
+        return self.store.query_counters(experiment_id)
 
 
 class KeptDeadLetters:
@@ -92,7 +115,7 @@ class Redriver:
 
     def __init__(
         self,
-        functions: ProcessFunctions,
+        functions: StreamFunctions,
         read_range: RangeReader,
         *,
         dry_run: bool = False,
@@ -139,15 +162,29 @@ class Redriver:
     def _failed_batch(self, batch: FailedBatch, queue_url: str, summary: SourceSummary) -> str | None:
         records = self.read_range(batch)
         summary.records += len(records)
-        config = self.functions.for_batch(batch)
-        dead_letters: DeadLetterPort = (
-            KeptDeadLetters() if self.dry_run else self.functions.dead_letters(config)
-        )
-        result = self._processor(config, dead_letters).process(records, redrive=True)
-        self._count(result, summary)
-        summary.dead_lettered += result.dead_lettered
-        if result.failed_sequence_number is not None:
-            return f"stopped at {result.failed_sequence_number} (throttled?); run again"
+        consumer = self.functions.for_batch(batch)
+        if consumer.handler == PROCESS:
+            assert isinstance(consumer.config, ProcessConfig)
+            dead_letters: DeadLetterPort = (
+                KeptDeadLetters() if self.dry_run else self.functions.dead_letters(consumer.config)
+            )
+            result, problem = self._hot_path(
+                consumer.config, records, dead_letters, batch.stream_arn, summary
+            )
+            summary.dead_lettered += result.dead_lettered
+            if result.failed_sequence_number is not None:
+                return f"stopped at {result.failed_sequence_number} (throttled?); run again"
+            return problem
+        assert isinstance(consumer.config, AggregateConfig)
+        store = self._store(consumer.config.users_table, consumer.config.items_table)
+        branch = ItemAggregator if consumer.handler == ITEMS else ExperimentCounter
+        assert consumer.handler in (ITEMS, EXPERIMENTS)
+        outcome = branch(store, consumer.config.features).process(records)
+        summary.applied += outcome.effects
+        summary.already_applied += outcome.no_effect
+        summary.rows_written += outcome.rows_written
+        if outcome.failed_sequence_number is not None:
+            return f"stopped at {outcome.failed_sequence_number} (hot path behind, or throttled); run again"
         return None
 
     def _dead_letter(self, letter: DeadLetterMessage, queue_url: str, summary: SourceSummary) -> str | None:
@@ -156,25 +193,51 @@ class Redriver:
         config = self.functions.for_dead_letter(letter, queue_url)
         refused = KeptDeadLetters()
         summary.records += 1
-        result = self._processor(config, refused).process([letter.record()], redrive=True)
-        self._count(result, summary)
+        result, problem = self._hot_path(config, [letter.record()], refused, letter.event_source_arn, summary)
         if refused.letters:
             return f"still failing: {refused.letters[0].reason}"
         if result.failed_sequence_number is not None:
             return "stopped (throttled?); run again"
-        return None
+        return problem
 
-    def _processor(self, config: ProcessConfig, dead_letters: DeadLetterPort) -> BatchProcessor:
-        store: StorePort = self.functions.store(config)
-        if self.dry_run:
-            store = ReadOnlyStore(store)
-        return BatchProcessor(store, dead_letters, config.features)
-
-    @staticmethod
-    def _count(result: BatchResult, summary: SourceSummary) -> None:
+    def _hot_path(
+        self,
+        config: ProcessConfig,
+        records: list[KinesisRecord],
+        dead_letters: DeadLetterPort,
+        stream_arn: str,
+        summary: SourceSummary,
+    ) -> tuple[BatchResult, str | None]:
+        """Apply the records to the user rows, then the aggregates of those this run applied; the result
+        and what went wrong with the aggregates, if anything."""
+        result = HotPath(self._store(config.users_table), dead_letters, config.features).process(
+            records, redrive=True
+        )
         summary.applied += result.applied + result.late
         summary.already_applied += result.duplicates + result.seen
         summary.uncertain += result.redrive_uncertain
+        applied = set(result.applied_records)
+        items = self.functions.items_of(stream_arn) if stream_arn else None
+        if not applied or items is None or self.dry_run:
+            return result, None  # a dry run wrote no user row, so there is nothing for the branches to read
+        mine = [r for r in records if (r.shard_id, r.sequence_number) in applied]
+        store = self._store(items.users_table, items.items_table)
+        outcomes: list[AggregateResult] = [
+            ItemAggregator(store, items.features).process(mine, redriven=True),
+            ExperimentCounter(store, items.features).process(mine, redriven=True),
+        ]
+        summary.aggregated += len(mine)
+        summary.rows_written += sum(outcome.rows_written for outcome in outcomes)
+        if any(outcome.failed_sequence_number is not None for outcome in outcomes):
+            return result, (
+                f"user features applied, but the item or experiment effects of {len(mine)} records could "
+                "not all be written (throttled?); they are not applied again by a rerun (at most once)"
+            )
+        return result, None
+
+    def _store(self, users_table: str, items_table: str = "") -> RowStore:
+        store: RowStore = self.functions.store(users_table, items_table)
+        return ReadOnlyStore(store) if self.dry_run else store
 
     def _tick(self, status: str) -> None:
         if self.progress is not None:

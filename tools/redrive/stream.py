@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
-from process.logic import KinesisRecord
+from streamrec_core.kinesis import KinesisRecord
 
 from tools.redrive.messages import FailedBatch, MessageProblem
 

@@ -28,9 +28,11 @@ from streamrec_core.features.keys import (
     key_attributes,
     kind_of,
     partial_key,
+    progress_key,
     trending_key,
     user_key,
 )
+from streamrec_core.features.progress import ProgressRow
 from streamrec_core.features.trending import PartialRow, Trend, TrendEntry, TrendingList
 from streamrec_core.features.user_fold import (
     AFFINITY_STEPS,
@@ -41,7 +43,7 @@ from streamrec_core.features.user_fold import (
     Watermark,
 )
 
-Row = UserRow | ItemRow | PartialRow | TrendingList | CounterRow
+Row = UserRow | ItemRow | PartialRow | TrendingList | CounterRow | ProgressRow
 FORMAT: Final = 1
 _TYPE_CODES: Final = {name: code for code, name in enumerate(EVENT_TYPES)}
 _SHARD_RE = re.compile(r"shardId-([0-9]{12})")
@@ -322,6 +324,19 @@ def _counter_row(key: Key, version: int, expires_at: int, blob: bytes) -> Counte
     )
 
 
+# --- branch progress -----------------------------------------------------------------------------------
+def _progress_blob(row: ProgressRow) -> bytes:
+    return _encode([FORMAT, row.arrival_ms, _seq_out(row.sequence_number) if row.sequence_number else ""])
+
+
+def _progress_row(key: Key, version: int, expires_at: int, blob: bytes) -> ProgressRow:
+    _format, arrival_ms, sequence = _decode(blob)
+    branch = key.pk.split("#", 1)[1]
+    return ProgressRow(
+        branch, key.sk, version, expires_at, arrival_ms, _seq_in(sequence) if sequence != "" else ""
+    )
+
+
 # --- rows <-> items -----------------------------------------------------------------------------------
 def key_of(row: Row) -> Key:
     """The key a row is stored under."""
@@ -333,6 +348,8 @@ def key_of(row: Row) -> Key:
         return partial_key(row.shard_id)
     if isinstance(row, TrendingList):
         return trending_key(row.category)
+    if isinstance(row, ProgressRow):
+        return progress_key(row.branch, row.shard_id)
     return experiment_key(row.experiment_id, row.variant)
 
 
@@ -345,6 +362,8 @@ def blob_of(row: Row) -> bytes:
         return _partial_blob(row)
     if isinstance(row, TrendingList):
         return _list_blob(row)
+    if isinstance(row, ProgressRow):
+        return _progress_blob(row)
     return _counter_blob(row)
 
 
@@ -373,6 +392,8 @@ def from_item(key: Key, item: Mapping[str, Mapping[str, Any]]) -> Row:
         return _partial_row(key.sk, version, expires_at, blob)
     if kind == "list":
         return _list_row(category_of(key), version, expires_at, blob)
+    if kind == "progress":
+        return _progress_row(key, version, expires_at, blob)
     return _counter_row(key, version, expires_at, blob)
 
 
@@ -387,4 +408,6 @@ def new_row(key: Key) -> Row:
         return PartialRow(key.sk)
     if kind == "list":
         return TrendingList(category_of(key))
+    if kind == "progress":
+        return ProgressRow(key.pk.split("#", 1)[1], key.sk)
     return CounterRow(*experiment_of(key))

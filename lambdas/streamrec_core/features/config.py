@@ -31,10 +31,12 @@ class FeatureConfig:
     dedup_window_ms: int = 15 * MINUTE_MS
     dedup_min: int = 16
     dedup_cap: int = 64
-    # What the hot path hands to the aggregate branches (features.user_fold.OutboxEntry): kept for
-    # `outbox_retention_ms` of arrival time, at most `outbox_cap` entries. An aggregate consumer that
-    # lags more than this cannot resolve a record any more (counted, never guessed).
-    outbox_retention_ms: int = 10 * MINUTE_MS
+    # What the hot path hands to the aggregate branches (features.user_fold.OutboxEntry): released once
+    # the branches have consumed it (features.progress), kept at most `outbox_retention_ms` of arrival
+    # time and `outbox_cap` entries. A branch that lags more than this cannot resolve a record any more
+    # (counted, never guessed); it must exceed how long a branch may wait for the hot path (the hot
+    # path's maximum record age: stacks/settings.py checks it).
+    outbox_retention_ms: int = 2 * HOUR_MS
     outbox_cap: int = 256
     # A shard's watermark on a row is dropped after this long without a write from it: no record of that
     # shard can come back by then (record age + on-failure queue retention are far shorter).

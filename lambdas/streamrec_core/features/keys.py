@@ -17,6 +17,7 @@ from streamrec_core.constants import (
     ITEM_SK,
     ITEMS_PK,
     ITEMS_SK,
+    PROGRESS_PK_PREFIX,
     TRENDING_CATEGORY_PK_PREFIX,
     TRENDING_GLOBAL_PK,
     TRENDING_LIST_SK,
@@ -76,6 +77,11 @@ def experiment_of(key: Key) -> tuple[str, str]:
     return key.pk[len(EXPERIMENT_PK_PREFIX) :], key.sk[len(EXPERIMENT_VARIANT_SK_PREFIX) :]
 
 
+def progress_key(branch: str, shard_id: str) -> Key:
+    """How far one aggregate branch has consumed one shard."""
+    return Key(ITEMS, PROGRESS_PK_PREFIX + branch, shard_id)
+
+
 def key_attributes(key: Key) -> dict[str, str]:
     """The DynamoDB key attributes of a key (strings)."""
     if key.table == USERS:
@@ -84,7 +90,7 @@ def key_attributes(key: Key) -> dict[str, str]:
 
 
 def kind_of(key: Key) -> str:
-    """Which kind of row a key holds: 'user', 'item', 'partial', 'list' or 'counter'."""
+    """Which kind of row a key holds: 'user', 'item', 'partial', 'list', 'counter' or 'progress'."""
     if key.table == USERS:
         return "user"
     pk = key.pk
@@ -96,4 +102,6 @@ def kind_of(key: Key) -> str:
         return "list"
     if pk.startswith(EXPERIMENT_PK_PREFIX):
         return "counter"
+    if pk.startswith(PROGRESS_PK_PREFIX):
+        return "progress"
     raise ValueError(f"no row kind for {key}")

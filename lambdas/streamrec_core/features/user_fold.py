@@ -19,6 +19,7 @@ a record without an entry has no aggregate effect. See docs/processing.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -137,6 +138,33 @@ def fold(row: UserRow, event: Event, cfg: FeatureConfig, *, redrive: bool = Fals
         )
     _trim_outbox(row, event.arrival_ms, cfg)
     return LATE if late else APPLY
+
+
+# Arrival times are approximate: an entry is released this long after its branch consumed its arrival.
+RELEASE_MARGIN_MS: Final = 1_000
+
+
+def release(row: UserRow, consumed: Mapping[tuple[int, str], int]) -> None:
+    """Drop the outbox entries every branch that needs them has consumed.
+
+    `consumed` maps (outbox flag, shard id) to the arrival time up to which the branch reading that flag
+    has consumed the shard (from `features.progress`); a branch that has not reported consumes nothing.
+    Consumed entries need no floor: their records resolve to "no effect", which their rows' watermarks
+    already record.
+    """
+    if not row.outbox:
+        return
+    kept = []
+    for entry in row.outbox:
+        needed = False
+        for flag in (ITEM_EFFECT, EXPERIMENT_EFFECT):
+            if entry.flags & flag and entry.arrival_ms + RELEASE_MARGIN_MS > consumed.get(
+                (flag, entry.shard_id), 0
+            ):
+                needed = True
+        if needed:
+            kept.append(entry)
+    row.outbox = kept
 
 
 def redrive_uncertain(row: UserRow, event: Event, cfg: FeatureConfig) -> bool:
