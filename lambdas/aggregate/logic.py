@@ -53,7 +53,7 @@ from streamrec_core.features.item_aggregates import (
 )
 from streamrec_core.features.keys import Key, experiment_key, item_key, partial_key, trending_key, user_key
 from streamrec_core.features.progress import ProgressRow
-from streamrec_core.features.store import CONFLICT, THROTTLED, WRITTEN, RowStore
+from streamrec_core.features.store import CONFLICT, THROTTLED, WRITTEN, RowStore, StoreError, Unreadable
 from streamrec_core.features.trending import PartialRow, TrendingList, add, merge
 from streamrec_core.features.user_fold import UserRow, Watermark
 from streamrec_core.kinesis import KinesisRecord, decode_batch
@@ -187,6 +187,8 @@ class _Branch:
             changed: list[Row] = []
             for key in pending_keys:
                 row = stored.get(key) or new_row(key)
+                if isinstance(row, Unreadable):  # fail: the branch stops at this shard and pages until fixed
+                    raise StoreError(f"an aggregate row does not decode ({row.reason})")
                 if apply(row) is not None:
                     changed.append(row)
             outcomes = self.store.put_many(changed)
@@ -335,7 +337,9 @@ class ExperimentCounter(_Branch):
         return result
 
 
-def _user(users: dict[Key, Row | None], event: Event) -> UserRow | None:
+def _user(users: dict[Key, Row | Unreadable | None], event: Event) -> UserRow | None:
+    """The event's user row; an unreadable one counts as not yet applied (the hot path cannot apply the
+    record either, and its redrive after the fix will)."""
     row = users.get(user_key(event.user_id))
     return row if isinstance(row, UserRow) else None
 

@@ -32,7 +32,7 @@ from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.events import Event
 from streamrec_core.features.keys import progress_key, user_key
 from streamrec_core.features.progress import BRANCH_FLAGS, ProgressRow
-from streamrec_core.features.store import CONFLICT, THROTTLED, RowStore
+from streamrec_core.features.store import CONFLICT, THROTTLED, RowStore, StoreError, Unreadable
 from streamrec_core.features.user_fold import (
     APPLY,
     DUPLICATE,
@@ -164,6 +164,10 @@ class HotPath:
             uncertain: dict[str, int] = {}
             for uid in pending:
                 row = stored.get(user_key(uid))
+                if isinstance(row, Unreadable):
+                    # Fail the batch: the mapping retries and bisects down to this user's records and
+                    # gives them to the on-failure queue; redrive applies them once the row is fixed.
+                    raise StoreError(f"a user row does not decode ({row.reason})")
                 if not isinstance(row, UserRow):
                     row = UserRow(uid)
                 folded = []

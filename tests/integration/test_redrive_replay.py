@@ -24,13 +24,16 @@ from typing import Any
 
 import pytest
 from process import handler as process_handler
-from process import logic
 from process.config import ProcessConfig
 from process.dead_letter import SQS_MAX_BYTES, message_body
 from streamrec_core import constants as c
-from streamrec_core.feature_store import FeatureStore
-from streamrec_core.features import FeatureConfig, user_key
-from streamrec_core.schema import Violation
+from streamrec_core import kinesis as records
+from streamrec_core.features.config import FeatureConfig
+from streamrec_core.features.dynamodb import DynamoStore
+from streamrec_core.features.events import InvalidRecord, decode_event
+from streamrec_core.features.item_aggregates import ItemRow, Neighbour
+from streamrec_core.features.keys import USERS, item_key, user_key
+from streamrec_core.features.user_fold import UserRow
 
 from local_emulator import aws as local_aws
 from local_emulator.esm import EsmConfig, EsmPoller
@@ -41,21 +44,22 @@ from tests.feature_kit import (
     SHARD,
     USERS_TABLE,
     FaultyDynamoDB,
+    aggregate_env,
     comparable,
-    create_process_function,
+    create_function,
     create_tables,
     event,
+    expected_rows,
     process_env,
-    reference_state,
-    table_state,
+    reference_rows,
+    scan_rows,
 )
 from tools import redrive
 from tools.redrive import cli
 
 STREAM = "events"
-FEATURES = FeatureConfig(
-    user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000, trending_slots=2
-)
+FEATURES = FeatureConfig(user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000)
+OVERSIZED = f"oversized: record data exceeds {SQS_MAX_BYTES} bytes"
 
 
 def ts(n: int) -> str:
@@ -77,16 +81,16 @@ EVENTS = [
 
 @contextmanager
 def validation_bug() -> Iterator[None]:
-    """A deploy whose record validation wrongly refuses every event that carries `properties`."""
-    correct = logic.validate_event
+    """A deploy whose record decoding wrongly refuses every event that carries `properties`."""
+    correct = records.to_event
 
-    def buggy(raw: Any, **kwargs: Any) -> Any:
-        if isinstance(raw, dict) and "properties" in raw:
-            return None, [Violation("properties", "is not allowed (the bug)")]
-        return correct(raw, **kwargs)
+    def buggy(record: records.KinesisRecord) -> Any:
+        if record.data is not None and b'"properties"' in record.data:
+            raise InvalidRecord("invalid: properties: is not allowed (the bug)")
+        return correct(record)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(logic, "validate_event", buggy)
+        patch.setattr(records, "to_event", buggy)
         yield
 
 
@@ -159,12 +163,19 @@ class LocalAws:
         )
 
     def state(self) -> dict:
-        return comparable(table_state(self.client("dynamodb")), FEATURES)
+        """The user rows (no aggregate branch runs here: the item rows hold only what redrive wrote)."""
+        return {k: v for k, v in comparable(scan_rows(self.client("dynamodb"))).items() if k.table == USERS}
 
     def reference(self) -> dict:
-        return comparable(
-            reference_state(FEATURES, zip(EVENTS, self.sequence_numbers, strict=True)), FEATURES
-        )
+        events = [
+            decode_event(json.dumps(body).encode(), shard_id=SHARD, sequence_number=seq, arrival_ms=0)
+            for body, seq in zip(EVENTS, self.sequence_numbers, strict=True)
+        ]
+        rows = comparable(expected_rows(reference_rows(FEATURES, events)))
+        return {k: v for k, v in rows.items() if k.table == USERS}
+
+    def item_rows(self) -> dict:
+        return {k: v for k, v in scan_rows(self.client("dynamodb")).items() if k.pk.startswith("item#")}
 
 
 @pytest.fixture(scope="module")
@@ -189,10 +200,14 @@ def local(moto_endpoint: str, tmp_path: Path) -> Iterator[LocalAws]:
     on_failure = client("sqs").create_queue(QueueName="on-failure")["QueueUrl"]
     stream_arn = create_stream(client("kinesis"), STREAM)
     env = process_env(FEATURES, dlq)
-    function_arn = create_process_function(client("lambda"), client("iam"), env)
-    client("lambda").create_event_source_mapping(
-        EventSourceArn=stream_arn, FunctionName=function_arn, StartingPosition="TRIM_HORIZON"
+    function_arn = create_function(client("lambda"), client("iam"), env)
+    items_arn = create_function(
+        client("lambda"), client("iam"), aggregate_env(FEATURES), "items", "aggregate.handler.items"
     )
+    for consumer in (function_arn, items_arn):  # redrive finds the stream's consumers by their mappings
+        client("lambda").create_event_source_mapping(
+            EventSourceArn=stream_arn, FunctionName=consumer, StartingPosition="TRIM_HORIZON"
+        )
     endpoint_file = tmp_path / "endpoint.json"
     outputs = {c.OUTPUT_DLQ_URL: dlq, c.OUTPUT_ON_FAILURE_QUEUE_URL: on_failure}
     endpoint_file.write_text(
@@ -223,6 +238,7 @@ def poisoned(local: LocalAws) -> LocalAws:
         local.process(EVENTS)
     (message,) = local.visible(local.dlq)
     assert json.loads(message["Body"])[c.DLQ_REASON] == "invalid: properties: is not allowed (the bug)"
+    assert local.item_rows() == {}
     assert local.state() != local.reference()
     return local
 
@@ -242,10 +258,21 @@ def test_dead_letter_replay_end_to_end_poison_fix_replay_applied_once(poisoned, 
         "already_applied": 0,
         "dead_lettered": 0,
         "uncertain": 0,
+        "aggregated": 1,
+        "rows_written": 3,
         "problems": [],
     }
     assert poisoned.state() == poisoned.reference()
     assert poisoned.visible(poisoned.dlq) == []
+    # and its co-visitation pair (u2 looked at i1, then bought i3) is in both rows, once
+    assert poisoned.item_rows() == {
+        item_key("i1"): ItemRow(
+            "i1", 1, poisoned.item_rows()[item_key("i1")].expires_at, "c1", {"i3": Neighbour(4, "c1")}
+        ),
+        item_key("i3"): ItemRow(
+            "i3", 1, poisoned.item_rows()[item_key("i3")].expires_at, "c1", {"i1": Neighbour(4, "c1")}
+        ),
+    }
 
 
 def test_a_second_replay_of_the_same_dead_letter_applies_nothing_twice(poisoned, no_aws_credentials):
@@ -259,20 +286,21 @@ def test_a_second_replay_of_the_same_dead_letter_applies_nothing_twice(poisoned,
     assert first.summary["dlq"]["applied"] == 1 and first.summary["dlq"]["already_applied"] == 1
     after_first = poisoned.state()
     assert after_first == poisoned.reference()
+    items_after_first = poisoned.item_rows()
 
     sqs.send_message(QueueUrl=poisoned.dlq, MessageBody=message["Body"])  # and once more, later
     second = run(poisoned, "--source", "dlq")
     assert second.code == 0 and second.summary["dlq"]["applied"] == 0
     assert second.summary["dlq"]["already_applied"] == 1
-    assert poisoned.state() == after_first
+    assert poisoned.state() == after_first and poisoned.item_rows() == items_after_first
 
 
 def test_dry_run_reports_what_it_would_apply_and_changes_nothing(poisoned, no_aws_credentials):
-    before = table_state(poisoned.client("dynamodb"))
+    before = scan_rows(poisoned.client("dynamodb"))
     result = run(poisoned, "--source", "dlq", "--dry-run")
     assert result.code == 0 and result.summary["dry_run"]
     assert result.summary["dlq"]["handled"] == 1 and result.summary["dlq"]["applied"] == 1
-    assert table_state(poisoned.client("dynamodb")) == before
+    assert scan_rows(poisoned.client("dynamodb")) == before
     assert len(poisoned.visible(poisoned.dlq)) == 1  # still there, and visible at once
 
 
@@ -307,7 +335,7 @@ def test_a_corrupt_row_or_message_is_reported_kept_visible_and_nothing_else_is_l
     sqs.send_message(QueueUrl=poisoned.dlq, MessageBody='{"reason": "no payload"}')
     dynamodb.put_item(
         TableName=USERS_TABLE,
-        Item={c.USERS_PK: {"S": "u7"}, c.USER_HISTORY: {"S": "{not json"}, c.ATTR_VERSION: {"N": "1"}},
+        Item={c.USERS_PK: {"S": "u7"}, c.ATTR_DATA: {"B": b"\xc1 not msgpack"}, c.ATTR_VERSION: {"N": "1"}},
     )
 
     result = run(poisoned, "--source", "dlq")
@@ -317,26 +345,32 @@ def test_a_corrupt_row_or_message_is_reported_kept_visible_and_nothing_else_is_l
     assert dlq["messages"] == 4 and dlq["handled"] == 2 and dlq["kept"] == 2
     corrupt_row = [p for p in dlq["problems"] if f"({SHARD} 107)" in p]
     corrupt_message = [p for p in dlq["problems"] if "payload_base64: missing" in p]
-    assert len(corrupt_row) == 1 and "processing failed: JSONDecodeError" in corrupt_row[0]
+    assert (
+        len(corrupt_row) == 1
+        and "processing failed: StoreError: a user row does not decode" in corrupt_row[0]
+    )
     assert len(corrupt_message) == 1
     assert all(problem in result.err for problem in dlq["problems"])
     visible = [json.loads(m["Body"]) for m in poisoned.visible(poisoned.dlq)]
     assert sorted(body.get(c.DLQ_SEQUENCE_NUMBER, "") for body in visible) == ["", "107"]
-    rows = FeatureStore(dynamodb, USERS_TABLE, ITEMS_TABLE).read([user_key("u8"), user_key("u2")])
-    assert rows[user_key("u8")][c.USER_COUNTS] == {"view": 1}
-    assert rows[user_key("u2")][c.USER_COUNTS]["purchase"] == 1
+    rows = DynamoStore(dynamodb, USERS_TABLE, ITEMS_TABLE).get_many(
+        [user_key("u8"), user_key("u2")], consistent=True
+    )
+    u8, u2 = rows[user_key("u8")], rows[user_key("u2")]
+    assert isinstance(u8, UserRow) and u8.counts == {"view": 1}
+    assert isinstance(u2, UserRow) and u2.counts["purchase"] == 1
     again = run(poisoned, "--source", "dlq")
     assert again.code == 1 and again.summary["dlq"]["messages"] == 2
 
 
 def test_a_truncated_payload_cannot_be_replayed_and_is_kept(local, no_aws_credentials):
-    record = logic.KinesisRecord(SHARD, "9", "u9", b"x" * SQS_MAX_BYTES, 0, local.stream_arn)
-    body = message_body(logic.DeadLetter(record, logic.REASON_OVERSIZED))
+    record = records.KinesisRecord(SHARD, "9", "u9", b"x" * SQS_MAX_BYTES, 0, local.stream_arn)
+    body = message_body(records.DeadLetter(record, OVERSIZED))
     local.client("sqs").send_message(QueueUrl=local.dlq, MessageBody=body)
     result = run(local, "--source", "dlq")
     assert result.code == 1
     (problem,) = result.summary["dlq"]["problems"]
-    assert "truncated" in problem and "cannot be replayed" in problem and logic.REASON_OVERSIZED in problem
+    assert "truncated" in problem and "cannot be replayed" in problem and OVERSIZED in problem
     assert len(local.visible(local.dlq)) == 1
 
 

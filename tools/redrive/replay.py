@@ -210,9 +210,9 @@ class Redriver:
     ) -> tuple[BatchResult, str | None]:
         """Apply the records to the user rows, then the aggregates of those this run applied; the result
         and what went wrong with the aggregates, if anything."""
-        result = HotPath(self._store(config.users_table), dead_letters, config.features).process(
-            records, redrive=True
-        )
+        result = HotPath(
+            self._store(config.users_table, config.items_table), dead_letters, config.features
+        ).process(records, redrive=True)
         summary.applied += result.applied + result.late
         summary.already_applied += result.duplicates + result.seen
         summary.uncertain += result.redrive_uncertain

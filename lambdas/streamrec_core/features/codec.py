@@ -377,8 +377,18 @@ def to_item(row: Row, version: int | None = None) -> dict[str, dict[str, Any]]:
     return item
 
 
+DECODE_ERRORS: Final = (
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+    KeyError,
+    TypeError,
+    ValueError,
+    IndexError,
+)
+
+
 def from_item(key: Key, item: Mapping[str, Mapping[str, Any]]) -> Row:
-    """The row a DynamoDB item holds."""
+    """The row a DynamoDB item holds; one of DECODE_ERRORS when it does not hold one."""
     version = int(item[ATTR_VERSION]["N"])
     ttl = item.get(TTL_ATTRIBUTE)
     expires_at = int(ttl["N"]) if ttl else 0

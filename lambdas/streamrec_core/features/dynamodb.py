@@ -25,10 +25,10 @@ from streamrec_core.constants import (
     TRENDING_PARTIAL_PK,
     USERS_PK,
 )
-from streamrec_core.features.codec import Row, from_item, key_of, to_item
+from streamrec_core.features.codec import DECODE_ERRORS, Row, from_item, key_of, to_item
 from streamrec_core.features.counters import CounterRow
 from streamrec_core.features.keys import ITEMS, USERS, Key, key_attributes
-from streamrec_core.features.store import CONFLICT, THROTTLED, WRITTEN, StoreError, Throttled
+from streamrec_core.features.store import CONFLICT, THROTTLED, WRITTEN, StoreError, Throttled, Unreadable
 from streamrec_core.features.trending import PartialRow
 
 # Error codes (never message text) that mean "too much now, retry later".
@@ -89,9 +89,9 @@ class DynamoStore:
         return self.users_table if key.table == USERS else self.items_table
 
     # --- reads -----------------------------------------------------------------------------------
-    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | Unreadable | None]:
         wanted = list(dict.fromkeys(keys))
-        found: dict[Key, Row | None] = dict.fromkeys(wanted)
+        found: dict[Key, Row | Unreadable | None] = dict.fromkeys(wanted)
         for start in range(0, len(wanted), DDB_BATCH_GET_MAX_KEYS):
             request: dict[str, Any] = {}
             for key in wanted[start : start + DDB_BATCH_GET_MAX_KEYS]:
@@ -100,7 +100,7 @@ class DynamoStore:
             self._batch_get(request, found)
         return found
 
-    def _batch_get(self, request: dict[str, Any], found: dict[Key, Row | None]) -> None:
+    def _batch_get(self, request: dict[str, Any], found: dict[Key, Row | Unreadable | None]) -> None:
         attempt = 0
         while request:
             try:
@@ -111,7 +111,7 @@ class DynamoStore:
             for table, items in response.get("Responses", {}).items():
                 for item in items:
                     key = self._key_of(table, item)
-                    found[key] = from_item(key, item)
+                    found[key] = decoded(key, item)
             request = response.get("UnprocessedKeys") or {}
             if request:
                 attempt += 1
@@ -145,11 +145,12 @@ class DynamoStore:
             kwargs["ExclusiveStartKey"] = last
 
     def query_partials(self) -> list[PartialRow]:
-        return [from_item(key, item) for key, item in self._query(TRENDING_PARTIAL_PK)]  # type: ignore[misc]
+        rows = (decoded(key, item) for key, item in self._query(TRENDING_PARTIAL_PK))
+        return [row for row in rows if isinstance(row, PartialRow)]
 
     def query_counters(self, experiment_id: str) -> list[CounterRow]:
-        rows = self._query(EXPERIMENT_PK_PREFIX + experiment_id)
-        return [from_item(key, item) for key, item in rows]  # type: ignore[misc]
+        rows = (decoded(key, item) for key, item in self._query(EXPERIMENT_PK_PREFIX + experiment_id))
+        return [row for row in rows if isinstance(row, CounterRow)]
 
     # --- writes ----------------------------------------------------------------------------------
     def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:
@@ -183,6 +184,14 @@ class DynamoStore:
             raise StoreError(code or "unknown DynamoDB error") from error
         row.version = expected + 1
         return WRITTEN
+
+
+def decoded(key: Key, item: dict[str, Any]) -> Row | Unreadable:
+    """The row an item holds, or Unreadable saying why not."""
+    try:
+        return from_item(key, item)
+    except DECODE_ERRORS as error:
+        return Unreadable(key, f"{type(error).__name__}: {error}")
 
 
 def _read_error(error: ClientError) -> StoreError:

@@ -27,8 +27,9 @@ from streamrec_core.constants import ATTR_VERSION, EXPERIMENT_PK_PREFIX, TRENDIN
 from streamrec_core.ddb_size import KB, READ_UNIT_BYTES, item_size
 from streamrec_core.features.codec import Row, from_item, key_of, new_row, to_item
 from streamrec_core.features.counters import CounterRow
+from streamrec_core.features.dynamodb import decoded
 from streamrec_core.features.keys import ITEMS, Key, kind_of
-from streamrec_core.features.store import CONFLICT, THROTTLED, WRITTEN, Throttled
+from streamrec_core.features.store import CONFLICT, THROTTLED, WRITTEN, Throttled, Unreadable
 from streamrec_core.features.trending import PartialRow
 
 Fault = Callable[[str, Key], str | None]
@@ -67,9 +68,9 @@ class MemoryStore:
         self._lock = threading.Lock()
 
     # --- the RowStore port ------------------------------------------------------------------------
-    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | Unreadable | None]:
         wanted = list(dict.fromkeys(keys))
-        found: dict[Key, Row | None] = {}
+        found: dict[Key, Row | Unreadable | None] = {}
         with self._lock:
             self.bill.batch_gets += math.ceil(len(wanted) / 100) if wanted else 0
             for key in wanted:
@@ -78,7 +79,7 @@ class MemoryStore:
                 item = self.items.get(key)
                 self.bill.keys_read += 1
                 self.bill.read_units += read_units(item_size(item) if item else 0, consistent)
-                found[key] = from_item(key, item) if item is not None else None
+                found[key] = decoded(key, item) if item is not None else None
         return found
 
     def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:

@@ -9,7 +9,7 @@ transactions (each row has its own exactly-once record, see docs/processing.md).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from streamrec_core.features.codec import Row
 from streamrec_core.features.counters import CounterRow
@@ -22,6 +22,18 @@ CONFLICT: Final = "conflict"  # the stored version differs: someone else wrote i
 THROTTLED: Final = "throttled"  # capacity: nothing stored; retry later
 
 
+class Unreadable(NamedTuple):
+    """A stored item that does not decode as its row (corrupted by hand, or an unknown format).
+
+    Readers decide: the hot path fails the batch on it (the mapping retries, bisects, gives the record up
+    to the on-failure queue for redrive once the row is fixed); the branches wait as for a record the hot
+    path has not applied; serve answers as for an absent row.
+    """
+
+    key: Key
+    reason: str
+
+
 class StoreError(RuntimeError):
     """A feature-store request failed for a reason retrying will not fix."""
 
@@ -31,8 +43,8 @@ class Throttled(StoreError):
 
 
 class RowStore(Protocol):
-    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
-        """The rows of `keys` (None when absent)."""
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | Unreadable | None]:
+        """The rows of `keys` (None when absent, Unreadable when the stored item does not decode)."""
         ...
 
     def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:
