@@ -91,6 +91,7 @@ def _run(event: dict[str, Any], branch: Callable[[Dependencies], Any], metrics: 
             "effects": result.effects,
             "not_ready": result.not_ready,
             "unresolved": result.unresolved,
+            "given_up": result.given_up,
             "rows_written": result.rows_written,
             "conflicts": result.conflicts,
             "merged": result.merged,
@@ -122,6 +123,7 @@ def _emit(metrics: Metrics, result: AggregateResult, write_requests: int) -> Non
     metrics.add_metric(name=c.METRIC_AGGREGATE_EFFECTS, unit=count, value=result.effects)
     metrics.add_metric(name=c.METRIC_AGGREGATE_NOT_READY, unit=count, value=result.not_ready)
     metrics.add_metric(name=c.METRIC_AGGREGATE_UNRESOLVED, unit=count, value=result.unresolved)
+    metrics.add_metric(name=c.METRIC_AGGREGATE_GIVEN_UP, unit=count, value=result.given_up)
     metrics.add_metric(name=c.METRIC_FEATURE_WRITES, unit=count, value=write_requests)
     metrics.add_metric(name=c.METRIC_FEATURE_WRITE_CONFLICTS, unit=count, value=result.conflicts)
     metrics.add_metric(name=c.METRIC_FEATURE_WRITE_THROTTLES, unit=count, value=result.throttles)

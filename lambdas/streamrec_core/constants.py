@@ -180,6 +180,7 @@ METRIC_REDRIVE_UNCERTAIN = "RedriveUncertain"
 METRIC_AGGREGATE_EFFECTS = "AggregateEffects"  # records with an effect on the branch
 METRIC_AGGREGATE_NOT_READY = "AggregateNotReady"  # left for a retry: the hot path had not applied them
 METRIC_AGGREGATE_UNRESOLVED = "AggregateUnresolved"  # outbox entry expired: lag beyond the retention
+METRIC_AGGREGATE_GIVEN_UP = "AggregateGivenUp"  # skipped: the hot path gave them up (redrive applies them)
 METRIC_TRENDING_MERGES = "TrendingMerges"
 METRIC_EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
 # Dimensions of the per-variant metrics (METRIC_VARIANT_*), emitted besides the service-only series.

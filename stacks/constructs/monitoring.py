@@ -370,7 +370,7 @@ class Monitoring(Construct):
                 ),
             ),
             graph(
-                "Items branch: records, effects, not ready, unresolved",
+                "Items branch: records, effects, not ready, unresolved, given up",
                 [
                     emf(name, "items", c.AGGREGATE_SERVICE)
                     for name in (
@@ -378,6 +378,7 @@ class Monitoring(Construct):
                         c.METRIC_AGGREGATE_EFFECTS,
                         c.METRIC_AGGREGATE_NOT_READY,
                         c.METRIC_AGGREGATE_UNRESOLVED,
+                        c.METRIC_AGGREGATE_GIVEN_UP,
                     )
                 ],
                 [
@@ -391,7 +392,7 @@ class Monitoring(Construct):
                 ],
             ),
             graph(
-                "Experiments branch: records, effects, not ready, unresolved",
+                "Experiments branch: records, effects, not ready, unresolved, given up",
                 [
                     emf(name, "experiments", c.EXPERIMENTS_SERVICE)
                     for name in (
@@ -399,6 +400,7 @@ class Monitoring(Construct):
                         c.METRIC_AGGREGATE_EFFECTS,
                         c.METRIC_AGGREGATE_NOT_READY,
                         c.METRIC_AGGREGATE_UNRESOLVED,
+                        c.METRIC_AGGREGATE_GIVEN_UP,
                     )
                 ],
                 [

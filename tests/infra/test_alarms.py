@@ -343,6 +343,7 @@ def test_dashboard_shows_each_branchs_lag_errors_and_unresolved_records(synth: S
             c.METRIC_AGGREGATE_EFFECTS,
             c.METRIC_AGGREGATE_NOT_READY,
             c.METRIC_AGGREGATE_UNRESOLVED,
+            c.METRIC_AGGREGATE_GIVEN_UP,
             c.METRIC_FEATURE_WRITE_CONFLICTS,
         ):
             assert {"service": service} in _graphed_dimensions(text, c.METRICS_NAMESPACE, metric), (

@@ -106,7 +106,7 @@ def test_the_experiment_branch_counts_per_variant_and_emits_dimensioned_metrics(
     assert per_variant[0]["service"] == c.EXPERIMENTS_SERVICE
 
 
-def test_records_the_hot_path_never_applied_within_its_record_age_were_given_up_and_are_skipped(aws):
+def test_records_the_hot_path_never_applied_within_its_record_age_were_given_up_and_are_skipped(aws, capsys):
     dynamodb, spy = aws
     aggregate_handler.configure(
         AggregateConfig.from_env(aggregate_env(CFG, hot_path_max_record_age_s=3600)),
@@ -116,6 +116,10 @@ def test_records_the_hot_path_never_applied_within_its_record_age_were_given_up_
     # the hot path never applied these 2024 records: its mapping discarded them long ago
     assert aggregate_handler.items(FIXTURE, FakeContext()) == {"batchItemFailures": []}
     assert not any(key.pk.startswith("item#") for key in scan_rows(dynamodb))
+    # counted where a person sees it: the on-failure queue holds them until redrive
+    (blob,) = [b for b in emf(capsys) if c.METRIC_AGGREGATE_GIVEN_UP in b]
+    poison = 2  # undecodable: the hot path dead-letters them, the branch only skips them
+    assert blob[c.METRIC_AGGREGATE_GIVEN_UP] == [len(FIXTURE["Records"]) - poison]
 
 
 def test_a_missing_setting_fails_the_cold_start_naming_the_variable():
