@@ -221,13 +221,16 @@ def query_parameter(event: Mapping[str, Any], name: str) -> str | None:
 
 
 def query_parameter_list(event: Mapping[str, Any], name: str) -> list[str]:
-    """All values of a repeated query parameter (`?exclude=a&exclude=b`), also comma-separated ones."""
+    """All values of a repeated query parameter (`?exclude=a&exclude=b`), also comma-separated ones.
+
+    Empty parts are kept (`exclude=` is one empty value): the caller's rule refuses them, and counts them.
+    """
     multi = event.get("multiValueQueryStringParameters") or {}
     values = multi.get(name) if isinstance(multi, Mapping) else None
     if not values:
         single = query_parameter(event, name)
         values = [single] if single is not None else []
-    return [part for value in values if isinstance(value, str) for part in value.split(",") if part]
+    return [part for value in values if isinstance(value, str) for part in value.split(",")]
 
 
 def body_bytes(event: Mapping[str, Any]) -> bytes:

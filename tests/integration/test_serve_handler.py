@@ -199,6 +199,18 @@ def test_category_and_exclude_parameters(api):
     assert {i["item_id"] for i in body["items"]} <= {"toy-1"}
 
 
+def test_exclude_is_at_most_100_item_ids_and_an_empty_one_is_not_an_id(api):
+    def status_of(exclude: list[str]) -> tuple[int, dict]:
+        event = recommendations_event("bob", k=10)
+        event["multiValueQueryStringParameters"]["exclude"] = exclude
+        return call(event)
+
+    assert status_of([",".join(f"i{n}" for n in range(100))])[0] == 200
+    for refused in ([",".join(f"i{n}" for n in range(101))], [","] * 101, [""], ["i1,,i2"], ["i1", ""]):
+        status, body = status_of(refused)
+        assert status == 400 and "exclude" in body["error"]["message"], refused
+
+
 def test_similar_items_take_one_read(api):
     status, body = call(
         api_event(
