@@ -13,14 +13,16 @@ Each line has the fields of ``../shared/data/taobao-userbehavior/events.jsonl`` 
 event_type, timestamp, category, raw_event_type, unix_ts, source_line), sorted by time, so the replay tool,
 benchmarks and tests treat generated and real data alike. The same arguments always give the same bytes.
 
-Two options serve the scale benchmark (bench/scale.py) and change nothing when left at 0:
+Three options serve the scale benchmark (bench/scale.py) and change nothing when left at their defaults:
 
 - ``lead_in_seconds``: a window of a stream that has been running: sessions also start up to this long
   before ``start`` and only events inside the window are kept, so the rate is steady from the first
   second (users arrive mid-session) instead of ramping up while the first sessions fill in;
 - ``attributed_share``: this share of sessions comes from a recommendation: it opens with an
   ``impression`` of its first item and that first view is a ``click``, both carrying ``attribution``
-  (request id, the user's variant of experiment ``EXPERIMENT_ID``, position), as a client reports them.
+  (request id, the user's variant of experiment ``EXPERIMENT_ID``, position), as a client reports them;
+- ``session_seed``: draws the sessions from their own seed, so the same shop (users, items, categories,
+  preferences: fixed by ``seed``) can be given an earlier, different history (the benchmark's warm-up).
 
 Usage:
     python -m tools.generate_clickstream --events 20000 --users 500 --items 2000 --seed 7 --out events.jsonl
@@ -175,13 +177,14 @@ def generate_events(
     shape: ShopShape | None = None,
     lead_in_seconds: float = 0.0,
     attributed_share: float = 0.0,
+    session_seed: int | None = None,
 ) -> list[dict]:
     """Return ``events`` synthetic events in the shared events.jsonl format, sorted by time.
 
     Sessions start uniformly over ``days`` days from ``start``; timestamps are whole seconds, as in the
     Taobao data. ``source_line`` numbers events in generation order, which breaks ties between equal
-    timestamps and gives the replay tool a stable identity for each line. ``lead_in_seconds`` and
-    ``attributed_share``: see the module docstring.
+    timestamps and gives the replay tool a stable identity for each line. ``lead_in_seconds``,
+    ``attributed_share`` and ``session_seed``: see the module docstring.
     """
     if events < 0 or users < 1 or items < 1 or days <= 0:
         raise ValueError("need events >= 0, users >= 1, items >= 1 and days > 0")
@@ -189,6 +192,8 @@ def generate_events(
         raise ValueError("need lead_in_seconds >= 0 and 0 <= attributed_share <= 1")
     rng = random.Random(seed)
     shop = _Shop(rng, users, items, shape or ShopShape())
+    if session_seed is not None:
+        rng = shop.rng = random.Random(session_seed)
     origin = start.timestamp()
     span = days * 86400.0
 
@@ -278,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="share of sessions opened from a recommendation (attributed impression + click; default 0)",
     )
+    parser.add_argument(
+        "--session-seed", type=int, default=None, help="seed of the sessions (default: continue --seed's)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output JSON Lines file")
     args = parser.parse_args(argv)
 
@@ -293,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         days=args.days,
         lead_in_seconds=args.lead_in_seconds,
         attributed_share=args.attributed_share,
+        session_seed=args.session_seed,
     )
     write_jsonl(events, args.out)
     first = events[0]["timestamp"] if events else "-"

@@ -224,3 +224,16 @@ def test_new_options_reject_bad_values():
         generate_events(10, lead_in_seconds=-1)
     with pytest.raises(ValueError, match="attributed_share"):
         generate_events(10, attributed_share=1.5)
+
+
+def test_a_session_seed_gives_the_same_shop_other_sessions():
+    # Given the same shop seed with two session seeds
+    base = {"users": 300, "items": 1_000, "seed": 4}
+    first = generate_events(3_000, session_seed=1, **base)
+    second = generate_events(3_000, session_seed=2, **base)
+    # Then the sessions differ ...
+    assert [(e["user_id"], e["item_id"]) for e in first] != [(e["user_id"], e["item_id"]) for e in second]
+    # ... but the shop is one: every item keeps its category, and the same seed repeats the same stream
+    categories = {e["item_id"]: e["category"] for e in first}
+    assert all(categories.get(e["item_id"], e["category"]) == e["category"] for e in second)
+    assert generate_events(3_000, session_seed=1, **base) == first
