@@ -420,9 +420,10 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
         prices.cost("kinesis_on_demand_ingest_gb", billed_gb_in),
         ON_DEMAND,
     )
+    consumers = f"{profile.stream_consumers} consumer{'' if profile.stream_consumers == 1 else 's'}"
     bill.add(
         "Kinesis",
-        f"on-demand data out ({profile.stream_consumers} consumer{'s' if profile.stream_consumers != 1 else ''})",
+        f"on-demand data out ({consumers})",
         billed_gb_out,
         "GB",
         prices.cost("kinesis_on_demand_retrieval_gb", billed_gb_out),

@@ -152,12 +152,13 @@ class OldDictStore:
             self.rows[key] = row
 
 
-# --- Datasets -------------------------------------------------------------------------------------------------
+# --- Datasets -----------------------------------------------------------------------------------------------
 class Dataset:
     """A stream's hot-path batches and its warm tables (both designs), ready for repeated passes."""
 
     def __init__(self, name: str, stream: Any, with_old: bool) -> None:
-        from bench.scale import HOT_BATCH_SIZE, old_config, warm_new, warm_old, windows
+        from bench.scale import HOT_BATCH_SIZE, old_config
+        from bench.scale_data import warm_new, warm_old, windows
 
         self.name = name
         self.batches = [batch for _closes, batch in windows(stream.records, 1, HOT_BATCH_SIZE)]
@@ -183,7 +184,7 @@ class Dataset:
 
 
 def load(name: str, args: argparse.Namespace) -> Dataset:
-    from bench.scale import generated_stream, taobao_stream
+    from bench.scale_data import generated_stream, taobao_stream
 
     if name == "generated":
         stream = generated_stream(args.seconds, warm_events=args.warm_events)
@@ -192,7 +193,7 @@ def load(name: str, args: argparse.Namespace) -> Dataset:
     return Dataset(stream.name, stream, with_old=not args.no_baseline)
 
 
-# --- Variants ------------------------------------------------------------------------------------------------
+# --- Variants -----------------------------------------------------------------------------------------------
 def run_hot_path(data: Dataset, *, parse: bool) -> tuple[Timing, CodecStore]:
     store = CodecStore(data.items)
     hot = HotPath(store, NoDeadLetters(), FEATURES, sleep=lambda s: None)
@@ -209,11 +210,15 @@ def run_hot_path(data: Dataset, *, parse: bool) -> tuple[Timing, CodecStore]:
 
 
 def run_per_record(data: Dataset) -> tuple[Timing, CodecStore]:
+    """The per-record baseline, with the garbage collector paused per batch as the hot path pauses it
+    (so the two differ only in how they process records)."""
     store = CodecStore(data.items)
     gc.collect()
     wall, cpu = time.perf_counter(), time.process_time()
     for batch in data.batches:
+        gc.disable()
         per_record(store, batch)
+        gc.enable()
     return Timing(time.process_time() - cpu, time.perf_counter() - wall), store
 
 
@@ -252,10 +257,20 @@ def user_rows(store: CodecStore) -> dict[Key, Any]:
     return out
 
 
-# --- Where the time goes --------------------------------------------------------------------------------------
+# --- Where the time goes ------------------------------------------------------------------------------------
 def decoding(data: Dataset, repeats: int) -> dict[str, float]:
-    """Microseconds per record to decode and check records: msgspec vs the standard library."""
+    """Microseconds per record to decode and check records: msgspec vs the standard library (garbage
+    collector paused, as in the function)."""
     records = [r for batch in data.batches for r in batch]
+    gc.collect()
+    gc.disable()
+    try:
+        return _decoding(data, records, repeats)
+    finally:
+        gc.enable()
+
+
+def _decoding(data: Dataset, records: list[KinesisRecord], repeats: int) -> dict[str, float]:
     best = {"msgspec (decode_batch)": float("inf"), "json.loads + validate_event + Event": float("inf")}
     for _ in range(repeats):
         started = time.process_time()
@@ -272,9 +287,20 @@ def decoding(data: Dataset, repeats: int) -> dict[str, float]:
 
 def stages(data: Dataset) -> dict[str, float]:
     """Microseconds per event of each stage of the hot path, each timed on its own, batch after batch
-    (rows written by one batch are read by the next, as in the function)."""
+    (rows written by one batch are read by the next, as in the function), with the cyclic garbage
+    collector paused as HotPath.process pauses it (with it running, the codec alone costs ~3x: every
+    collection walks the stored rows)."""
     from streamrec_core.features.codec import from_item, to_item
 
+    gc.collect()
+    gc.disable()
+    try:
+        return _stages(data, from_item, to_item)
+    finally:
+        gc.enable()
+
+
+def _stages(data: Dataset, from_item: Any, to_item: Any) -> dict[str, float]:
     clock = time.process_time
     names = (
         "parse_kinesis_event (base64, record objects)",
@@ -357,7 +383,8 @@ def measure(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
         f"\n-- {data.name}: {fmt(data.events)} events in {len(data.batches)} batches "
         f"(~{data.events / max(1, len(data.batches)):.0f} records), {fmt(data.users)} users"
         + (
-            f"; warm table: {fmt(data.warm['users'])} user rows, history p50 {data.warm['history_entries_p50']:.0f}"
+            f"; warm table: {fmt(data.warm['users'])} user rows, "
+            f"history p50 {data.warm['history_entries_p50']:.0f}"
             if data.warm
             else ""
         )
@@ -409,21 +436,32 @@ def measure(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
         "   decoding alone, us per record: "
         + ", ".join(f"{k} {v:.2f}" for k, v in out["decoding_us_per_record"].items())
     )
-    out["stages_us_per_event"] = stages(data)
+    out["stages_us_per_event"] = stage_us = stages(data)
     print("   where the hot path's time goes (each stage alone on the same inputs), us per event:")
-    for stage, us in out["stages_us_per_event"].items():
+    for stage, us in stage_us.items():
         print(f"     {stage:<52} {us:7.2f}")
+    names = list(stage_us)
+    core = stage_us[names[1]] + stage_us[names[2]] + stage_us[names[4]]
+    codec = stage_us[names[3]] + stage_us[names[5]]
+    out["decode_and_fold_events_per_second"] = round(1e6 / core)
+    out["decode_and_fold_goal_met"] = 1e6 / core >= GOAL_EVENTS_PER_SECOND
+    print(
+        f"   decode + group + fold alone: {fmt(1e6 / core)} events/s ({core:.1f} us/event): goal "
+        f"{'met' if out['decode_and_fold_goal_met'] else 'MISSED'}; the codec adds {codec:.1f} us/event "
+        f"(rows read and written once per user per batch), {codec / (core + codec):.0%} of the hot path"
+    )
     out["profile"] = profile(data)
     print("   cProfile of the hot path (own time; profiler overhead included):")
     for row in out["profile"][:10]:
         print(
-            f"     {row['own_share']:6.1%} {row['own_s'] * 1000:8.1f} ms {row['calls']:>9,} calls  {row['function']}"
+            f"     {row['own_share']:6.1%} {row['own_s'] * 1000:8.1f} ms {row['calls']:>9,} calls  "
+            f"{row['function']}"
         )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.scale import WARM_EVENTS
+    from bench.scale_data import WARM_EVENTS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=("generated", "taobao", "both"), default="both")

@@ -60,7 +60,7 @@ class CodecStore:
 
 
 class Clock:
-    """Simulated time in seconds (the stream's arrival clock), read by the merge schedule and serve's cache."""
+    """Simulated time in seconds (the stream's arrival clock): the merge schedule's and serve's cache's."""
 
     def __init__(self) -> None:
         self.now = 0.0

@@ -1,5 +1,5 @@
-# The previous design, frozen for the benchmarks' same-run baselines: lambdas/streamrec_core/features.py at 6aa4c9a (main before
-# issue 12), unchanged but for its imports (bench.old_design). Do not edit; see bench/old_design/__init__.py.
+# The previous design, frozen for the benchmarks' same-run baselines: lambdas/streamrec_core/features.py
+# at 6aa4c9a (main before issue 12), unchanged but for its imports. Do not edit: bench/old_design/__init__.py.
 """Feature logic: how one event changes the feature rows. Pure Python, no AWS.
 
 A *row* is a plain dict holding exactly the attributes stored in DynamoDB (keys included), so the

@@ -1,5 +1,5 @@
-# The previous design, frozen for the benchmarks' same-run baselines: lambdas/process/logic.py at 6aa4c9a (main before
-# issue 12), unchanged but for its imports (bench.old_design). Do not edit; see bench/old_design/__init__.py.
+# The previous design, frozen for the benchmarks' same-run baselines: lambdas/process/logic.py
+# at 6aa4c9a (main before issue 12), unchanged but for its imports. Do not edit: bench/old_design/__init__.py.
 """Process a batch of Kinesis records into the feature tables, with an exactly-once effect.
 
 No boto3 here: the feature store and the dead-letter queue come in through small ports, so the same
@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+from streamrec_core.schema import PoisonRecord, decode_record, validate_event
+
 from bench.old_design.constants import (
     DDB_TRANSACT_MAX_ITEMS,
     DEFAULT_EXPERIMENT_ID,
@@ -45,7 +47,6 @@ from bench.old_design.constants import (
     USER_HISTORY,
     USER_RECENT_IDS,
 )
-from bench.old_design.store import Throttled, TransactionTooLarge, WriteConflict
 from bench.old_design.features import (
     APPLY,
     DUPLICATE,
@@ -66,7 +67,7 @@ from bench.old_design.features import (
     user_key,
     user_watermark,
 )
-from streamrec_core.schema import PoisonRecord, decode_record, validate_event
+from bench.old_design.store import Throttled, TransactionTooLarge, WriteConflict
 
 # A record holds the event plus `received_at` and the JSON framing ingest adds; anything larger than
 # this can never be a valid event.
