@@ -32,9 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamrec_core.features import TYPE_WEIGHTS
+_LAMBDAS = str(Path(__file__).resolve().parent.parent / "lambdas")
+if _LAMBDAS not in sys.path:
+    sys.path.insert(0, _LAMBDAS)
 
-from tools.evaluate import (
+from streamrec_core.features.events import TYPE_WEIGHTS  # noqa: E402
+
+from tools.evaluate import (  # noqa: E402
     DEFAULT_EVENTS,
     DEFAULT_K,
     DEFAULT_TRAIN_FRACTION,
@@ -42,7 +46,7 @@ from tools.evaluate import (
     load_events,
     split_events,
 )
-from tools.replay import source_time
+from tools.replay import source_time  # noqa: E402
 
 FEATURES = (
     "in_history",

@@ -67,6 +67,9 @@ ITEM_REQUIRED_TYPES = frozenset({"view", "add_to_cart", "favorite", "purchase"})
 INGEST_SERVICE = "streamrec-ingest"
 PROCESS_SERVICE = "streamrec-process"
 AGGREGATE_SERVICE = "streamrec-aggregate"
+# The experiments branch's event source mapping only receives records carrying an attribution
+# (Lambda FilterCriteria pattern on the Kinesis record's JSON data).
+ATTRIBUTED_RECORDS_PATTERN = {"data": {"attribution": {"variant": [{"exists": True}]}}}
 EXPERIMENTS_SERVICE = "streamrec-experiments"
 SERVE_SERVICE = "streamrec-serve"
 

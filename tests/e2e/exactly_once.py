@@ -1,5 +1,5 @@
 """The pipeline's exactly-once check, in one place: producers' acknowledgements against the stream and the
-feature tables.
+users table.
 
     sent = Sent()                        # filled by the producers: accepted ids, and how often each was sent
     problems = exactly_once_problems(local_pipeline, sent)
@@ -9,11 +9,16 @@ What is checked, for the users the accepted events belong to (the e2e pipeline i
 is looked at):
 - the stream: every accepted event is in it, once if it was sent once (a resend after a lost answer may
   store it again, at most once per send), and no event of these users that was not accepted;
-- the users table: each user's per-type counts equal the accepted events' types, and the event-id
-  digests the row remembers are exactly those of the accepted events, each once.
+- the users table, as far as a user row can prove it:
+  - its per-type counts equal the accepted events' types (counts cover every event ever applied);
+  - its event-id digests are those of the user's *latest* accepted events in stream order, each once,
+    as many as the row must keep: the row keeps the digests of events received within
+    `FeatureConfig.dedup_window_ms` of the newest, at least `dedup_min` and at most `dedup_cap` of them
+    (features.user_fold). A user with at most `dedup_min` events is checked id by id; for one with more,
+    the older events are vouched for by the counts only (an event applied twice and another of the same
+    type never applied would balance there, unless one of them is among the latest kept digests).
 
 `_applied` is the only code that knows the user row's layout: change it there when the layout changes.
-A user may have at most `REMEMBERED_IDS` accepted events (the ids a user row keeps).
 """
 
 from __future__ import annotations
@@ -23,19 +28,22 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
-from streamrec_core.constants import (
-    OUTPUT_ITEMS_TABLE,
-    OUTPUT_STREAM_NAME,
-    OUTPUT_USERS_TABLE,
-    USER_COUNTS,
-    USER_RECENT_IDS,
-)
-from streamrec_core.feature_store import FeatureStore
-from streamrec_core.features import FeatureConfig, event_digest, user_key
+from streamrec_core.constants import OUTPUT_ITEMS_TABLE, OUTPUT_STREAM_NAME, OUTPUT_USERS_TABLE
+from streamrec_core.features.config import FeatureConfig
+from streamrec_core.features.dynamodb import DynamoStore
+from streamrec_core.features.events import event_digest
+from streamrec_core.features.keys import user_key
+from streamrec_core.features.user_fold import UserRow
 from streamrec_core.schema import decode_record
 
-# How many event ids a user row remembers: a user with more events cannot be checked id by id.
-REMEMBERED_IDS = next(f.default for f in fields(FeatureConfig) if f.name == "recent_ids_cap")
+
+def _default(name: str) -> int:
+    """A FeatureConfig default (the deployed functions' environment sets TTLs and lateness only)."""
+    return next(spec.default for spec in fields(FeatureConfig) if spec.name == name)  # type: ignore[return-value]
+
+
+# How many event-id digests a user row keeps: at least DEDUP_MIN, at most DEDUP_CAP (see the docstring).
+DEDUP_MIN, DEDUP_CAP = _default("dedup_min"), _default("dedup_cap")
 
 
 @dataclass
@@ -62,23 +70,20 @@ class Sent:
 
 @dataclass(frozen=True)
 class Applied:
-    """What the feature tables applied for one user."""
+    """What the users table applied for one user."""
 
     counts: dict[str, int]
-    recent_digests: list[str]
+    recent_digests: list[bytes]  # oldest first
 
 
 def exactly_once_problems(target, sent: Sent) -> list[str]:
     """Every way the stream and the users table differ from "each accepted event exactly once"."""
     users = sent.users()
-    problems = _stream_problems(_stream_copies(target, users), sent)
+    copies, order = _stream_copies(target, users)
+    problems = _stream_problems(copies, sent)
     applied = _applied(target, users)
     for user in sorted(users):
         mine = [(event_id, kind) for event_id, (owner, kind) in sent.accepted.items() if owner == user]
-        if len(mine) > REMEMBERED_IDS:
-            problems.append(
-                f"user {user}: {len(mine)} events, more than the {REMEMBERED_IDS} ids a row keeps"
-            )
         expected_counts = dict(Counter(kind for _, kind in mine))
         row = applied[user]
         if row is None:
@@ -86,15 +91,24 @@ def exactly_once_problems(target, sent: Sent) -> list[str]:
             continue
         if row.counts != expected_counts:
             problems.append(f"user {user}: counts {row.counts}, expected {expected_counts}")
-        digests = Counter(row.recent_digests)
-        expected_digests = Counter(event_digest(event_id) for event_id, _ in mine)
-        if digests != expected_digests:
-            missing = sum((expected_digests - digests).values())
-            extra = sum((digests - expected_digests).values())
-            problems.append(
-                f"user {user}: {missing} accepted event ids not applied, {extra} applied twice or unknown"
-            )
+        problems += _digest_problems(user, row.recent_digests, order.get(user, []))
     return problems
+
+
+def _digest_problems(user: str, kept: list[bytes], in_stream: list[str]) -> list[str]:
+    """The row's digests against the user's distinct events in stream order (the order they were folded)."""
+    fewest, most = min(len(in_stream), DEDUP_MIN), min(len(in_stream), DEDUP_CAP)
+    if not fewest <= len(kept) <= most:
+        return [f"user {user}: {len(kept)} event ids kept, expected {fewest} to {most}"]
+    latest = [event_digest(event_id) for event_id in in_stream[len(in_stream) - len(kept) :]]
+    if kept != latest:
+        missing = sum((Counter(latest) - Counter(kept)).values())
+        extra = sum((Counter(kept) - Counter(latest)).values())
+        return [
+            f"user {user}: of the latest {len(kept)} events, {missing} not applied, {extra} ids applied "
+            "twice or unknown" + ("" if missing or extra else " (out of order)")
+        ]
+    return []
 
 
 def _stream_problems(copies: Counter[str], sent: Sent) -> list[str]:
@@ -109,11 +123,13 @@ def _stream_problems(copies: Counter[str], sent: Sent) -> list[str]:
     return problems
 
 
-def _stream_copies(target, users: set[str]) -> Counter[str]:
-    """event_id -> copies in the stream, over every shard from TRIM_HORIZON, for events of `users`."""
+def _stream_copies(target, users: set[str]) -> tuple[Counter[str], dict[str, list[str]]]:
+    """For events of `users`, over every shard from TRIM_HORIZON: event_id -> copies in the stream, and
+    each user's distinct event ids in stream order (a user's events share a partition key: one shard)."""
     kinesis = target.client("kinesis")
     stream = target.outputs[OUTPUT_STREAM_NAME]
     copies: Counter[str] = Counter()
+    order: dict[str, list[str]] = {}
     for page in kinesis.get_paginator("list_shards").paginate(StreamName=stream):
         for shard in page["Shards"]:
             iterator = kinesis.get_shard_iterator(
@@ -123,21 +139,31 @@ def _stream_copies(target, users: set[str]) -> Counter[str]:
                 answer = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
                 for record in answer["Records"]:
                     if record["PartitionKey"] in users:
-                        copies[decode_record(record["Data"])["event_id"]] += 1
+                        event_id = decode_record(record["Data"])["event_id"]
+                        if not copies[event_id]:
+                            order.setdefault(record["PartitionKey"], []).append(event_id)
+                        copies[event_id] += 1
                 if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
                     break  # caught up with the shard's end
                 iterator = answer.get("NextShardIterator")
-    return copies
+    return copies, order
 
 
 def _applied(target, users: set[str]) -> dict[str, Applied | None]:
-    """Each user's applied counts and remembered event-id digests (None: no row). Knows the row layout."""
-    store = FeatureStore(
-        target.client("dynamodb"), target.outputs[OUTPUT_USERS_TABLE], target.outputs[OUTPUT_ITEMS_TABLE]
+    """Each user's applied counts and kept event-id digests (None: no row). Knows the row layout."""
+    store = DynamoStore(
+        target.client("dynamodb"),
+        target.outputs[OUTPUT_USERS_TABLE],
+        target.outputs[OUTPUT_ITEMS_TABLE],
+        writers=1,
     )
-    rows = store.read([user_key(user) for user in users])
+    rows = store.get_many([user_key(user) for user in users], consistent=True)
     applied: dict[str, Applied | None] = {}
     for user in users:
         row = rows[user_key(user)]
-        applied[user] = None if row is None else Applied(dict(row[USER_COUNTS]), list(row[USER_RECENT_IDS]))
+        if row is None:
+            applied[user] = None
+        else:
+            assert isinstance(row, UserRow)
+            applied[user] = Applied(dict(row.counts), [recent.digest for recent in row.recent])
     return applied

@@ -9,8 +9,8 @@ import time
 import pytest
 from streamrec_core import routes
 from streamrec_core.constants import OUTPUT_ITEMS_TABLE, OUTPUT_USERS_TABLE
-from streamrec_core.feature_store import FeatureStore
-from streamrec_core.features import user_key
+from streamrec_core.features.dynamodb import DynamoStore
+from streamrec_core.features.keys import user_key
 
 from local_emulator.pipeline import REPO_ROOT
 from stacks.settings import load_profiles_from_cdk_json
@@ -48,12 +48,13 @@ def test_the_reader_key_cannot_send_events(local_pipeline, unique_id):
     error = answer.json()["error"]
     assert error["code"] == "forbidden" and "producer" in error["message"] and error["request_id"]
     local_pipeline.wait_until_idle()
-    store = FeatureStore(
+    store = DynamoStore(
         local_pipeline.client("dynamodb"),
         local_pipeline.outputs[OUTPUT_USERS_TABLE],
         local_pipeline.outputs[OUTPUT_ITEMS_TABLE],
+        writers=1,
     )
-    assert store.read([user_key(unique_id)])[user_key(unique_id)] is None
+    assert store.get_many([user_key(unique_id)], consistent=True)[user_key(unique_id)] is None
     # while the producer key sends the very same event
     assert local_pipeline.post_events([_view(unique_id)], key="producer").status == 200
 

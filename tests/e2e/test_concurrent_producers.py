@@ -1,5 +1,5 @@
 """Concurrent producers on the local pipeline (issue 11): every event the API accepted reaches the stream
-and is applied to the feature tables exactly once, and nothing else is, also when function workers are
+and is applied to the users table exactly once, and nothing else is, also when function workers are
 killed mid-way (an ingest worker while producers post, a process worker while the stream drains)."""
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from tools.replay import format_timestamp
 PRODUCERS = 8
 REQUESTS_PER_PRODUCER = 2
 EVENTS_PER_REQUEST = 250
-# Each producer has its own users, 100 events each: fewer than the 200 event ids a user row remembers.
+# Each producer has its own users, 100 events each: more than the 64 event ids a user row keeps, so the
+# check (tests/e2e/exactly_once.py) proves their counts and their latest 64 events id by id.
 USERS_PER_PRODUCER = 5
 ITEMS = 40
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase")

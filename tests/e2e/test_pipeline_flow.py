@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from process import logic
+import pytest
+from streamrec_core import kinesis as records
 from streamrec_core.constants import (
+    ATTR_DATA,
+    ATTR_VERSION,
     DLQ_PARTITION_KEY,
     DLQ_REASON,
     OUTPUT_DLQ_URL,
@@ -17,12 +21,11 @@ from streamrec_core.constants import (
     OUTPUT_ON_FAILURE_QUEUE_URL,
     OUTPUT_STREAM_NAME,
     OUTPUT_USERS_TABLE,
-    USER_COUNTS,
-    USER_HISTORY,
     USERS_PK,
 )
-from streamrec_core.feature_store import FeatureStore
-from streamrec_core.features import user_key
+from streamrec_core.features.dynamodb import DynamoStore
+from streamrec_core.features.keys import user_key
+from streamrec_core.features.user_fold import UserRow
 
 from tests.e2e.conftest import eventually
 from tools.redrive import main as redrive_main
@@ -40,17 +43,18 @@ def _event(user_id: str, item_id: str, n: int, *, event_type: str = "view") -> d
     }
 
 
-def _store(local_pipeline) -> FeatureStore:
-    return FeatureStore(
+def _store(local_pipeline) -> DynamoStore:
+    return DynamoStore(
         local_pipeline.client("dynamodb"),
         local_pipeline.outputs[OUTPUT_USERS_TABLE],
         local_pipeline.outputs[OUTPUT_ITEMS_TABLE],
+        writers=1,
     )
 
 
 def _view_count(local_pipeline, user_id: str) -> int:
-    row = _store(local_pipeline).read([user_key(user_id)])[user_key(user_id)]
-    return int((row or {}).get(USER_COUNTS, {}).get("view", 0))
+    row = _store(local_pipeline).get_many([user_key(user_id)], consistent=True)[user_key(user_id)]
+    return row.counts.get("view", 0) if isinstance(row, UserRow) else 0
 
 
 def _endpoint_file(local_pipeline, tmp_path) -> Path:
@@ -112,11 +116,12 @@ def test_a_failing_record_is_retried_from_its_sequence_number_and_nothing_is_dou
     queue_url = local_pipeline.outputs[OUTPUT_ON_FAILURE_QUEUE_URL]
     sqs = local_pipeline.client("sqs")
     sqs.purge_queue(QueueUrl=queue_url)
-    # Given a user whose feature row is corrupt, so processing any of their events fails
+    # Given a user whose feature row is corrupt (its data is not msgpack), so processing any of their
+    # events fails
     broken = f"broken-{unique_id}"
     dynamodb.put_item(
         TableName=users_table,
-        Item={USERS_PK: {"S": broken}, USER_HISTORY: {"S": "{not json"}, "version": {"N": "1"}},
+        Item={USERS_PK: {"S": broken}, ATTR_DATA: {"B": b"\xc1 not msgpack"}, ATTR_VERSION: {"N": "1"}},
     )
     healthy = [f"healthy{n}-{unique_id}" for n in range(6)]
     events = [_event(user, f"item-{n}", n) for n, user in enumerate(healthy)]
@@ -157,36 +162,38 @@ def test_a_failing_record_is_retried_from_its_sequence_number_and_nothing_is_dou
 
 
 @contextmanager
-def _schema_knows(field: str) -> Iterator[None]:
-    """The fix, as redrive runs it: the process logic of this checkout accepts `field` (simulated here by
-    validating the event without it; redrive folds records with the process code it imports)."""
-    correct = logic.validate_event
+def _process_accepts(field: str) -> Iterator[None]:
+    """The fix, as redrive runs it: the record decoding of this checkout accepts the event's `field`
+    (simulated here by decoding the record without it; redrive folds records with the code it imports)."""
+    correct = records.to_event
 
-    def fixed(raw, **kwargs):
-        if isinstance(raw, dict):
-            raw = {name: value for name, value in raw.items() if name != field}
-        return correct(raw, **kwargs)
+    def fixed(record: records.KinesisRecord):
+        if record.data is not None:
+            body = json.loads(record.data)
+            if isinstance(body, dict) and field in body:
+                del body[field]
+                record = dataclasses.replace(record, data=json.dumps(body).encode())
+        return correct(record)
 
-    original, logic.validate_event = logic.validate_event, fixed
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(records, "to_event", fixed)
         yield
-    finally:
-        logic.validate_event = original
 
 
 def test_a_dead_letter_is_replayed_after_the_fix_exactly_once_without_aws_credentials(
     local_pipeline, unique_id, tmp_path, no_aws_credentials
 ):
-    """A producer writes straight into the stream an event with a field the process function does not
-    know: it is dead-lettered. Replayed before the fix it stays in the queue with its reason (exit 1);
+    """A producer writes straight into the stream (around ingest) an event the process function refuses,
+    its category longer than the schema allows: it is dead-lettered. Replayed before the fix (here: a
+    decoder that drops the field) it stays in the queue with its reason (exit 1);
     after the fix `make redrive` applies it exactly once; a duplicate dead letter replayed later changes
     nothing. All against the running local pipeline, with no AWS credentials in the environment."""
     sqs, kinesis = local_pipeline.client("sqs"), local_pipeline.client("kinesis")
     dlq = local_pipeline.outputs[OUTPUT_DLQ_URL]
     local_pipeline.wait_until_idle(timeout_s=60)
     _drain(sqs, dlq)  # other tests' poison (a purge could collide with theirs: one per 60 s)
-    user = f"coupon-{unique_id}"
-    event = {**_event(user, f"item-{unique_id}", 1), "schema_version": 1, "coupon": "spring"}
+    user = f"poison-{unique_id}"
+    event = {**_event(user, f"item-{unique_id}", 1), "schema_version": 1, "category": "c" * 129}
     kinesis.put_record(
         StreamName=local_pipeline.outputs[OUTPUT_STREAM_NAME], PartitionKey=user, Data=json.dumps(event)
     )
@@ -198,14 +205,14 @@ def test_a_dead_letter_is_replayed_after_the_fix_exactly_once_without_aws_creden
         return [m for m in messages if json.loads(m["Body"])[DLQ_PARTITION_KEY] == user]
 
     (message,) = eventually(dead_letters, timeout_s=60)
-    assert "coupon" in json.loads(message["Body"])[DLQ_REASON] and _view_count(local_pipeline, user) == 0
+    assert "category" in json.loads(message["Body"])[DLQ_REASON] and _view_count(local_pipeline, user) == 0
     endpoint_file = _endpoint_file(local_pipeline, tmp_path)
     replay = ["--endpoint-file", str(endpoint_file), "--source", "dlq"]
 
     assert redrive_main(replay) == 1  # the cause is not fixed: kept, with its reason
     assert len(dead_letters()) == 1 and _view_count(local_pipeline, user) == 0
 
-    with _schema_knows("coupon"):
+    with _process_accepts("category"):
         assert redrive_main(replay) == 0
         assert _view_count(local_pipeline, user) == 1 and dead_letters() == []
         sqs.send_message(QueueUrl=dlq, MessageBody=message["Body"])  # dead letters are at least once

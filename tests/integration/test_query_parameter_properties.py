@@ -29,7 +29,6 @@ SERVE_ENV = {
     c.ENV_READER_API_KEY_ID: READER_KEY_ID,
     c.ENV_USERS_TABLE: USERS_TABLE,
     c.ENV_ITEMS_TABLE: ITEMS_TABLE,
-    c.ENV_TRENDING_SLOTS: "2",
     c.ENV_EXPERIMENTS: json.dumps([{"id": "ranking", "variants": [{"name": "a"}, {"name": "b"}]}]),
 }
 # Values the hostile run used, and their neighbours: other scripts' digits (pass str.isdigit()),

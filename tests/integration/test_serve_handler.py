@@ -1,19 +1,23 @@
-"""serve.handler.handler against moto: features written by the process handler, read back as the API does."""
+"""serve.handler.handler against moto: features written by the process handler (user rows) and the
+aggregate handlers (co-visitation, trending lists, experiment counters), read back as the API does."""
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 
 import boto3
 import pytest
+from aggregate import handler as aggregate_handler
+from aggregate.config import AggregateConfig
 from moto import mock_aws
 from process import handler as process_handler
 from process.config import ProcessConfig
 from serve import handler as serve_handler
 from streamrec_core import constants as c
 from streamrec_core.env import ConfigError
-from streamrec_core.features import FeatureConfig
+from streamrec_core.features.config import FeatureConfig
 
 from tests.feature_kit import (
     ITEMS_TABLE,
@@ -40,7 +44,6 @@ SHOP = "https://shop.example"
 SERVE_ENV = {
     c.ENV_USERS_TABLE: USERS_TABLE,
     c.ENV_ITEMS_TABLE: ITEMS_TABLE,
-    c.ENV_TRENDING_SLOTS: "4",
     c.ENV_EXPERIMENTS: json.dumps(EXPERIMENTS),
     c.ENV_READER_API_KEY_ID: READER_KEY_ID,
     c.ENV_CORS_ALLOWED_ORIGINS: SHOP,
@@ -100,6 +103,40 @@ def ts(second: int) -> str:
     return f"2024-05-01T12:{second // 60:02d}:{second % 60:02d}.000Z"
 
 
+# Control's shoppers: three impressions and one click attributed to the "ranking" experiment.
+ATTRIBUTED = [("erin", "impression", None), ("erin", "impression", None), ("erin", "click", "toy-2")]
+ATTRIBUTED += [("frank", "impression", None)]
+
+
+def stream_records() -> list[dict]:
+    """The records of one shard: four shopping sessions, then control's attributed events."""
+    sessions = {
+        "alice": [("book-1", "view"), ("book-2", "view"), ("book-3", "add_to_cart")],
+        "bob": [("book-1", "view"), ("book-2", "view"), ("toy-1", "view")],
+        "carol": [("book-2", "view"), ("book-3", "purchase"), ("book-4", "view")],
+        "dave": [("toy-1", "view"), ("toy-2", "view")],
+    }
+    records, n = [], 0
+    for user, steps in sessions.items():
+        for item, kind in steps:
+            n += 1
+            category = item.split("-")[0]
+            records.append(
+                kinesis_record(event(n, user=user, item=item, etype=kind, ts=ts(n), category=category), n)
+            )
+    for user, kind, item in ATTRIBUTED:
+        n += 1
+        attribution = {"request_id": f"r{n}", "variant": "control", "experiment_id": "ranking"}
+        body = event(n, user=user, item=item, etype=kind, ts=ts(n), category=None, attribution=attribution)
+        records.append(kinesis_record(body, n))
+    return records
+
+
+def attributed(records: list[dict]) -> list[dict]:
+    """What the experiments mapping's filter criteria let through: records carrying `attribution`."""
+    return [r for r in records if "attribution" in json.loads(base64.b64decode(r["kinesis"]["data"]))]
+
+
 @pytest.fixture
 def api():
     with mock_aws():
@@ -108,28 +145,23 @@ def api():
         create_tables(dynamodb)
         dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
         features = FeatureConfig(
-            user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000, trending_slots=4
+            user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000
         )
-        process_handler.configure(ProcessConfig(USERS_TABLE, ITEMS_TABLE, dlq, features), dynamodb, sqs)
-        sessions = {
-            "alice": [("book-1", "view"), ("book-2", "view"), ("book-3", "add_to_cart")],
-            "bob": [("book-1", "view"), ("book-2", "view"), ("toy-1", "view")],
-            "carol": [("book-2", "view"), ("book-3", "purchase"), ("book-4", "view")],
-            "dave": [("toy-1", "view"), ("toy-2", "view")],
-        }
-        records, n = [], 0
-        for user, steps in sessions.items():
-            for item, kind in steps:
-                n += 1
-                category = item.split("-")[0]
-                records.append(
-                    kinesis_record(event(n, user=user, item=item, etype=kind, ts=ts(n), category=category), n)
-                )
-        assert process_handler.handler(kinesis_event(records), FakeContext()) == {"batchItemFailures": []}
+        process_handler.configure(ProcessConfig(USERS_TABLE, dlq, features), dynamodb, sqs)
+        aggregate_handler.configure(
+            AggregateConfig(USERS_TABLE, ITEMS_TABLE, features), dynamodb, sleep=lambda s: None
+        )
+        records = stream_records()
+        done = {"batchItemFailures": []}
+        # The hot path first; then the two aggregate mappings of the same stream.
+        assert process_handler.handler(kinesis_event(records), FakeContext()) == done
+        assert aggregate_handler.items(kinesis_event(records), FakeContext()) == done
+        assert aggregate_handler.experiments(kinesis_event(attributed(records)), FakeContext()) == done
         spy = FaultyDynamoDB(dynamodb)
         serve_handler.configure(serve_handler.ServeConfig.from_env(SERVE_ENV), spy)
         yield spy
         serve_handler.reset()
+        aggregate_handler.reset()
         process_handler.reset()
 
 
@@ -141,7 +173,7 @@ def call(event: dict) -> tuple[int, dict]:
 def test_recommendations_use_two_batch_get_round_trips_and_rank_covisited_items(api):
     status, body = call(recommendations_event("alice", k=5))
     assert status == 200
-    assert api.batch_get_calls == 2 and api.get_calls == 0 and api.query_calls == 0
+    assert api.batch_get_calls == 2 and api.query_calls == 0
     assert body["model"] == c.MODEL_NAME and body["experiment_id"] == "ranking"
     assert body["variant"] in {"control", "recent-heavy"} and body["request_id"] == "api-req-1"
     items = [i["item_id"] for i in body["items"]]
@@ -165,7 +197,7 @@ def test_category_and_exclude_parameters(api):
     assert {i["item_id"] for i in body["items"]} <= {"toy-1"}
 
 
-def test_similar_items_take_one_get_item(api):
+def test_similar_items_take_one_read(api):
     status, body = call(
         api_event(
             "/v1/items/book-2/similar",
@@ -175,7 +207,7 @@ def test_similar_items_take_one_get_item(api):
         )
     )
     assert status == 200 and len(body["items"]) == 2
-    assert api.get_calls == 1 and api.batch_get_calls == 0
+    assert api.batch_get_calls == 1 and api.query_calls == 0
     status, body = call(
         api_event(
             "/v1/items/none/similar", resource="/v1/items/{item_id}/similar", params={"item_id": "none"}
@@ -186,7 +218,7 @@ def test_similar_items_take_one_get_item(api):
     )
 
 
-def test_experiment_results_endpoint(api):
+def test_experiment_results_count_what_the_experiments_branch_applied(api):
     status, body = call(
         api_event(
             "/v1/experiments/ranking",
@@ -194,14 +226,19 @@ def test_experiment_results_endpoint(api):
             params={"experiment_id": "ranking"},
         )
     )
-    assert status == 200 and [v["variant"] for v in body["variants"]] == ["control", "recent-heavy"]
-    assert body["variants"][0]["ctr"] == {"value": None, "low": None, "high": None}
+    assert status == 200 and api.query_calls == 1 and api.batch_get_calls == 0
+    control, recent_heavy = body["variants"]
+    assert [control["variant"], recent_heavy["variant"]] == ["control", "recent-heavy"]
+    assert (control["impressions"], control["clicks"], control["purchases"]) == (3, 1, 0)
+    assert control["ctr"]["value"] == pytest.approx(1 / 3)
+    assert recent_heavy["impressions"] == 0
+    assert recent_heavy["ctr"] == {"value": None, "low": None, "high": None}
 
 
 def test_health_needs_no_key_and_no_table_reads(api):
     status, body = call(api_event("/v1/health", key_id=None))
     assert status == 200 and body == {"status": "ok", "model": c.MODEL_NAME}
-    assert api.batch_get_calls == api.get_calls == 0
+    assert api.batch_get_calls == api.query_calls == 0
 
 
 @pytest.mark.parametrize(
@@ -240,7 +277,7 @@ def test_read_routes_need_the_reader_key_and_any_other_gets_403(api, route, key_
     # Then it is refused in the shared shape, naming the key needed, before any table is read
     assert status == 403 and body["error"]["code"] == "forbidden"
     assert "reader" in body["error"]["message"] and body["error"]["request_id"] == "api-req-1"
-    assert api.batch_get_calls == api.get_calls == api.query_calls == 0
+    assert api.batch_get_calls == api.query_calls == 0
 
 
 @pytest.mark.parametrize("route", sorted(READ_ROUTES))
@@ -262,7 +299,7 @@ def test_preflight_of_a_read_route_is_answered_for_configured_origins_only(api, 
     refused = serve_handler.handler(preflight, FakeContext())
     assert refused["statusCode"] == 204
     assert not any(h.lower().startswith("access-control-") for h in refused["headers"])
-    assert api.batch_get_calls == api.get_calls == 0
+    assert api.batch_get_calls == api.query_calls == 0
 
 
 def test_throttled_reads_become_503_with_retry_after(api):

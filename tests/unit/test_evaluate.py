@@ -104,3 +104,21 @@ def test_max_queries_bounds_the_walk():
     events = stream(*[("u", f"i{n % 3}") for n in range(20)])
     report = evaluate_offline(events, train_fraction=0.5, max_queries=4)
     assert all(score.queries == 4 for score in report.scores[TARGET_ALL].values())
+
+
+def test_covisit_reads_the_trending_lists_as_folded_just_before_each_query():
+    # GIVEN u, whose only candidates are category trending fill-ins, asks twice; between the two asks
+    # three other users make "h" the category's top item
+    events = stream(
+        ("x", "old"),
+        ("u", "a"),
+        ("u", "old"),  # held out from here: query 1 (target "old")
+        ("y", "h"),
+        ("z", "h"),
+        ("w", "h"),
+        ("u", "h"),  # query 2 (target "h")
+    )
+    report = evaluate_offline(events, train_fraction=2 / 7)
+    # THEN the second ask sees "h" (serve's per-container trending cache would still hold the first list)
+    covisit = report.scores[TARGET_ALL][COVISIT]
+    assert covisit.queries == 2 and covisit.hits == 2

@@ -1,5 +1,5 @@
-"""The 8 KB event limit, on both sides, through ingest and then the process function: what the door
-accepts, processing applies (never the dead-letter queue); one byte more is rejected at the door."""
+"""The 8 KB event limit, on both sides, through ingest and then the hot path: what the door accepts,
+processing applies (never the dead-letter queue); one byte more is rejected at the door."""
 
 from __future__ import annotations
 
@@ -8,19 +8,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from ingest.logic import Limits, kinesis_records, validate_batch
-from process.logic import BatchProcessor, parse_kinesis_event
+from process.logic import HotPath
 from streamrec_core.constants import MAX_EVENT_BYTES
-from streamrec_core.features import FeatureConfig, user_key
+from streamrec_core.features.config import FeatureConfig
+from streamrec_core.features.keys import user_key
+from streamrec_core.features.memory_store import MemoryStore
+from streamrec_core.features.user_fold import UserRow
+from streamrec_core.kinesis import parse_kinesis_event
 
-from tests.feature_kit import ListDeadLetters, MemoryStore, kinesis_event, kinesis_record
+from tests.feature_kit import ListDeadLetters, kinesis_event, kinesis_record
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits(
     max_body_bytes=1024 * 1024, max_events=500, max_age=timedelta(days=7), max_future=timedelta(minutes=5)
 )
-CFG = FeatureConfig(
-    user_ttl_seconds=86_400, item_ttl_seconds=3_600, allowed_lateness_ms=600_000, trending_slots=2
-)
+CFG = FeatureConfig(user_ttl_seconds=86_400, item_ttl_seconds=3_600, allowed_lateness_ms=600_000)
 
 
 def _normalized_size(raw: dict) -> int:
@@ -60,11 +62,12 @@ def test_an_event_ingest_accepts_is_applied_by_the_process_function(size: int) -
     assert len(data) > size  # the record is larger than the limit the event was held to
     records = parse_kinesis_event(kinesis_event([kinesis_record(data, 1, partition_key=partition_key)]))
     store, letters = MemoryStore(), ListDeadLetters()
-    result = BatchProcessor(store, letters, CFG, sleep=lambda s: None).process(records)
+    result = HotPath(store, letters, CFG, sleep=lambda s: None).process(records)
     # Then it is applied, not dead-lettered
     assert letters.sent == [] and result.dead_lettered == 0
     assert result.applied == 1 and result.failed_sequence_number is None
-    assert store.rows()[user_key("u-boundary")]["counts"] == {"view": 1}
+    row = store.row(user_key("u-boundary"))
+    assert isinstance(row, UserRow) and row.counts == {"view": 1}
 
 
 def test_one_byte_over_the_limit_is_rejected_at_the_door_naming_the_rule() -> None:

@@ -1,9 +1,11 @@
-"""covisit-v1 ranking (streamrec_core.ranking) on small hand-built rows: no AWS."""
+"""covisit-v1 ranking (streamrec_core.ranking) on small hand-built typed rows: no AWS."""
 
 from __future__ import annotations
 
 import pytest
-from streamrec_core import constants as c
+from streamrec_core.features.item_aggregates import ItemRow, Neighbour
+from streamrec_core.features.trending import Trend
+from streamrec_core.features.user_fold import HistoryEntry, UserRow
 from streamrec_core.ranking import (
     REASON_CATEGORY,
     REASON_COVISIT,
@@ -19,16 +21,24 @@ from streamrec_core.ranking import (
 NO_SEEN = ModelParams(seen_weight=0.0, affinity_boost=0.0, context_boost=0.0)
 
 
-def user(history, bought=(), affinity=None):
-    return {
-        c.USER_HISTORY: [list(h) for h in history],
-        c.USER_BOUGHT: list(bought),
-        c.USER_AFFINITY: dict(affinity or {}),
-    }
+def user(history, bought=(), affinity=None) -> UserRow:
+    """A user row from (item, event type, event time ms, category) history entries, oldest first."""
+    return UserRow(
+        "u",
+        history=[HistoryEntry(*entry) for entry in history],
+        bought=list(bought),
+        affinity=dict(affinity or {}),
+    )
 
 
-def profile(neighbours, category=""):
-    return {c.ITEM_COVISIT: {k: [v[0], v[1]] for k, v in neighbours.items()}, c.ITEM_CATEGORY: category}
+def profile(neighbours, category="") -> ItemRow:
+    """An item's co-visitation row from {neighbour: (score, category)}."""
+    return ItemRow("seed", category=category, neighbours={k: Neighbour(*v) for k, v in neighbours.items()})
+
+
+def trends(*entries) -> list[Trend]:
+    """A merged trending list from (item, score, category) entries, best first."""
+    return [Trend(*entry) for entry in entries]
 
 
 def ids(recs):
@@ -36,7 +46,9 @@ def ids(recs):
 
 
 def test_cold_start_user_gets_trending_and_the_fallback_flag():
-    recs, fallback = recommend(None, {}, {}, [("t1", 5.0, "x"), ("t2", 3.0, "y")], k=5, params=ModelParams())
+    recs, fallback = recommend(
+        None, {}, {}, trends(("t1", 5.0, "x"), ("t2", 3.0, "y")), k=5, params=ModelParams()
+    )
     assert fallback and ids(recs) == ["t1", "t2"]
     assert {r.reason for r in recs} == {REASON_TRENDING}
 
@@ -67,7 +79,7 @@ def test_purchased_and_excluded_items_never_come_back():
         u,
         {"a": profile({"x": (9, "c"), "y": (5, "c"), "z": (1, "c")})},
         {},
-        [("x", 1.0, "c"), ("w", 1.0, "c")],
+        trends(("x", 1.0, "c"), ("w", 1.0, "c")),
         k=5,
         params=NO_SEEN,
         exclude=["y"],
@@ -93,8 +105,8 @@ def test_category_parameter_keeps_only_that_category_everywhere():
     recs, _ = recommend(
         u,
         {"a": profile({"x": (9, "toys"), "y": (5, "books")})},
-        {"books": [("b1", 2.0, "books")]},
-        [("t-toy", 9.0, "toys"), ("t-book", 1.0, "books")],
+        {"books": trends(("b1", 2.0, "books"))},
+        trends(("t-toy", 9.0, "toys"), ("t-book", 1.0, "books")),
         k=5,
         params=NO_SEEN,
         category="books",
@@ -116,8 +128,8 @@ def test_the_list_is_filled_from_category_trending_then_global_without_duplicate
     recs, fallback = recommend(
         u,
         {"a": profile({"x": (1, "c")})},
-        {"c": [("x", 9.0, "c"), ("c1", 5.0, "c")]},
-        [("c1", 9.0, "c"), ("g1", 4.0, "d")],
+        {"c": trends(("x", 9.0, "c"), ("c1", 5.0, "c"))},
+        trends(("c1", 9.0, "c"), ("g1", 4.0, "d")),
         k=4,
         params=NO_SEEN,
     )
@@ -214,7 +226,7 @@ def test_the_item_being_looked_at_now_is_left_out_by_default():
     u = user([("a", "view", 1, "c"), ("b", "view", 2, "c"), ("a", "view", 3, "c"), ("b", "view", 4, "c")])
     profiles = {"a": profile({"b": (5, "c"), "x": (1, "c")}), "b": profile({"y": (1, "c")})}
     # WHEN ranking with the defaults (skip_latest=1)
-    recs, _ = recommend(u, profiles, {}, [("b", 9.0, "c")], k=5, params=ModelParams())
+    recs, _ = recommend(u, profiles, {}, trends(("b", 9.0, "c")), k=5, params=ModelParams())
     # THEN "b" comes back from nowhere, while the older history item "a" and neighbours still do
     assert "b" not in ids(recs) and {"a", "x", "y"} <= set(ids(recs))
     kept, _ = recommend(u, profiles, {}, [], k=5, params=ModelParams(skip_latest=0))

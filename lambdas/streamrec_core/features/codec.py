@@ -122,9 +122,18 @@ def _user_blob(row: UserRow) -> bytes:
     strings = _Strings()
     ref = strings.ref
     last = row.last_event_ms
+    # Times as differences (history: to the previous entry, by event time; others: to the newest event),
+    # which store in 1-3 bytes where epoch milliseconds take 9.
     history: list[int] = []
+    previous = last
     for entry in row.history:
-        history += (ref(entry.item), ref(entry.category), _TYPE_CODES[entry.event_type], last - entry.time_ms)
+        history += (
+            ref(entry.item),
+            ref(entry.category),
+            _TYPE_CODES[entry.event_type],
+            entry.time_ms - previous,
+        )
+        previous = entry.time_ms
     counts = [row.counts.get(name, 0) for name in EVENT_TYPES]
     while counts and counts[-1] == 0:
         counts.pop()
@@ -135,21 +144,21 @@ def _user_blob(row: UserRow) -> bytes:
     recent_ages = [newest - r.received_ms for r in row.recent]
     outbox: list[int] = []
     for e in row.outbox:
-        outbox += (e.seqtag, e.arrival_ms, ref(e.category), ref(e.pred), ref(e.pred_category), e.flags)
+        outbox += (e.seqtag, last - e.arrival_ms, ref(e.category), ref(e.pred), ref(e.pred_category), e.flags)
     body = [
         FORMAT,
         last,
         counts,
         history,
         affinity,
-        row.affinity_at,
+        last - row.affinity_at,
         [ref(item) for item in row.bought],
         b"".join(r.digest for r in row.recent),
-        newest,
+        last - newest,
         recent_ages,
         _marks_out(row.watermarks),
         outbox,
-        row.outbox_floor_ms,
+        last - row.outbox_floor_ms,
         strings.values,
     ]
     return _encode(body)
@@ -162,17 +171,23 @@ def _user_row(user_id: str, version: int, expires_at: int, blob: bytes) -> UserR
         counts,
         history,
         affinity,
-        affinity_at,
+        affinity_age,
         bought,
         digests,
-        newest,
+        newest_age,
         recent_ages,
         marks,
         outbox,
-        floor,
+        floor_age,
         values,
     ) = _decode(blob)
     s = _expand(values)
+    newest = last - newest_age
+    times: list[int] = []
+    previous = last
+    for i in range(3, len(history), 4):
+        previous += history[i]
+        times.append(previous)
     return UserRow(
         user_id=user_id,
         version=version,
@@ -180,21 +195,26 @@ def _user_row(user_id: str, version: int, expires_at: int, blob: bytes) -> UserR
         last_event_ms=last,
         counts={EVENT_TYPES[i]: n for i, n in enumerate(counts) if n},
         history=[
-            HistoryEntry(s[history[i]], EVENT_TYPES[history[i + 2]], last - history[i + 3], s[history[i + 1]])
+            HistoryEntry(s[history[i]], EVENT_TYPES[history[i + 2]], times[i // 4], s[history[i + 1]])
             for i in range(0, len(history), 4)
         ],
         affinity={s[affinity[i]]: affinity[i + 1] / AFFINITY_STEPS for i in range(0, len(affinity), 2)},
-        affinity_at=affinity_at,
+        affinity_at=last - affinity_age,
         bought=[s[i] for i in bought],
         recent=[RecentId(digests[6 * i : 6 * i + 6], newest - age) for i, age in enumerate(recent_ages)],
         watermarks=_marks_in(marks),
         outbox=[
             OutboxEntry(
-                outbox[i], outbox[i + 1], s[outbox[i + 2]], s[outbox[i + 3]], s[outbox[i + 4]], outbox[i + 5]
+                outbox[i],
+                last - outbox[i + 1],
+                s[outbox[i + 2]],
+                s[outbox[i + 3]],
+                s[outbox[i + 4]],
+                outbox[i + 5],
             )
             for i in range(0, len(outbox), 6)
         ],
-        outbox_floor_ms=floor,
+        outbox_floor_ms=last - floor_age,
     )
 
 
