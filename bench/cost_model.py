@@ -32,7 +32,7 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,7 @@ class Profile:
     dashboards: int = 1
     log_retention_days: float = 90.0
     api_access_log_bytes_per_request: float = 300.0
+    read_api: str = "rest"  # "http": recommendation reads on an HTTP API (no usage plans: an authorizer)
     xray_sampling: float = 0.05
     kms_keys: int = 1
     dead_letters_per_million_events: float = 10.0
@@ -354,17 +355,27 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
     bill = Bill(profile, events)
     record_bytes = profile.event_bytes + profile.record_overhead_bytes
 
-    # API Gateway (REST): every ingest request and every recommendation request.
+    # API Gateway: every ingest request and every recommendation request (REST, with API keys and usage
+    # plans; `read_api: "http"` prices the reads on an HTTP API instead).
     ingest_requests = events / profile.events_per_request
     serve_requests = profile.reads_per_second * seconds
     api_requests = ingest_requests + serve_requests
+    rest_requests = api_requests if profile.read_api == "rest" else ingest_requests
     bill.add(
         "API Gateway",
         "REST requests (tiered)",
-        api_requests,
+        rest_requests,
         "requests",
-        prices.cost("apigw_rest_request", api_requests),
+        prices.cost("apigw_rest_request", rest_requests),
     )
+    if profile.read_api == "http":
+        bill.add(
+            "API Gateway",
+            "HTTP API requests, reads (tiered)",
+            serve_requests,
+            "requests",
+            prices.cost("apigw_http_request", serve_requests),
+        )
 
     # Lambda.
     shards = provisioned_shards(profile)
@@ -638,19 +649,31 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
 
 # --- Levers -------------------------------------------------------------------------------------------
 
-# What would lower the bill, each as Profile overrides (nested FunctionProfile fields as objects).
-LEVERS: list[tuple[str, dict[str, Any]]] = [
+# What would lower the bill: each lever gives the Profile overrides it stands for (nested FunctionProfile
+# fields as objects). The first ones are configuration; the last two change how the functions work.
+LEVERS: list[tuple[str, Callable[[Profile], dict[str, Any]]]] = [
     (
         "serve logs: INFO line sampled at 1%, platform logs at WARN (EMF metrics only)",
-        {"serve": {"log_bytes_per_invocation": 720.0}},
+        lambda p: {"serve": {"log_bytes_per_invocation": 720.0}},
     ),
-    ("X-Ray sampling 1% instead of 5%", {"xray_sampling": 0.01}),
+    ("X-Ray sampling 1% instead of 5%", lambda p: {"xray_sampling": 0.01}),
     (
         "API access logs off for the read route (ingest's kept): 300 B -> 30 B a request",
-        {"api_access_log_bytes_per_request": 30.0},
+        lambda p: {"api_access_log_bytes_per_request": 30.0},
     ),
-    ("clients send 500 events per request instead of 100", {"events_per_request": 500.0}),
-    ("DynamoDB auto scaling target 90% instead of 70% (steady load)", {"ddb_target_utilization": 0.9}),
+    ("clients send 500 events per request instead of 100", lambda p: {"events_per_request": 500.0}),
+    (
+        "DynamoDB auto scaling target 90% instead of 70% (steady load)",
+        lambda p: {"ddb_target_utilization": 0.9},
+    ),
+    (
+        "recommendation reads on an HTTP API (an authorizer instead of usage plans; ingest stays REST)",
+        lambda p: {"read_api": "http"},
+    ),
+    (
+        "hot path reads user rows eventually consistent (a stale read costs a conditional-write retry)",
+        lambda p: {"ddb_process_read_units_per_event": p.ddb_process_read_units_per_event / 2},
+    ),
 ]
 
 
@@ -658,7 +681,8 @@ def lever_bills(profile: Profile, prices: Prices) -> list[dict[str, Any]]:
     """The cost per million events with each lever alone, then with all of them."""
     rows = []
     combined: dict[str, Any] = {}
-    for name, overrides in LEVERS:
+    for name, lever in LEVERS:
+        overrides = lever(profile)
         bill = monthly_bill(apply_overrides(profile, overrides), prices)
         rows.append(_lever_row(name, bill))
         for key, value in overrides.items():

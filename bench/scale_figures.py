@@ -285,8 +285,46 @@ def price(out: dict[str, Any]) -> dict[str, Any]:
             "by_service_on_demand": {k: round(v) for k, v in bill.by_service(ON_DEMAND).items()},
             "by_service_provisioned": {k: round(v) for k, v in bill.by_service(PROVISIONED).items()},
         }
-    priced["levers"] = lever_bills(apply_overrides(PROFILES["large-100k"], out["new"]["cost_inputs"]), prices)
+    profile = apply_overrides(PROFILES["large-100k"], out["new"]["cost_inputs"])
+    priced["levers"] = lever_bills(profile, prices)
+    priced["design_levers"] = []
+    for name, overrides in design_levers(out["new"]).items():
+        bill = monthly_bill(apply_overrides(profile, overrides), prices)
+        priced["design_levers"].append(
+            {
+                "lever": name,
+                "write_units_per_event": round(
+                    overrides.get("ddb_write_units_per_event", profile.ddb_write_units_per_event)
+                    + overrides.get(
+                        "ddb_aggregate_write_units_per_event", profile.ddb_aggregate_write_units_per_event
+                    ),
+                    3,
+                ),
+                "on_demand_per_million": round(bill.per_million_events(ON_DEMAND), 4),
+                "provisioned_per_million": round(bill.per_million_events(PROVISIONED), 4),
+            }
+        )
     return priced
+
+
+def design_levers(new: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Estimates, from this run's units by row kind, of two changes to the feature code (not measured:
+    each assumes only what its name says changes)."""
+    inputs = new["cost_inputs"]
+    items = new["consumers"]["items branch"]
+    hot = new["consumers"]["hot path"]
+    item_wru = items["write_units_per_event_by_kind"].get("item", 0.0)
+    item_rru = items["read_units_per_event_by_kind"].get("item", 0.0)
+    one_sided = {
+        "ddb_aggregate_write_units_per_event": inputs["ddb_aggregate_write_units_per_event"] - item_wru / 2,
+        "ddb_aggregate_read_units_per_event": inputs["ddb_aggregate_read_units_per_event"] - item_rru / 2,
+    }
+    small_users = {"ddb_write_units_per_event": hot["puts_per_event"]}
+    return {
+        "co-visitation one-sided (the predecessor's row gains its successor): item rows halved": one_sided,
+        "user rows kept under 1 KB: one write unit per user write": small_users,
+        "both": {**one_sided, **small_users},
+    }
 
 
 def report(out: dict[str, Any]) -> None:
@@ -392,7 +430,13 @@ def report(out: dict[str, Any]) -> None:
             )
     for lever in cost.get("levers", []):
         print(
-            f"     lever: {lever['lever']:<84} {lever['on_demand_per_million']:.3f} on demand, "
+            f"     lever: {lever['lever']:<95} {lever['on_demand_per_million']:.3f} on demand, "
+            f"{lever['provisioned_per_million']:.3f} provisioned"
+        )
+    for lever in cost.get("design_levers", []):
+        print(
+            f"     feature code (estimate): {lever['lever']:<85} {lever['write_units_per_event']:.2f} "
+            f"WRU/event, {lever['on_demand_per_million']:.3f} on demand, "
             f"{lever['provisioned_per_million']:.3f} provisioned"
         )
     print("   targets:")

@@ -79,6 +79,17 @@ def test_api_gateway_rest_requests_are_priced_tier_by_tier(prices, requests, exp
     assert prices.cost("apigw_rest_request", requests) == pytest.approx(expected)
 
 
+def test_reads_on_an_http_api_leave_only_ingest_on_the_rest_tiers(prices):
+    # 1,000 ingest requests/s x 2,628,000 s = 2.628 B on REST: 1,165.50 + 1,867.60
+    # + (2,628 M - 1,000 M) x $2.38/M (3,874.64) = $6,907.74
+    # 10,000 reads/s = 26.28 B on the HTTP API: 300 M x $1.00/M + 25,980 M x $0.90/M = $23,682
+    bill = monthly_bill(dataclasses.replace(PROFILES["large-100k"], read_api="http"), prices)
+    assert line(bill, "API Gateway", "REST requests").cost == pytest.approx(6907.74)
+    http = line(bill, "API Gateway", "HTTP API requests")
+    assert http.quantity == pytest.approx(26.28e9)
+    assert http.cost == pytest.approx(23682.0)
+
+
 def test_large_profile_api_gateway_line(prices):
     # 100,000 events/s / 100 per request = 1,000 req/s, plus 10,000 reads/s = 11,000 req/s
     # x 2,628,000 s = 28.908 B requests.
@@ -285,8 +296,8 @@ def test_each_lever_is_the_bill_with_its_overrides_and_all_together_cost_least(p
     rows = lever_bills(profile, prices)
     assert [r["lever"] for r in rows] == [name for name, _ in LEVERS] + ["all of the above"]
     base = monthly_bill(profile, prices)
-    for row, (_name, overrides) in zip(rows, LEVERS, strict=False):
-        alone = monthly_bill(apply_overrides(profile, overrides), prices)
+    for row, (_name, lever) in zip(rows, LEVERS, strict=False):
+        alone = monthly_bill(apply_overrides(profile, lever(profile)), prices)
         assert row["on_demand_per_million"] == pytest.approx(alone.per_million_events(ON_DEMAND), abs=1e-4)
         assert row["provisioned_per_million"] <= base.per_million_events(PROVISIONED) + 1e-9
     assert rows[-1]["provisioned_per_million"] == min(r["provisioned_per_million"] for r in rows)
