@@ -173,6 +173,7 @@ def new_cost_inputs(new: dict[str, Any], events: int, seconds: float) -> dict[st
         usage["experiments branch"],
         usage["serve"],
     )
+    durations = new["durations"]
     merge = merge_at_scale(new, seconds, new["categories"])
     aggregate_wru = items.write_units + experiments.write_units - merge["run_write_units"]
     aggregate_rru = items.read_units + experiments.read_units - merge["run_read_units"]
@@ -187,6 +188,11 @@ def new_cost_inputs(new: dict[str, Any], events: int, seconds: float) -> dict[st
         ),
         "ddb_read_units_per_recommendation": round(serve.read_units / max(1, new["serve"]["requests"]), 4),
         "ddb_write_requests_per_event": round((hot.puts + items.puts + experiments.puts) / events, 4),
+        "attributed_share": round(len(new["attributed"]) / events, 4),
+        "process": {"duration_ms": durations["hot path"]["duration_ms"]},
+        "aggregate_items": {"duration_ms": durations["items branch"]["duration_ms"]},
+        "aggregate_experiments": {"duration_ms": max(1.0, durations["experiments branch"]["duration_ms"])},
+        "serve": {"duration_ms": durations["serve"]["duration_ms"]},
     }
 
 

@@ -115,3 +115,22 @@ def test_the_previous_design_runs_on_the_same_batches_with_transactional_units(s
     assert process.write_units == sum(kinds.values())
     assert all(units % 2 == 0 for units in kinds.values())
     assert old["serve"]["requests"] == len(stream.records) // 10
+
+
+def test_the_cost_inputs_carry_every_measured_figure_into_the_cost_model(small_run):
+    from bench.cost_model import PROFILES, apply_overrides
+    from bench.scale_figures import new_cost_inputs
+
+    stream, new, _old = small_run
+    events = len(stream.records)
+    inputs = new_cost_inputs(new, events, stream.facts["seconds"])
+    profile = apply_overrides(PROFILES["large-100k"], inputs)
+    usage = new["usage"]
+    assert profile.ddb_write_units_per_event == pytest.approx(
+        usage["hot path"].write_units / events, abs=1e-4
+    )
+    assert profile.attributed_share == pytest.approx(len(stream.attributed) / events, abs=1e-4)
+    durations = new["durations"]
+    assert profile.process.duration_ms == durations["hot path"]["duration_ms"] > 0
+    assert profile.aggregate_items.duration_ms == durations["items branch"]["duration_ms"] > 0
+    assert profile.serve.duration_ms == durations["serve"]["duration_ms"] > 0
