@@ -26,6 +26,14 @@ through `patched()`. Each patch is a documented moto gap (moto 5.2.5):
    records now holds one lock (routing + numbering + insert, splits and merges, reads), and the next
    sequence number is found in O(1) instead of by listing the shard's keys. Request parsing, base64
    and response serialization stay outside the lock.
+7. Kinesis reads scan the whole shard: GetRecords walks every record from the shard's first to find
+   those after the iterator, and ListShards/DescribeStream list every key twice per shard for the
+   sequence number range. A shard is numbered densely (1, 2, 3, ...), so GetRecords starts at the
+   iterator's position and the range ends are read in O(1); a shard that is not dense (none is, unless
+   moto changes its numbering) is still scanned as before. Measured on the 2-core machine: with
+   33,000 records in a shard (the Taobao file on two shards) moto's scan costs 2.2 ms per GetRecords
+   at the shard's end (3 us from the position), and the three event source mappings ask every shard
+   ten times a second when idle.
 """
 
 from __future__ import annotations
@@ -124,6 +132,40 @@ def _shard_put_record(self: Shard, partition_key: str, data: str, explicit_hash_
     return str(sequence_number)
 
 
+def _dense(shard: Shard) -> tuple[int, int] | None:
+    """(first, last) sequence number of a shard numbered without gaps, else None."""
+    records = shard.records
+    if not records:
+        return None
+    first, last = next(iter(records)), next(reversed(records))
+    return (first, last) if last - first + 1 == len(records) else None
+
+
+def _shard_get_records(
+    self: Shard, last_sequence_id: str, limit: int | None
+) -> tuple[list[Record], int, int]:
+    bounds = _dense(self)
+    if bounds is None:
+        return _ORIGINALS["shard_get_records"](self, last_sequence_id, limit)
+    first, last = bounds
+    after = int(last_sequence_id)
+    start = max(after + 1, first)
+    stop = last + 1 if limit is None else min(last + 1, start + limit)
+    results = [self.records[n] for n in range(start, stop)]
+    if not results:
+        return [], after, 0
+    behind = self.records[last].created_at - results[-1].created_at
+    return results, results[-1].sequence_number, int(behind * 1000)
+
+
+def _shard_min_sequence_number(self: Shard) -> int:
+    return next(iter(self.records), 0)
+
+
+def _shard_max_sequence_number(self: Shard) -> int:
+    return next(reversed(self.records), 0)
+
+
 def _no_kinesis_push(self: LambdaBackend, *args: Any, **kwargs: Any) -> None:
     return None
 
@@ -204,6 +246,13 @@ def apply() -> None:
     _ORIGINALS["call_action"] = DynamoHandler.call_action
     _ORIGINALS["transact_write_items"] = DynamoDBBackend.transact_write_items
     _ORIGINALS["shard_put_record"] = Shard.put_record
+    _ORIGINALS["shard_get_records"] = Shard.get_records
+    _ORIGINALS["shard_min"] = Shard.get_min_sequence_number
+    _ORIGINALS["shard_max"] = Shard.get_max_sequence_number
+    # Replaced before the lock is wrapped around them (below), so the faster reads hold it too.
+    Shard.get_records = _shard_get_records  # type: ignore[method-assign]
+    Shard.get_min_sequence_number = _shard_min_sequence_number  # type: ignore[method-assign]
+    Shard.get_max_sequence_number = _shard_max_sequence_number  # type: ignore[method-assign]
     Stream.get_shard_for_key = _get_shard_for_key  # type: ignore[method-assign]
     Stream.split_shard = _split_shard  # type: ignore[method-assign]
     Stream.merge_shards = _merge_shards  # type: ignore[method-assign]
@@ -222,6 +271,9 @@ def remove() -> None:
         return
     for owner, name in reversed(_KINESIS_GUARDED):
         setattr(owner, name, _ORIGINALS.pop(f"{owner.__name__}.{name}"))
+    Shard.get_records = _ORIGINALS.pop("shard_get_records")  # type: ignore[method-assign]
+    Shard.get_min_sequence_number = _ORIGINALS.pop("shard_min")  # type: ignore[method-assign]
+    Shard.get_max_sequence_number = _ORIGINALS.pop("shard_max")  # type: ignore[method-assign]
     Shard.put_record = _ORIGINALS.pop("shard_put_record")  # type: ignore[method-assign]
     Stream.get_shard_for_key = _ORIGINALS.pop("get_shard_for_key")  # type: ignore[method-assign]
     Stream.split_shard = _ORIGINALS.pop("split_shard")  # type: ignore[method-assign]

@@ -84,16 +84,14 @@ class MotoServer:
 def _serve(port: int) -> None:
     # Ctrl-C reaches the whole process group; the parent stops us by closing stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from moto.server import ThreadedMotoServer
-
-    from local_emulator import moto_patches
+    from local_emulator import moto_http, moto_patches, moto_speed
 
     moto_patches.apply()
+    moto_speed.apply()
     # One line per request would flood the log; errors still get through.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    _, bound_port = server.get_host_and_port()
+    server = moto_http.serve("127.0.0.1", port)
+    bound_port = server.server_address[1]
     sys.stdout.write(f"{READY_PREFIX}{bound_port}\n")
     sys.stdout.flush()
     # moto imports a service's models on its first request (CloudFormation imports them all): seconds
@@ -101,7 +99,7 @@ def _serve(port: int) -> None:
     threading.Thread(target=_warm_up, daemon=True).start()
     # Block until the parent closes our stdin (or dies), then stop.
     sys.stdin.read()
-    server.stop()
+    server.shutdown()
 
 
 WARM_SERVICES = (

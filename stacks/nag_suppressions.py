@@ -20,7 +20,13 @@ def _ack(scope: IConstruct, rule: str, reason: str) -> None:
 
 
 def apply_nag_suppressions(stack: StreamrecStack) -> None:
-    functions = (stack.ingest, stack.processing.process, stack.serve)
+    functions = (
+        stack.ingest,
+        stack.processing.process,
+        stack.branches.items,
+        stack.branches.experiments,
+        stack.serve,
+    )
     for fn in functions:
         _ack(
             fn.function,
@@ -34,15 +40,16 @@ def apply_nag_suppressions(stack: StreamrecStack) -> None:
             "Only xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing); X-Ray supports no "
             "resource-level permissions for them. Every data-plane grant names its table, stream or queue.",
         )
-    # Encrypting writers (stream.grantWrite, queue.grantSendMessages) need kms:GenerateDataKey* and
-    # kms:ReEncrypt* on the one customer-managed key of that store; CDK's grants name the key ARN.
-    for fn in (stack.ingest, stack.processing.process):
+    # Encrypting writers (stream.grantWrite, queue.grantSendMessages, table writes) need
+    # kms:GenerateDataKey* and kms:ReEncrypt* on the one customer-managed key of that store; the grants
+    # name the key ARN.
+    for fn in (stack.ingest, stack.processing.process, stack.branches.items, stack.branches.experiments):
         for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
             _ack(
                 fn.role,
                 f"AwsSolutions-IAM5[Action::{action}]",
-                "KMS data-key actions for writing to an encrypted stream or queue, scoped to the ARN of "
-                "that store's own key.",
+                "KMS data-key actions for writing to an encrypted stream, queue or table, scoped to the "
+                "ARN of that store's own key.",
             )
     for queue in (stack.processing.dead_letter_queue, stack.processing.on_failure_queue):
         _ack(

@@ -27,7 +27,7 @@ STREAM_MODES = ("ON_DEMAND", "PROVISIONED")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 QUOTA_PERIODS = ("DAY", "WEEK", "MONTH")
 ARCHITECTURES = ("arm64", "x86_64")
-POWERTOOLS_SOURCES = ("layer", "bundled")
+DEPENDENCY_SOURCES = ("layers", "bundled")
 REMOVAL_POLICIES = ("DESTROY", "RETAIN", "SNAPSHOT")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # API Gateway ends every integration after 29 s, so a synchronous function must finish before that.
@@ -48,7 +48,7 @@ class StreamSettings:
 
 @dataclass(frozen=True)
 class EventSourceSettings:
-    """The Kinesis -> process event source mapping."""
+    """The Kinesis -> process event source mapping (the hot path)."""
 
     batch_size: int
     max_batching_window: Duration
@@ -56,6 +56,21 @@ class EventSourceSettings:
     retry_attempts: int
     max_record_age: Duration
     starting_position: str  # TRIM_HORIZON | LATEST
+
+
+@dataclass(frozen=True)
+class BranchSourceSettings:
+    """A Kinesis -> aggregate branch event source mapping (items or experiments) on the same stream.
+
+    Its starting position is the hot path's; its ParallelizationFactor is always 1 (one invocation per
+    shard, records in sequence order: the branches keep per-shard watermarks on shared rows), so it is
+    not a setting.
+    """
+
+    batch_size: int
+    max_batching_window: Duration
+    retry_attempts: int
+    max_record_age: Duration
 
 
 @dataclass(frozen=True)
@@ -68,9 +83,13 @@ class FunctionSettings:
 class FunctionsSettings:
     ingest: FunctionSettings
     process: FunctionSettings
+    aggregate: FunctionSettings  # the items branch (co-visitation, trending)
+    experiments: FunctionSettings  # the experiments branch (filtered to attributed events)
     serve: FunctionSettings
-    architecture: str  # arm64 | x86_64, also picks the Powertools layer flavour
-    powertools_source: str  # layer (public layer by ARN) | bundled (pip-installed into each asset)
+    architecture: str  # arm64 | x86_64, also picks the Powertools layer flavour and the wheels
+    # layers: Powertools from its public layer by ARN, msgspec from the stack's own layer (local pip
+    # bundling); bundled: both pip-installed into each function asset (targets without layers)
+    dependencies: str
     powertools_layer_version: int
     log_retention: logs.RetentionDays
     log_level: str
@@ -81,7 +100,9 @@ class FeatureSettings:
     user_ttl: Duration  # a user item expires after this long without events
     item_ttl: Duration  # item window buckets expire after this long
     allowed_lateness: Duration
-    trending_slots: int
+    # How long the hot path keeps a record's outcome in the user row for the aggregate branches; a
+    # branch lagging longer cannot resolve the record any more (counted as AggregateUnresolved).
+    outbox_retention: Duration
 
 
 @dataclass(frozen=True)
@@ -117,11 +138,16 @@ class AlarmSettings:
 
     period: Duration
     evaluation_periods: int
-    iterator_age: Duration
+    iterator_age: Duration  # the hot path's freshness goal
+    aggregate_iterator_age: Duration  # items branch; must stay below features.outbox_retention
+    experiments_iterator_age: Duration  # experiments branch; likewise
     dlq_depth: int
     on_failure_depth: int
     process_errors: int
     process_throttles: int
+    aggregate_errors: int
+    experiments_errors: int
+    aggregate_unresolved: int  # records a branch could no longer resolve (data quality)
     ingest_rejection_rate: float
     api_5xx_rate: float
     api_p99_latency: Duration
@@ -150,6 +176,8 @@ class Settings:
     profile: str
     stream: StreamSettings
     event_source: EventSourceSettings
+    aggregate_source: BranchSourceSettings
+    experiments_source: BranchSourceSettings
     functions: FunctionsSettings
     features: FeatureSettings
     ingest: IngestSettings
@@ -269,6 +297,17 @@ def _event_source(r: _Reader) -> EventSourceSettings:
     return result
 
 
+def _branch_source(r: _Reader) -> BranchSourceSettings:
+    result = BranchSourceSettings(
+        batch_size=r.int_("batch_size", 1, 10_000),
+        max_batching_window=Duration.seconds(r.int_("max_batching_window_seconds", 0, 300)),
+        retry_attempts=r.int_("retry_attempts", 0, 10_000),
+        max_record_age=Duration.seconds(r.int_("max_record_age_seconds", 60, 604_800)),
+    )
+    r.done()
+    return result
+
+
 def _function(r: _Reader, max_timeout: int) -> FunctionSettings:
     result = FunctionSettings(
         memory_mb=r.int_("memory_mb", 128, 10_240),
@@ -282,9 +321,11 @@ def _functions(r: _Reader) -> FunctionsSettings:
     result = FunctionsSettings(
         ingest=_function(r.sub("ingest"), API_GATEWAY_INTEGRATION_LIMIT_SECONDS),
         process=_function(r.sub("process"), 900),
+        aggregate=_function(r.sub("aggregate"), 900),
+        experiments=_function(r.sub("experiments"), 900),
         serve=_function(r.sub("serve"), API_GATEWAY_INTEGRATION_LIMIT_SECONDS),
         architecture=r.choice("architecture", ARCHITECTURES),
-        powertools_source=r.choice("powertools_source", POWERTOOLS_SOURCES),
+        dependencies=r.choice("dependencies", DEPENDENCY_SOURCES),
         powertools_layer_version=r.int_("powertools_layer_version", 1, 10_000),
         log_retention=getattr(
             logs.RetentionDays, r.choice("log_retention", tuple(m.name for m in logs.RetentionDays))
@@ -300,7 +341,9 @@ def _features(r: _Reader) -> FeatureSettings:
         user_ttl=Duration.days(r.int_("user_ttl_days", 1, 3650)),
         item_ttl=Duration.days(r.int_("item_ttl_days", 1, 3650)),
         allowed_lateness=Duration.seconds(r.int_("allowed_lateness_seconds", 0, 7 * 86_400)),
-        trending_slots=r.int_("trending_slots", 1, 64),
+        # The functions refuse less than 60 s (OUTBOX_RETENTION_SECONDS); a day is far beyond any lag
+        # worth waiting for.
+        outbox_retention=Duration.seconds(r.int_("outbox_retention_seconds", 60, 86_400)),
     )
     r.done()
     return result
@@ -362,10 +405,15 @@ def _alarms(r: _Reader) -> AlarmSettings:
         period=Duration.seconds(r.int_("period_seconds", 60, 86_400)),
         evaluation_periods=r.int_("evaluation_periods", 1, 100),
         iterator_age=Duration.seconds(r.int_("iterator_age_seconds", 1, 604_800)),
+        aggregate_iterator_age=Duration.seconds(r.int_("aggregate_iterator_age_seconds", 1, 604_800)),
+        experiments_iterator_age=Duration.seconds(r.int_("experiments_iterator_age_seconds", 1, 604_800)),
         dlq_depth=r.int_("dlq_depth", 0, 1_000_000),
         on_failure_depth=r.int_("on_failure_depth", 0, 1_000_000),
         process_errors=r.int_("process_errors", 0, 1_000_000),
         process_throttles=r.int_("process_throttles", 0, 1_000_000),
+        aggregate_errors=r.int_("aggregate_errors", 0, 1_000_000),
+        experiments_errors=r.int_("experiments_errors", 0, 1_000_000),
+        aggregate_unresolved=r.int_("aggregate_unresolved", 0, 1_000_000),
         ingest_rejection_rate=r.float_("ingest_rejection_rate", 0, 1),
         api_5xx_rate=r.float_("api_5xx_rate", 0, 1),
         api_p99_latency=Duration.millis(r.int_("api_p99_latency_ms", 1, 29_000)),
@@ -435,6 +483,8 @@ def parse_profile(name: str, raw: Any) -> Settings:
         profile=name,
         stream=_stream(r.sub("stream")),
         event_source=_event_source(r.sub("event_source")),
+        aggregate_source=_branch_source(r.sub("aggregate_source")),
+        experiments_source=_branch_source(r.sub("experiments_source")),
         functions=_functions(r.sub("functions")),
         features=_features(r.sub("features")),
         ingest=_ingest(r.sub("ingest")),
@@ -455,10 +505,27 @@ def _check_cross_field(s: Settings, path: str) -> None:
             "so ingest can still answer after its last retry"
         )
     # A record older than the stream's retention is gone before the age limit could ever apply.
-    if s.event_source.max_record_age.to_seconds() > s.stream.retention.to_seconds():
-        raise SettingsError(
-            f"{path}.event_source.max_record_age_seconds must not exceed stream.retention_hours"
-        )
+    for key, source in (
+        ("event_source", s.event_source),
+        ("aggregate_source", s.aggregate_source),
+        ("experiments_source", s.experiments_source),
+    ):
+        if source.max_record_age.to_seconds() > s.stream.retention.to_seconds():
+            raise SettingsError(f"{path}.{key}.max_record_age_seconds must not exceed stream.retention_hours")
+    # A branch resolves each record through the outbox the hot path keeps in the user row for
+    # outbox_retention; lagging longer, it can no longer resolve records (they are counted, not
+    # applied). Its iterator-age alarm must fire while the lag can still be caught up.
+    retention = s.features.outbox_retention.to_seconds()
+    for key, age in (
+        ("aggregate_iterator_age_seconds", s.alarms.aggregate_iterator_age),
+        ("experiments_iterator_age_seconds", s.alarms.experiments_iterator_age),
+    ):
+        if age.to_seconds() >= retention:
+            raise SettingsError(
+                f"{path}.alarms.{key} must be below features.outbox_retention_seconds ({int(retention)}): "
+                "a branch lagging past the outbox retention can no longer resolve records, so the "
+                "alarm must fire before that"
+            )
 
 
 def settings_from_context(node: Any) -> Settings:

@@ -11,7 +11,8 @@ from streamrec_core import routes
 from streamrec_core.routes import KeyRole
 
 from stacks.constructs.api import Api
-from stacks.constructs.functions import StreamrecFunction
+from stacks.constructs.branches import AggregateBranches
+from stacks.constructs.functions import FunctionDependencies, StreamrecFunction
 from stacks.constructs.monitoring import Monitored, Monitoring
 from stacks.constructs.processing import Processing
 from stacks.constructs.stream import EventStream
@@ -34,8 +35,21 @@ class StreamrecStack(Stack):
         self.tables = FeatureTables(self, "Tables", removal_policy=settings.removal_policy)
         stream, users, items = self.events.stream, self.tables.users, self.tables.items
 
+        self.function_dependencies = FunctionDependencies(self, "Dependencies", settings=settings)
+        deps = self.function_dependencies
+
         self.processing = Processing(
-            self, "Processing", settings=settings, stream=stream, users=users, items=items
+            self, "Processing", settings=settings, stream=stream, users=users, dependencies=deps
+        )
+        self.branches = AggregateBranches(
+            self,
+            "Branches",
+            settings=settings,
+            stream=stream,
+            users=users,
+            items=items,
+            on_failure_queue=self.processing.on_failure_queue,
+            dependencies=deps,
         )
 
         ing = settings.ingest
@@ -47,6 +61,7 @@ class StreamrecStack(Stack):
             service=c.INGEST_SERVICE,
             sizing=settings.functions.ingest,
             settings=settings,
+            dependencies=deps,
             description="POST /v1/events -> validate -> PutRecords",
             environment={
                 c.ENV_STREAM_NAME: stream.stream_name,
@@ -67,11 +82,11 @@ class StreamrecStack(Stack):
             service=c.SERVE_SERVICE,
             sizing=settings.functions.serve,
             settings=settings,
+            dependencies=deps,
             description="GET recommendations / similar items / experiments / health",
             environment={
                 c.ENV_USERS_TABLE: users.table_name,
                 c.ENV_ITEMS_TABLE: items.table_name,
-                c.ENV_TRENDING_SLOTS: str(settings.features.trending_slots),
                 c.ENV_EXPERIMENTS: settings.experiments_json(),
                 c.ENV_CORS_ALLOWED_ORIGINS: cors,
             },
@@ -93,6 +108,8 @@ class StreamrecStack(Stack):
             watched=Monitored(
                 stream=stream,
                 process=self.processing.process.function,
+                aggregate=self.branches.items.function,
+                experiments=self.branches.experiments.function,
                 ingest=self.ingest.function,
                 serve=self.serve.function,
                 dead_letter_queue=self.processing.dead_letter_queue,

@@ -18,7 +18,8 @@ from streamrec_core.features.codec import Row, from_item, new_row, to_item
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.keys import ITEMS, USERS, Key, kind_of, trending_key
 from streamrec_core.features.reference import ReferenceFold
-from streamrec_core.features.trending import TrendingList
+from streamrec_core.features.trending import TrendingList, merge
+from streamrec_core.features.user_fold import UserRow
 
 from local_emulator.tables import create_feature_tables
 
@@ -64,10 +65,15 @@ def comparable(rows: Mapping[Key, Row]) -> dict[Key, dict[str, Any]]:
         fields = dataclasses.asdict(row)
         for name in ("version", "watermarks", "watermark", "merged_ms"):
             fields.pop(name, None)
-        if kind == "user":
-            fields["watermarks"] = {shard: mark.sequence_number for shard, mark in row.watermarks.items()}  # type: ignore[union-attr]
-            fields["outbox"] = [(e.seqtag, e.category, e.pred, e.pred_category, e.flags) for e in row.outbox]  # type: ignore[union-attr]
+        if isinstance(row, UserRow):
+            fields["watermarks"] = {shard: mark.sequence_number for shard, mark in row.watermarks.items()}
+            fields["outbox"] = [
+                (e.shard_id, e.seqtag, e.category, e.pred, e.pred_category, e.flags) for e in row.outbox
+            ]
             fields.pop("outbox_floor_ms", None)
+        elif isinstance(row, TrendingList):
+            # Which of near-equal scores sorts first, and when the list was merged, are free.
+            fields = {"items": {t.item: (t.score, t.category) for t in row.items}}
         out[key] = fields
     return out
 
@@ -81,11 +87,13 @@ def reference_rows(cfg: FeatureConfig, events: Iterable[Any]) -> ReferenceFold:
 
 
 def expected_rows(fold: ReferenceFold) -> dict[Key, Row]:
-    """The reference's rows as the tables key them, with its merged global trending list."""
+    """The reference's rows as the tables key them, with its merged trending lists."""
     rows = dict(fold.rows())
-    trending = fold.trending()
-    if trending:
-        rows[trending_key()] = TrendingList(None, items=trending)
+    overall, by_category = merge([fold.partial], fold.cfg)
+    if overall:
+        rows[trending_key()] = TrendingList(None, items=overall)
+    for category, items in by_category.items():
+        rows[trending_key(category)] = TrendingList(category, items=items)
     return rows
 
 

@@ -15,6 +15,11 @@ A batch:
    aggregator wrote the row) re-reads and re-applies; throttling is retried with backoff and then the
    batch resumes at the first record of a row it could not write;
 4. (items branch) rewrites the merged trending lists when they are due, from every shard's partial.
+
+Redrive (`redriven=True`) is for records redrive has just applied to the user rows after the hot path's
+mapping gave up on them: the branches moved past those records long ago, so their effects are applied
+regardless of the rows' watermarks (which stay as they are), once: redrive passes only the records it
+applied in this run.
 """
 
 from __future__ import annotations
@@ -94,7 +99,7 @@ class _Branch:
         self.jitter = jitter
 
     def _resolve(
-        self, records: Sequence[KinesisRecord], result: AggregateResult
+        self, records: Sequence[KinesisRecord], result: AggregateResult, redriven: bool
     ) -> tuple[list[tuple[Event, Effect]], int | None]:
         """(event, effect) of the batch's prefix the hot path has processed; where that prefix stops."""
         events, letters = decode_batch(records)
@@ -103,7 +108,7 @@ class _Branch:
         users = self.store.get_many({user_key(e.user_id) for e in events}, consistent=False)
         waited = 0.0
         while True:
-            late = [e for e in events if resolve(_user(users, e), e)[0] == NOT_READY]
+            late = [e for e in events if resolve(_user(users, e), e, redriven=redriven)[0] == NOT_READY]
             if not late or waited >= self.not_ready_wait_s:
                 break
             step = min(0.25, self.not_ready_wait_s - waited)
@@ -112,7 +117,7 @@ class _Branch:
             users.update(self.store.get_many({user_key(e.user_id) for e in late}, consistent=True))
         resolved: list[tuple[Event, Effect]] = []
         for event in events:
-            outcome, effect = resolve(_user(users, event), event)
+            outcome, effect = resolve(_user(users, event), event, redriven=redriven)
             if outcome == NOT_READY:
                 result.not_ready = sum(1 for e in events if e.seq >= event.seq)
                 return resolved, event.seq
@@ -139,7 +144,9 @@ class _Branch:
         pending_keys = list(keys)
         conflicts = throttles = 0
         consistent = False
-        while pending_keys:
+        while True:
+            if not pending_keys:
+                return None
             stored = self.store.get_many(pending_keys, consistent=consistent)
             changed: list[Row] = []
             for key in pending_keys:
@@ -181,9 +188,9 @@ class ItemAggregator(_Branch):
     def _wants(self, effect: Effect) -> bool:
         return effect.item_effect
 
-    def process(self, records: Sequence[KinesisRecord]) -> AggregateResult:
+    def process(self, records: Sequence[KinesisRecord], *, redriven: bool = False) -> AggregateResult:
         result = AggregateResult()
-        resolved, stop = self._resolve(records, result)
+        resolved, stop = self._resolve(records, result, redriven)
         result.effects = len(resolved)
         updates: dict[Key, list[tuple[Event, Effect, PairUpdate]]] = {}
         for event, effect in resolved:
@@ -196,14 +203,14 @@ class ItemAggregator(_Branch):
 
         def apply(row: Row) -> Event | None:
             if isinstance(row, PartialRow):
-                return self._add_trending(row, resolved)
+                return self._add_trending(row, resolved, redriven)
             assert isinstance(row, ItemRow)
             last = None
             for event, effect, update in updates[key_of(row)]:
-                if pending(row.watermarks, event):
+                if redriven or pending(row.watermarks, event):
                     apply_update(row, update, effect, self.cfg)
                     last = event
-            if last is not None:
+            if last is not None and not redriven:
                 mark_applied(row.watermarks, last, self.cfg)
             return last
 
@@ -214,16 +221,18 @@ class ItemAggregator(_Branch):
         result.merged = self.merge_if_due()
         return result
 
-    def _add_trending(self, partial: PartialRow, resolved: list[tuple[Event, Effect]]) -> Event | None:
+    def _add_trending(
+        self, partial: PartialRow, resolved: list[tuple[Event, Effect]], redriven: bool
+    ) -> Event | None:
         mark = int(partial.watermark.sequence_number) if partial.watermark else -1
         last = None
         for event, effect in resolved:
-            if event.seq > mark:
+            if redriven or event.seq > mark:
                 add(partial, effect.item, effect.category, effect.hour, effect.weight, self.cfg)
                 expires = effect.received_ms // 1000 + self.cfg.item_ttl_seconds
                 partial.expires_at = max(partial.expires_at, expires)
                 last = event
-        if last is not None:
+        if last is not None and not redriven:
             partial.watermark = Watermark(last.sequence_number, last.arrival_ms)
         return last
 
@@ -235,6 +244,8 @@ class ItemAggregator(_Branch):
         if isinstance(current, TrendingList) and now_ms - current.merged_ms < self.cfg.merge_interval_ms:
             return False
         overall, by_category = merge(self.store.query_partials(), self.cfg)
+        if not overall:
+            return False  # nothing trends yet
         expires = now_ms // 1000 + LIST_TTL_SECONDS
         head = current if isinstance(current, TrendingList) else TrendingList(None)
         head.items, head.merged_ms, head.expires_at = overall, now_ms, expires
@@ -254,9 +265,9 @@ class ExperimentCounter(_Branch):
     def _wants(self, effect: Effect) -> bool:
         return effect.experiment_effect and effect.variant is not None
 
-    def process(self, records: Sequence[KinesisRecord]) -> AggregateResult:
+    def process(self, records: Sequence[KinesisRecord], *, redriven: bool = False) -> AggregateResult:
         result = AggregateResult()
-        resolved, stop = self._resolve(records, result)
+        resolved, stop = self._resolve(records, result, redriven)
         result.effects = len(resolved)
         by_key: dict[Key, list[tuple[Event, Effect]]] = {}
         for event, effect in resolved:
@@ -268,10 +279,10 @@ class ExperimentCounter(_Branch):
             assert isinstance(row, CounterRow)
             last = None
             for event, effect in by_key[key_of(row)]:
-                if pending(row.watermarks, event):
+                if redriven or pending(row.watermarks, event):
                     count(row, effect.event_type)
                     last = event
-            if last is not None:
+            if last is not None and not redriven:
                 mark_applied(row.watermarks, last, self.cfg)
             return last
 

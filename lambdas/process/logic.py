@@ -50,6 +50,8 @@ class BatchResult:
     throttles: int = 0
     redrive_uncertain: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # (shard, sequence number) of the records this batch applied (redrive applies their aggregates).
+    applied_records: list[tuple[str, str]] = field(default_factory=list)
 
     def count(self, verdict: str) -> None:
         if verdict == APPLY:
@@ -131,7 +133,9 @@ class HotPath:
         """Fold and write every user's events; the first sequence number not applied, or None."""
         pending = list(by_user)
         conflicts = throttles = 0
-        while pending:
+        while True:
+            if not pending:
+                return None
             stored = self.store.get_many([user_key(uid) for uid in pending], consistent=True)
             writes: list[UserRow] = []
             verdicts: dict[str, list[str]] = {}
@@ -163,8 +167,10 @@ class HotPath:
                     throttled = True
                     retry.append(uid)
                 else:  # written, or nothing to write (every record already seen)
-                    for verdict in verdicts[uid]:
+                    for event, verdict in zip(by_user[uid], verdicts[uid], strict=True):
                         result.count(verdict)
+                        if verdict in (APPLY, LATE):
+                            result.applied_records.append((event.shard_id, event.sequence_number))
                     result.redrive_uncertain += uncertain[uid]
                     result.users_written += outcome is not None
             pending = retry

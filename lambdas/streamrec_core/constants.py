@@ -128,6 +128,13 @@ ALARM_ITEMS_WRITE_THROTTLES = "items-table-write-throttles"
 ALARM_API_5XX_RATE = "api-5xx-rate"
 ALARM_API_P99_LATENCY = "api-p99-latency"
 ALARM_SERVE_FALLBACK_RATE = "serve-fallback-rate"
+# Aggregate branches (each its own event source mapping): lag, errors, records no longer resolvable.
+ALARM_AGGREGATE_ITERATOR_AGE = "aggregate-iterator-age"
+ALARM_AGGREGATE_ERRORS = "aggregate-errors"
+ALARM_AGGREGATE_UNRESOLVED = "aggregate-unresolved"
+ALARM_EXPERIMENTS_ITERATOR_AGE = "experiments-iterator-age"
+ALARM_EXPERIMENTS_ERRORS = "experiments-errors"
+ALARM_EXPERIMENTS_UNRESOLVED = "experiments-unresolved"
 METRIC_REQUESTS_REFUSED = "RequestsRefused"  # whole POST /v1/events requests answered 4xx before validation
 
 # --- Feature tables: attributes and key prefixes (process and aggregate write, serve and tools read) -

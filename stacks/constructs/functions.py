@@ -1,8 +1,9 @@
-"""A streamrec Lambda function: one folder of `lambdas/` plus the shared core, and Powertools.
+"""A streamrec Lambda function: one folder of `lambdas/` plus the shared core, and its dependencies.
 
 Every function gets the same runtime, X-Ray tracing, an explicit log group (no `log_retention` custom
-resource) and Powertools either from the public Powertools v3 layer by ARN (`layer`: `cdk synth` works
-offline and needs no Docker) or installed into the asset by local pip bundling (`bundled`, no Docker).
+resource) and the same dependencies (`FunctionDependencies`, one per stack): with `layers`, Powertools
+from the public Powertools v3 layer by ARN and msgspec from the stack's own layer (local pip bundling
+from a cached wheelhouse, no Docker); with `bundled`, both pip-installed into each asset.
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Aws, IgnoreMode
+from aws_cdk import AssetHashType, Aws, IgnoreMode
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from streamrec_core import constants as c
 
-from stacks.constructs.bundling import POWERTOOLS_PACKAGE, pinned_requirement, pip_bundling
+from stacks.constructs.bundling import (
+    MSGSPEC_PACKAGE,
+    POWERTOOLS_PACKAGE,
+    REPO_ROOT,
+    layer_asset_hash,
+    layer_bundling,
+    pinned_requirement,
+    pip_bundling,
+)
 from stacks.settings import FunctionSettings, Settings
 
 LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
@@ -54,8 +63,44 @@ def powertools_layer_arn(settings: Settings) -> str:
     )
 
 
+class FunctionDependencies(Construct):
+    """What every function runs with besides its code: Powertools and msgspec, as layers or bundled."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
+        super().__init__(scope, construct_id)
+        fn = settings.functions
+        powertools = pinned_requirement(POWERTOOLS_PACKAGE)
+        msgspec = pinned_requirement(MSGSPEC_PACKAGE)
+        self.layers: list[lambda_.ILayerVersion] = []
+        # Requirements pip-installed into each function asset (none when layers carry them).
+        self.bundled: list[str] = []
+        self.runtime_layer: lambda_.LayerVersion | None = None
+        if fn.dependencies == "layers":
+            self.runtime_layer = lambda_.LayerVersion(
+                self,
+                "RuntimeLayer",
+                description=f"{msgspec} for {RUNTIME.name} on {fn.architecture}",
+                code=lambda_.Code.from_asset(
+                    str(REPO_ROOT),  # never read: local bundling builds the layer from the wheelhouse
+                    bundling=layer_bundling([msgspec], fn.architecture),
+                    asset_hash=layer_asset_hash([msgspec], fn.architecture),
+                    asset_hash_type=AssetHashType.CUSTOM,
+                ),
+                compatible_runtimes=[RUNTIME],
+                compatible_architectures=[_ARCHITECTURES[fn.architecture]],
+            )
+            self.layers = [
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, "Powertools", powertools_layer_arn(settings)
+                ),
+                self.runtime_layer,
+            ]
+        else:
+            self.bundled = [powertools, msgspec]
+
+
 class StreamrecFunction(Construct):
-    """`function` runs `<folder>.handler.handler`; its logs go to `log_group`."""
+    """`function` runs `<folder>.handler.<entry>`; its logs go to `log_group`."""
 
     def __init__(
         self,
@@ -66,8 +111,10 @@ class StreamrecFunction(Construct):
         service: str,
         sizing: FunctionSettings,
         settings: Settings,
+        dependencies: FunctionDependencies,
         environment: Mapping[str, str],
         description: str,
+        entry: str = "handler",
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -84,20 +131,12 @@ class StreamrecFunction(Construct):
             description=f"{service} function",
         )
         self.log_group.grant_write(self.role)
-        fn_settings = settings.functions
-        layers: list[lambda_.ILayerVersion] = []
         bundling = None
-        if fn_settings.powertools_source == "layer":
-            layers.append(
-                lambda_.LayerVersion.from_layer_version_arn(
-                    self, "Powertools", powertools_layer_arn(settings)
-                )
-            )
-        else:
+        if dependencies.bundled:
             bundling = pip_bundling(
                 [LAMBDAS_DIR / folder, LAMBDAS_DIR / CORE_PACKAGE],
-                [pinned_requirement(POWERTOOLS_PACKAGE)],
-                fn_settings.architecture,
+                dependencies.bundled,
+                settings.functions.architecture,
             )
         code = lambda_.Code.from_asset(
             str(LAMBDAS_DIR), exclude=asset_excludes(folder), ignore_mode=IgnoreMode.GIT, bundling=bundling
@@ -108,14 +147,14 @@ class StreamrecFunction(Construct):
             description=description,
             runtime=RUNTIME,
             architecture=_ARCHITECTURES[settings.functions.architecture],
-            handler=f"{folder}.handler.handler",
+            handler=f"{folder}.handler.{entry}",
             code=code,
             memory_size=sizing.memory_mb,
             timeout=sizing.timeout,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             role=self.role,
-            layers=layers,
+            layers=dependencies.layers,
             environment={
                 c.ENV_POWERTOOLS_SERVICE_NAME: service,
                 c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRICS_NAMESPACE,

@@ -34,6 +34,8 @@ class Monitored:
 
     stream: kinesis.IStream
     process: lambda_.IFunction
+    aggregate: lambda_.IFunction  # items branch
+    experiments: lambda_.IFunction  # experiments branch
     ingest: lambda_.IFunction
     serve: lambda_.IFunction
     dead_letter_queue: sqs.IQueue
@@ -96,6 +98,50 @@ class Monitoring(Construct):
             a.process_throttles,
             "Process function was throttled (concurrency limit)",
         )
+        # --- aggregate branches: one mapping each, so lag and errors per branch ---
+        for fn, service, age_name, age, errors_name, errors, unresolved_name, label in (
+            (
+                w.aggregate,
+                c.AGGREGATE_SERVICE,
+                c.ALARM_AGGREGATE_ITERATOR_AGE,
+                a.aggregate_iterator_age,
+                c.ALARM_AGGREGATE_ERRORS,
+                a.aggregate_errors,
+                c.ALARM_AGGREGATE_UNRESOLVED,
+                "items",
+            ),
+            (
+                w.experiments,
+                c.EXPERIMENTS_SERVICE,
+                c.ALARM_EXPERIMENTS_ITERATOR_AGE,
+                a.experiments_iterator_age,
+                c.ALARM_EXPERIMENTS_ERRORS,
+                a.experiments_errors,
+                c.ALARM_EXPERIMENTS_UNRESOLVED,
+                "experiments",
+            ),
+        ):
+            self._alarm(
+                age_name,
+                fn.metric("IteratorAge", statistic="Maximum", period=a.period),
+                age.to_milliseconds(),
+                f"The {label} branch lags: its oldest record read is older than the threshold, which stays "
+                "below the outbox retention so the lag can be caught up before records become unresolvable",
+            )
+            self._alarm(
+                errors_name,
+                fn.metric_errors(statistic="Sum", period=a.period),
+                errors,
+                f"The {label} branch's invocations failed (batches are retried, bisected, then sent to the "
+                "on-failure queue)",
+            )
+            self._alarm(
+                unresolved_name,
+                self._emf(c.METRIC_AGGREGATE_UNRESOLVED, service),
+                a.aggregate_unresolved,
+                f"The {label} branch met records whose outbox entry had expired: it lagged past the outbox "
+                "retention, so their aggregates are missing (data quality)",
+            )
         # --- queues ---
         for name, queue, threshold, what in (
             (c.ALARM_DLQ_DEPTH, w.dead_letter_queue, a.dlq_depth, "Poison records are waiting in the DLQ"),
@@ -247,9 +293,9 @@ class Monitoring(Construct):
     def _experiment_widgets(self, graph: Any) -> list[cw.IWidget]:
         """Per configured experiment: counts per variant, and CTR / conversion per variant.
 
-        Serve counts impressions and process counts attributed clicks and purchases, each with the
-        dimensions service, experiment and variant; the variants come from settings, so every series is
-        named exactly (no SEARCH).
+        Serve counts impressions and the experiments branch counts attributed clicks and purchases, each
+        with the dimensions service, experiment and variant; the variants come from settings, so every
+        series is named exactly (no SEARCH).
         """
         widgets: list[cw.IWidget] = []
         for experiment in self._settings.experiments:
@@ -261,10 +307,10 @@ class Monitoring(Construct):
                     c.METRIC_VARIANT_IMPRESSIONS, c.SERVE_SERVICE, exp, name, f"{name} impressions"
                 )
                 clicks = self._variant_metric(
-                    c.METRIC_VARIANT_CLICKS, c.PROCESS_SERVICE, exp, name, f"{name} clicks"
+                    c.METRIC_VARIANT_CLICKS, c.EXPERIMENTS_SERVICE, exp, name, f"{name} clicks"
                 )
                 purchases = self._variant_metric(
-                    c.METRIC_VARIANT_PURCHASES, c.PROCESS_SERVICE, exp, name, f"{name} purchases"
+                    c.METRIC_VARIANT_PURCHASES, c.EXPERIMENTS_SERVICE, exp, name, f"{name} purchases"
                 )
                 counts += [impressions, clicks, purchases]
                 for kind, prefix, numerator in (("ctr", "c", clicks), ("conversion", "p", purchases)):
@@ -283,6 +329,88 @@ class Monitoring(Construct):
                 cw.TextWidget(markdown="No experiments configured in settings.", width=24, height=2)
             )
         return widgets
+
+    def _branch_widgets(self, w: Monitored, graph: Any) -> list[cw.IWidget]:
+        """Lag, invocations and errors of both branches; what each branch did with its records."""
+        period = self._period
+        branches = (
+            ("items", w.aggregate, c.AGGREGATE_SERVICE),
+            ("experiments", w.experiments, c.EXPERIMENTS_SERVICE),
+        )
+
+        def each(make: Any) -> list[cw.IMetric]:
+            return [make(label, fn, service) for label, fn, service in branches]
+
+        def emf(name: str, label: str, service: str) -> cw.IMetric:
+            return self._emf(name, service).with_(label=f"{label} {name}")
+
+        return [
+            graph(
+                "Branch iterator age (ms): lag behind the stream",
+                each(
+                    lambda label, fn, _s: fn.metric(
+                        "IteratorAge", statistic="Maximum", period=period, label=f"{label} iterator age"
+                    )
+                ),
+            ),
+            graph(
+                "Branch invocations, errors, throttles",
+                each(
+                    lambda label, fn, _s: fn.metric_invocations(period=period, label=f"{label} invocations")
+                ),
+                each(lambda label, fn, _s: fn.metric_errors(period=period, label=f"{label} errors"))
+                + each(lambda label, fn, _s: fn.metric_throttles(period=period, label=f"{label} throttles")),
+            ),
+            graph(
+                "Branch duration (ms)",
+                each(
+                    lambda label, fn, _s: fn.metric_duration(
+                        statistic="p99", period=period, label=f"{label} duration p99"
+                    )
+                ),
+            ),
+            graph(
+                "Items branch: records, effects, not ready, unresolved",
+                [
+                    emf(name, "items", c.AGGREGATE_SERVICE)
+                    for name in (
+                        c.METRIC_RECORDS_PROCESSED,
+                        c.METRIC_AGGREGATE_EFFECTS,
+                        c.METRIC_AGGREGATE_NOT_READY,
+                        c.METRIC_AGGREGATE_UNRESOLVED,
+                    )
+                ],
+                [
+                    emf(name, "items", c.AGGREGATE_SERVICE)
+                    for name in (
+                        c.METRIC_TRENDING_MERGES,
+                        c.METRIC_FEATURE_WRITES,
+                        c.METRIC_FEATURE_WRITE_CONFLICTS,
+                        c.METRIC_FEATURE_WRITE_THROTTLES,
+                    )
+                ],
+            ),
+            graph(
+                "Experiments branch: records, effects, not ready, unresolved",
+                [
+                    emf(name, "experiments", c.EXPERIMENTS_SERVICE)
+                    for name in (
+                        c.METRIC_RECORDS_PROCESSED,
+                        c.METRIC_AGGREGATE_EFFECTS,
+                        c.METRIC_AGGREGATE_NOT_READY,
+                        c.METRIC_AGGREGATE_UNRESOLVED,
+                    )
+                ],
+                [
+                    emf(name, "experiments", c.EXPERIMENTS_SERVICE)
+                    for name in (
+                        c.METRIC_FEATURE_WRITES,
+                        c.METRIC_FEATURE_WRITE_CONFLICTS,
+                        c.METRIC_FEATURE_WRITE_THROTTLES,
+                    )
+                ],
+            ),
+        ]
 
     def _dashboard(self, w: Monitored) -> cw.Dashboard:
         lam = "AWS/Lambda"
@@ -381,6 +509,8 @@ class Monitoring(Construct):
                 [fn_metrics(w.process, "Duration", "p50"), fn_metrics(w.process, "Duration", "p99")],
             ),
         )
+        board.add_widgets(header("Aggregate branches"))
+        board.add_widgets(*self._branch_widgets(w, graph))
         board.add_widgets(header("Dead letters"))
         board.add_widgets(
             graph(

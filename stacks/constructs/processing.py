@@ -1,9 +1,15 @@
-"""Stream processing: the process function, its Kinesis event source mapping and its two queues.
+"""Stream processing (the hot path): the process function, its Kinesis event source mapping and the
+two queues.
 
-- on-failure queue: the event source mapping's destination; receives AWS's batch metadata (shard,
-  sequence range) once retries or record age are exhausted, for `make redrive`.
+- on-failure queue: the destination of every event source mapping of the stream (this one and the
+  aggregate branches'); receives AWS's batch metadata (function ARN, shard, sequence range) once
+  retries or record age are exhausted, for `make redrive`, which tells the consumers apart by the
+  function ARN.
 - dead-letter queue: the process function itself sends records that can never succeed (undecodable,
   invalid), with payload and reason, so they never block their shard.
+
+The process function writes the users table only (one conditional write per changed user row): the item
+aggregates are the branches' (`stacks.constructs.branches`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from streamrec_core import constants as c
 
-from stacks.constructs.functions import StreamrecFunction
+from stacks.constructs.functions import FunctionDependencies, StreamrecFunction
 from stacks.settings import Settings
 
 # SQS keeps messages at most 14 days; an operator needs all of it to redrive after a long weekend.
@@ -27,6 +33,17 @@ QUEUE_RETENTION = Duration.days(14)
 
 def _seconds(d: Duration) -> str:
     return str(int(d.to_seconds()))
+
+
+def feature_environment(settings: Settings) -> dict[str, str]:
+    """The feature model's settings, the same for the hot path and the aggregate branches."""
+    features = settings.features
+    return {
+        c.ENV_USER_TTL_SECONDS: _seconds(features.user_ttl),
+        c.ENV_ITEM_TTL_SECONDS: _seconds(features.item_ttl),
+        c.ENV_ALLOWED_LATENESS_SECONDS: _seconds(features.allowed_lateness),
+        c.ENV_OUTBOX_RETENTION_SECONDS: _seconds(features.outbox_retention),
+    }
 
 
 class Processing(Construct):
@@ -38,7 +55,7 @@ class Processing(Construct):
         settings: Settings,
         stream: kinesis.IStream,
         users: dynamodb.ITable,
-        items: dynamodb.ITable,
+        dependencies: FunctionDependencies,
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
@@ -58,7 +75,6 @@ class Processing(Construct):
         self.dead_letter_queue = sqs.Queue(self, "DeadLetterQueue", **queue_props)
         self.on_failure_queue = sqs.Queue(self, "OnFailureQueue", **queue_props)
 
-        features = settings.features
         self.process = StreamrecFunction(
             self,
             "Process",
@@ -66,21 +82,16 @@ class Processing(Construct):
             service=c.PROCESS_SERVICE,
             sizing=settings.functions.process,
             settings=settings,
-            description="Kinesis batches -> coalesced feature writes",
+            dependencies=dependencies,
+            description="Kinesis batches -> one conditional write per changed user row",
             environment={
                 c.ENV_USERS_TABLE: users.table_name,
-                c.ENV_ITEMS_TABLE: items.table_name,
                 c.ENV_DLQ_URL: self.dead_letter_queue.queue_url,
-                c.ENV_USER_TTL_SECONDS: _seconds(features.user_ttl),
-                c.ENV_ITEM_TTL_SECONDS: _seconds(features.item_ttl),
-                c.ENV_ALLOWED_LATENESS_SECONDS: _seconds(features.allowed_lateness),
-                c.ENV_TRENDING_SLOTS: str(features.trending_slots),
-                c.ENV_EXPERIMENTS: settings.experiments_json(),
+                **feature_environment(settings),
             },
         )
         fn = self.process.function
         users.grant_read_write_data(fn)
-        items.grant_read_write_data(fn)
         self.dead_letter_queue.grant_send_messages(fn)
 
         es = settings.event_source

@@ -54,6 +54,17 @@ class Synth:
     def props(self, cfn_type: str, logical_id_prefix: str = "") -> dict[str, Any]:
         return self.one(cfn_type, logical_id_prefix)[1]["Properties"]
 
+    def mapping_of(self, function_prefix: str) -> dict[str, Any]:
+        """Properties of the one event source mapping that invokes the function (logical id prefix)."""
+        function_id, _ = self.one("AWS::Lambda::Function", function_prefix)
+        found = [
+            r["Properties"]
+            for r in self.of_type("AWS::Lambda::EventSourceMapping").values()
+            if r["Properties"]["FunctionName"] == ref(function_id)
+        ]
+        assert len(found) == 1, f"expected one mapping for {function_prefix}, found {len(found)}"
+        return found[0]
+
     def validation_report(self) -> dict[str, Any]:
         return json.loads((self.outdir / "validation-report.json").read_text())
 

@@ -28,6 +28,8 @@ def _monitoring_template(settings: Any) -> Template:
     watched = Monitored(
         stream=kinesis.Stream.from_stream_arn(stack, "S", arn.format("kinesis", "stream/s")),
         process=fn,
+        aggregate=fn,
+        experiments=fn,
         ingest=fn,
         serve=fn,
         dead_letter_queue=sqs.Queue.from_queue_arn(stack, "D", arn.format("sqs", "d")),

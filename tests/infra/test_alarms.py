@@ -12,7 +12,7 @@ import pytest
 from streamrec_core import constants as c
 
 from stacks.settings import AlarmSettings
-from tests.infra.conftest import PROFILES, Synth, ref
+from tests.infra.conftest import PROFILES, REPO_ROOT, Synth, ref
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ def _stream(s: Synth) -> dict[str, Any]:
     return {"StreamName": ref(s.one("AWS::Kinesis::Stream")[0])}
 
 
+def _service(service: str) -> Callable[[Synth], dict[str, Any]]:
+    return lambda _s: {"service": service}
+
+
 def _api(s: Synth) -> dict[str, Any]:
     return {"ApiName": s.props("AWS::ApiGateway::RestApi")["Name"], "Stage": s.settings.api.stage_name}
 
@@ -68,6 +72,40 @@ EXPECTED: dict[str, Plain | Ratio] = {
     ),
     c.ALARM_PROCESS_THROTTLES: Plain(
         "AWS/Lambda", "Throttles", "Sum", _fn("ProcessingProcess"), lambda a: a.process_throttles
+    ),
+    c.ALARM_AGGREGATE_ITERATOR_AGE: Plain(
+        "AWS/Lambda",
+        "IteratorAge",
+        "Maximum",
+        _fn("BranchesItems"),
+        lambda a: a.aggregate_iterator_age.to_milliseconds(),
+    ),
+    c.ALARM_AGGREGATE_ERRORS: Plain(
+        "AWS/Lambda", "Errors", "Sum", _fn("BranchesItems"), lambda a: a.aggregate_errors
+    ),
+    c.ALARM_AGGREGATE_UNRESOLVED: Plain(
+        c.METRICS_NAMESPACE,
+        c.METRIC_AGGREGATE_UNRESOLVED,
+        "Sum",
+        _service(c.AGGREGATE_SERVICE),
+        lambda a: a.aggregate_unresolved,
+    ),
+    c.ALARM_EXPERIMENTS_ITERATOR_AGE: Plain(
+        "AWS/Lambda",
+        "IteratorAge",
+        "Maximum",
+        _fn("BranchesExperiments"),
+        lambda a: a.experiments_iterator_age.to_milliseconds(),
+    ),
+    c.ALARM_EXPERIMENTS_ERRORS: Plain(
+        "AWS/Lambda", "Errors", "Sum", _fn("BranchesExperiments"), lambda a: a.experiments_errors
+    ),
+    c.ALARM_EXPERIMENTS_UNRESOLVED: Plain(
+        c.METRICS_NAMESPACE,
+        c.METRIC_AGGREGATE_UNRESOLVED,
+        "Sum",
+        _service(c.EXPERIMENTS_SERVICE),
+        lambda a: a.aggregate_unresolved,
     ),
     c.ALARM_DLQ_DEPTH: Plain(
         "AWS/SQS",
@@ -203,9 +241,31 @@ def test_thresholds_follow_the_selected_profile(dev: Synth, prod: Synth) -> None
     assert _alarm(dev, c.ALARM_ITERATOR_AGE)["Threshold"] != _alarm(prod, c.ALARM_ITERATOR_AGE)["Threshold"]
 
 
+def test_dev_thresholds_are_distinct_so_a_threshold_given_to_the_wrong_alarm_is_caught(dev: Synth) -> None:
+    for group in (
+        (c.ALARM_ITERATOR_AGE, c.ALARM_AGGREGATE_ITERATOR_AGE, c.ALARM_EXPERIMENTS_ITERATOR_AGE),
+        (c.ALARM_PROCESS_ERRORS, c.ALARM_AGGREGATE_ERRORS, c.ALARM_EXPERIMENTS_ERRORS),
+    ):
+        thresholds = [_alarm(dev, suffix)["Threshold"] for suffix in group]
+        assert len(set(thresholds)) == len(thresholds), (group, thresholds)
+
+
+def test_an_expired_outbox_entry_is_an_alarm_at_the_first_one(synth: Synth) -> None:
+    # A record a branch could no longer resolve is an aggregate that is missing for good.
+    for suffix in (c.ALARM_AGGREGATE_UNRESOLVED, c.ALARM_EXPERIMENTS_UNRESOLVED):
+        assert _alarm(synth, suffix)["Threshold"] == 0
+
+
+def test_branch_lag_alarms_fire_before_the_outbox_retention_is_reached(synth: Synth) -> None:
+    retention_ms = synth.settings.features.outbox_retention.to_milliseconds()
+    for suffix in (c.ALARM_AGGREGATE_ITERATOR_AGE, c.ALARM_EXPERIMENTS_ITERATOR_AGE):
+        assert _alarm(synth, suffix)["Threshold"] < retention_ms
+
+
 def _dashboard_text(synth: Synth) -> str:
+    """The dashboard body with each Ref replaced by the logical id it refers to."""
     body = synth.props("AWS::CloudWatch::Dashboard")["DashboardBody"]
-    return "".join(p if isinstance(p, str) else "" for p in body["Fn::Join"][1])
+    return "".join(p if isinstance(p, str) else p.get("Ref", "") for p in body["Fn::Join"][1])
 
 
 def test_dashboard_covers_every_part_of_the_pipeline(synth: Synth) -> None:
@@ -214,6 +274,7 @@ def test_dashboard_covers_every_part_of_the_pipeline(synth: Synth) -> None:
         "Ingest",
         "Stream",
         "Processing",
+        "Aggregate branches",
         "Dead letters",
         "Feature tables",
         "Serving",
@@ -243,11 +304,12 @@ def test_dashboard_shows_each_configured_variant_with_the_dimensions_the_functio
     # Given dev's experiment from settings
     [experiment] = dev.settings.experiments
     text = _dashboard_text(dev)
-    # Then every variant's impressions (serve) and clicks (process) are graphed with service, experiment
-    # and variant dimensions, and its CTR is computed
+    # Then every variant's impressions (serve), clicks and purchases (the experiments branch) are graphed
+    # with service, experiment and variant dimensions, and its CTR is computed
     for metric, service in (
         (c.METRIC_VARIANT_IMPRESSIONS, c.SERVE_SERVICE),
-        (c.METRIC_VARIANT_CLICKS, c.PROCESS_SERVICE),
+        (c.METRIC_VARIANT_CLICKS, c.EXPERIMENTS_SERVICE),
+        (c.METRIC_VARIANT_PURCHASES, c.EXPERIMENTS_SERVICE),
     ):
         graphed = _graphed_dimensions(text, c.METRICS_NAMESPACE, metric)
         for variant in experiment.variants:
@@ -264,3 +326,38 @@ def test_dashboard_shows_each_configured_variant_with_the_dimensions_the_functio
 def test_dashboard_says_so_when_no_experiment_is_configured(prod: Synth) -> None:
     assert prod.settings.experiments == ()
     assert "No experiments configured" in _dashboard_text(prod)
+
+
+def test_dashboard_shows_each_branchs_lag_errors_and_unresolved_records(synth: Synth) -> None:
+    text = _dashboard_text(synth)
+    for prefix in ("BranchesItems", "BranchesExperiments"):
+        function_id, _ = synth.one("AWS::Lambda::Function", prefix)
+        for metric in ("IteratorAge", "Errors", "Invocations", "Duration"):
+            assert {"FunctionName": function_id} in _graphed_dimensions(text, "AWS/Lambda", metric), (
+                prefix,
+                metric,
+            )
+    for service in (c.AGGREGATE_SERVICE, c.EXPERIMENTS_SERVICE):
+        for metric in (
+            c.METRIC_RECORDS_PROCESSED,
+            c.METRIC_AGGREGATE_EFFECTS,
+            c.METRIC_AGGREGATE_NOT_READY,
+            c.METRIC_AGGREGATE_UNRESOLVED,
+            c.METRIC_FEATURE_WRITE_CONFLICTS,
+        ):
+            assert {"service": service} in _graphed_dimensions(text, c.METRICS_NAMESPACE, metric), (
+                service,
+                metric,
+            )
+    assert {"service": c.AGGREGATE_SERVICE} in _graphed_dimensions(
+        text, c.METRICS_NAMESPACE, c.METRIC_TRENDING_MERGES
+    )
+
+
+def test_every_alarm_links_to_its_entry_in_the_runbook(synth: Synth) -> None:
+    runbook = (REPO_ROOT / "docs" / "runbook.md").read_text()
+    for alarm in synth.of_type("AWS::CloudWatch::Alarm").values():
+        description = alarm["Properties"]["AlarmDescription"]
+        anchor = re.search(r"Runbook: docs/runbook\.md#([a-z0-9-]+)$", description)
+        assert anchor, description
+        assert f'<a id="{anchor.group(1)}"></a>' in runbook, anchor.group(1)

@@ -99,29 +99,61 @@ def test_functions_deploy_with_their_handlers_and_environment(deployed: tuple[Sy
     synth, outputs = deployed
     functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
     by_handler = {f["Handler"]: f for f in functions}
-    assert set(by_handler) == {"ingest.handler.handler", "process.handler.handler", "serve.handler.handler"}
+    assert set(by_handler) == {
+        "ingest.handler.handler",
+        "process.handler.handler",
+        "aggregate.handler.items",
+        "aggregate.handler.experiments",
+        "serve.handler.handler",
+    }
     ingest_env = by_handler["ingest.handler.handler"]["Environment"]["Variables"]
     assert ingest_env[c.ENV_STREAM_NAME] == outputs[c.OUTPUT_STREAM_NAME]
     process_env = by_handler["process.handler.handler"]["Environment"]["Variables"]
     assert process_env[c.ENV_DLQ_URL] == outputs[c.OUTPUT_DLQ_URL]
     assert process_env[c.ENV_USERS_TABLE] == outputs[c.OUTPUT_USERS_TABLE]
+    for handler in ("aggregate.handler.items", "aggregate.handler.experiments"):
+        env = by_handler[handler]["Environment"]["Variables"]
+        assert env[c.ENV_USERS_TABLE] == outputs[c.OUTPUT_USERS_TABLE]
+        assert env[c.ENV_ITEMS_TABLE] == outputs[c.OUTPUT_ITEMS_TABLE]
 
 
-def test_event_source_mapping_keeps_every_setting_in_moto(deployed: tuple[Synth, dict[str, str]]) -> None:
+def test_every_event_source_mapping_keeps_every_setting_in_moto(
+    deployed: tuple[Synth, dict[str, str]],
+) -> None:
     synth, outputs = deployed
-    [esm] = boto3.client("lambda", region_name=REGION).list_event_source_mappings()["EventSourceMappings"]
-    es = synth.settings.event_source
-    assert esm["EventSourceArn"].endswith(f":stream/{outputs[c.OUTPUT_STREAM_NAME]}")
-    assert esm["BatchSize"] == es.batch_size
-    assert esm["MaximumBatchingWindowInSeconds"] == es.max_batching_window.to_seconds()
-    assert esm["ParallelizationFactor"] == es.parallelization_factor
-    assert esm["MaximumRetryAttempts"] == es.retry_attempts
-    assert esm["MaximumRecordAgeInSeconds"] == es.max_record_age.to_seconds()
-    assert esm["BisectBatchOnFunctionError"] is True
-    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert esm["DestinationConfig"]["OnFailure"]["Destination"].endswith(
-        outputs[c.OUTPUT_ON_FAILURE_QUEUE_URL].rsplit("/", 1)[1]
-    )
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    handlers = {f["FunctionArn"]: f["Handler"] for f in lambda_client.list_functions()["Functions"]}
+    mappings = lambda_client.list_event_source_mappings()["EventSourceMappings"]
+    by_handler = {handlers[m["FunctionArn"]]: m for m in mappings}
+    s = synth.settings
+    expected = {
+        "process.handler.handler": (s.event_source, s.event_source.parallelization_factor),
+        "aggregate.handler.items": (s.aggregate_source, 1),
+        "aggregate.handler.experiments": (s.experiments_source, 1),
+    }
+    assert len(mappings) == len(expected) and set(by_handler) == set(expected)
+    for handler, (source, factor) in expected.items():
+        esm = by_handler[handler]
+        assert esm["EventSourceArn"].endswith(f":stream/{outputs[c.OUTPUT_STREAM_NAME]}")
+        assert esm["BatchSize"] == source.batch_size
+        assert esm["MaximumBatchingWindowInSeconds"] == source.max_batching_window.to_seconds()
+        assert esm["ParallelizationFactor"] == factor
+        assert esm["MaximumRetryAttempts"] == source.retry_attempts
+        assert esm["MaximumRecordAgeInSeconds"] == source.max_record_age.to_seconds()
+        assert esm["BisectBatchOnFunctionError"] is True
+        assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert esm["DestinationConfig"]["OnFailure"]["Destination"].endswith(
+            outputs[c.OUTPUT_ON_FAILURE_QUEUE_URL].rsplit("/", 1)[1]
+        )
+    # The experiments filter survives the deploy (the local poller reads it back from here).
+    [pattern] = by_handler["aggregate.handler.experiments"]["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {"data": {"attribution": {"variant": [{"exists": True}]}}}
+    assert "FilterCriteria" not in by_handler["process.handler.handler"]
+
+
+def test_the_msgspec_layer_deploys_from_its_asset(deployed: tuple[Synth, dict[str, str]]) -> None:
+    [layer] = boto3.client("lambda", region_name=REGION).list_layers()["Layers"]
+    assert layer["LatestMatchingVersion"]["CompatibleRuntimes"] == ["python3.12"]
 
 
 def test_rest_api_routes_and_key_requirements_deploy(deployed: tuple[Synth, dict[str, str]]) -> None:

@@ -1,4 +1,4 @@
-"""The Kinesis -> process event source mapping and the process function's queues."""
+"""The Kinesis -> process event source mapping (the hot path) and the process function's queues."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_dev_profile_uses_pairwise_distinct_numbers_so_a_swapped_argument_cannot
 
 def test_event_source_mapping_takes_every_value_from_its_own_setting(synth: Synth) -> None:
     # Given the synthesized mapping of this profile
-    esm = synth.props("AWS::Lambda::EventSourceMapping")
+    esm = synth.mapping_of("ProcessingProcess")
     es = synth.settings.event_source
     # Then each property equals the one setting it belongs to
     assert esm["BatchSize"] == es.batch_size
@@ -35,7 +35,7 @@ def test_event_source_mapping_takes_every_value_from_its_own_setting(synth: Synt
 def test_event_source_mapping_reports_item_failures_bisects_and_sends_exhausted_batches_to_a_queue(
     synth: Synth,
 ) -> None:
-    esm = synth.props("AWS::Lambda::EventSourceMapping")
+    esm = synth.mapping_of("ProcessingProcess")
     stream_id, _ = synth.one("AWS::Kinesis::Stream")
     process_id, _ = synth.one("AWS::Lambda::Function", "ProcessingProcess")
     on_failure_id, _ = synth.one("AWS::SQS::Queue", "ProcessingOnFailureQueue")
@@ -45,6 +45,8 @@ def test_event_source_mapping_reports_item_failures_bisects_and_sends_exhausted_
     assert esm["DestinationConfig"] == {"OnFailure": {"Destination": arn_of(on_failure_id)}}
     assert esm["EventSourceArn"] == arn_of(stream_id)
     assert esm["FunctionName"] == ref(process_id)
+    # The hot path sees every record: no filter.
+    assert "FilterCriteria" not in esm
 
 
 def test_process_function_sends_poison_records_to_its_own_dead_letter_queue_not_the_on_failure_queue(

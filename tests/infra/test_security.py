@@ -31,19 +31,41 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _function_policy_actions(synth: Synth, function_prefix: str) -> dict[str, list[Any]]:
-    """action -> resources granted to the function's role."""
+def _function_statements(synth: Synth, function_prefix: str) -> list[dict[str, Any]]:
+    """Every statement of the policies attached to the function's role."""
     fn = synth.props("AWS::Lambda::Function", function_prefix)
     role_id = fn["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in synth.of_type("AWS::IAM::Policy").values()
+        if ref(role_id) in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _function_policy_actions(synth: Synth, function_prefix: str) -> dict[str, list[Any]]:
+    """action -> resources granted to the function's role."""
     grants: dict[str, list[Any]] = {}
-    for _, policy in synth.of_type("AWS::IAM::Policy").items():
-        if ref(role_id) not in policy["Properties"]["Roles"]:
-            continue
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            assert statement["Effect"] == "Allow"
-            for action in _as_list(statement["Action"]):
-                grants.setdefault(action, []).extend(_as_list(statement["Resource"]))
+    for statement in _function_statements(synth, function_prefix):
+        assert statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"]):
+            grants.setdefault(action, []).extend(_as_list(statement["Resource"]))
     return grants
+
+
+def _table_statements(synth: Synth, function_prefix: str, table_prefix: str) -> list[dict[str, Any]]:
+    table_id, _ = synth.one("AWS::DynamoDB::Table", table_prefix)
+    return [
+        s for s in _function_statements(synth, function_prefix) if arn_of(table_id) in _as_list(s["Resource"])
+    ]
+
+
+DYNAMODB_WRITES = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+}
 
 
 def test_no_policy_grants_a_wildcard_action_or_a_data_action_on_every_resource(synth: Synth) -> None:
@@ -81,25 +103,63 @@ def test_serve_may_only_read_the_feature_tables(synth: Synth) -> None:
     assert not any(a.startswith(("kinesis:", "sqs:")) for a in grants)
 
 
-def test_process_writes_both_tables_and_sends_to_both_queues_but_never_writes_the_stream(
+def test_process_writes_the_users_table_and_sends_to_both_queues_but_never_writes_the_stream(
     synth: Synth,
 ) -> None:
     grants = _function_policy_actions(synth, "ProcessingProcess")
     users_id, _ = synth.one("AWS::DynamoDB::Table", "TablesUsers")
-    items_id, _ = synth.one("AWS::DynamoDB::Table", "TablesItems")
     dlq_id, _ = synth.one("AWS::SQS::Queue", "ProcessingDeadLetterQueue")
     on_failure_id, _ = synth.one("AWS::SQS::Queue", "ProcessingOnFailureQueue")
-    assert sorted(map(str, grants["dynamodb:BatchWriteItem"])) == sorted(
-        map(str, [arn_of(users_id), arn_of(items_id)])
-    )
+    assert grants["dynamodb:PutItem"] == [arn_of(users_id)]
     assert sorted(map(str, grants["sqs:SendMessage"])) == sorted(
         map(str, [arn_of(dlq_id), arn_of(on_failure_id)])
     )
     assert "kinesis:PutRecords" not in grants and "kinesis:PutRecord" not in grants
 
 
+def test_process_cannot_touch_the_items_table(synth: Synth) -> None:
+    # The hot path writes user rows only: no action at all on the items table.
+    assert _table_statements(synth, "ProcessingProcess", "TablesItems") == []
+
+
+@pytest.mark.parametrize("branch", ["BranchesItems", "BranchesExperiments"])
+def test_branches_only_read_the_users_table(synth: Synth, branch: str) -> None:
+    statements = _table_statements(synth, branch, "TablesUsers")
+    actions = {a for s in statements for a in _as_list(s["Action"])}
+    assert "dynamodb:BatchGetItem" in actions
+    assert not actions & DYNAMODB_WRITES
+
+
+@pytest.mark.parametrize(
+    ("branch", "leading_keys"),
+    [
+        ("BranchesItems", ["item#*", "trending#partial", "trending#global", "trending#cat#*"]),
+        ("BranchesExperiments", ["experiment#*"]),
+    ],
+)
+def test_branches_write_only_their_own_rows_of_the_items_table(
+    synth: Synth, branch: str, leading_keys: list[str]
+) -> None:
+    # Given every statement of the branch on the items table
+    [statement] = _table_statements(synth, branch, "TablesItems")
+    actions = set(_as_list(statement["Action"]))
+    # Then it reads and writes rows ...
+    assert {"dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"} <= actions
+    # ... only those whose partition key is the branch's own (users' rows, the other branch's rows,
+    # anything else is refused by IAM) ...
+    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": leading_keys}}
+    # ... and nothing without a partition key, which a ForAllValues condition would let through.
+    assert not actions & {"dynamodb:Scan", "dynamodb:DescribeTable", "dynamodb:*"}
+
+
 def test_each_function_writes_logs_only_to_its_own_log_group(synth: Synth) -> None:
-    for prefix in ("IngestFunction", "ServeFunction", "ProcessingProcessFunction"):
+    for prefix in (
+        "IngestFunction",
+        "ServeFunction",
+        "ProcessingProcessFunction",
+        "BranchesItemsFunction",
+        "BranchesExperimentsFunction",
+    ):
         fn = synth.props("AWS::Lambda::Function", prefix)
         group_id = fn["LoggingConfig"]["LogGroup"]["Ref"]
         grants = _function_policy_actions(synth, prefix)

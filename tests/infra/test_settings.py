@@ -67,6 +67,24 @@ def test_dev_gets_one_experiment_with_two_variants_that_differ_in_a_model_parame
         (("event_source", "parallelization_factor"), 11, r"event_source\.parallelization_factor"),
         (("event_source", "max_record_age_seconds"), 30, r"event_source\.max_record_age_seconds"),
         (("event_source", "starting_position"), "AT_TIMESTAMP", r"starting_position must be one of"),
+        (
+            ("aggregate_source", "batch_size"),
+            10_001,
+            r"profiles\.dev\.aggregate_source\.batch_size must be an integer in \[1, 10000\]",
+        ),
+        (
+            ("experiments_source", "max_batching_window_seconds"),
+            301,
+            r"experiments_source\.max_batching_window_seconds must be an integer in \[0, 300\]",
+        ),
+        (("experiments_source", "max_record_age_seconds"), 59, r"experiments_source\.max_record_age_seconds"),
+        (("functions", "aggregate", "timeout_seconds"), 901, r"functions\.aggregate\.timeout_seconds"),
+        (("functions", "dependencies"), "layer", r"functions\.dependencies must be one of layers, bundled"),
+        (
+            ("features", "outbox_retention_seconds"),
+            59,
+            r"features\.outbox_retention_seconds must be an integer in \[60, 86400\]",
+        ),
         (("stream", "mode"), "SERVERLESS", r"stream\.mode must be one of ON_DEMAND, PROVISIONED"),
         (("functions", "ingest", "timeout_seconds"), 30, r"functions\.ingest\.timeout_seconds .*\[1, 29\]"),
         (("functions", "log_retention"), "FOREVER", r"functions\.log_retention must be one of"),
@@ -125,12 +143,32 @@ def test_retry_budget_must_leave_the_ingest_function_time_to_answer(dev_raw: dic
         parse_profile("dev", dev_raw)
 
 
-def test_record_age_cannot_exceed_stream_retention(dev_raw: dict[str, Any]) -> None:
-    dev_raw["event_source"]["max_record_age_seconds"] = dev_raw["stream"]["retention_hours"] * 3600 + 1
+@pytest.mark.parametrize("source", ["event_source", "aggregate_source", "experiments_source"])
+def test_record_age_cannot_exceed_stream_retention(dev_raw: dict[str, Any], source: str) -> None:
+    dev_raw[source]["max_record_age_seconds"] = dev_raw["stream"]["retention_hours"] * 3600 + 1
     with pytest.raises(
-        SettingsError, match=r"max_record_age_seconds must not exceed stream\.retention_hours"
+        SettingsError, match=rf"{source}\.max_record_age_seconds must not exceed stream\.retention_hours"
     ):
         parse_profile("dev", dev_raw)
+
+
+@pytest.mark.parametrize("alarm", ["aggregate_iterator_age_seconds", "experiments_iterator_age_seconds"])
+def test_a_branch_lag_alarm_must_fire_before_records_outlive_the_outbox(
+    dev_raw: dict[str, Any], alarm: str
+) -> None:
+    # Given a branch lag alarm exactly at the outbox retention (a lag it would report too late)
+    retention = dev_raw["features"]["outbox_retention_seconds"]
+    dev_raw["alarms"][alarm] = retention
+    # Then the profile is refused, saying why
+    with pytest.raises(
+        SettingsError,
+        match=rf"alarms\.{alarm} must be below features\.outbox_retention_seconds \({retention}\): a branch "
+        r"lagging past the outbox retention can no longer resolve records",
+    ):
+        parse_profile("dev", dev_raw)
+    # And one second below is accepted
+    dev_raw["alarms"][alarm] = retention - 1
+    assert parse_profile("dev", dev_raw).features.outbox_retention.to_seconds() == retention
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """The embedded emulator end to end on a tiny CDK app (tests/integration/emulator_app): synthesize, deploy
 the template into moto's server, and check what the local runtime serves: API Gateway's REST proxy
-contract with API keys and usage plans, the Kinesis event source mapping's on-failure destination, and a
-locally evaluated alarm that fires and notifies its SNS topic."""
+contract with API keys and usage plans, the Kinesis event source mapping's on-failure destination, a
+locally evaluated alarm that fires and notifies its SNS topic, and three mappings on one stream (own
+settings, own checkpoints, a filter) whose functions use handler names other than `handler` and a layer."""
 
 from __future__ import annotations
 
@@ -223,8 +224,10 @@ def test_queue_depth_alarm_fires_and_notifies_its_topic(pipeline):
 def test_mapping_updates_in_moto_reach_the_poller(pipeline):
     """UpdateEventSourceMapping (here Enabled false, then true) is read back by the running poller."""
     lambda_client, kinesis = pipeline.client("lambda"), pipeline.client("kinesis")
-    (mapping,) = lambda_client.list_event_source_mappings()["EventSourceMappings"]
-    poller = pipeline.runtime.pollers[0].poller
+    (mapping,) = lambda_client.list_event_source_mappings(FunctionName=pipeline.outputs["SinkFunctionName"])[
+        "EventSourceMappings"
+    ]
+    (poller,) = [t.poller for t in pipeline.runtime.pollers if t.poller.config.uuid == mapping["UUID"]]
 
     # Given a disabled mapping
     lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
@@ -246,3 +249,65 @@ def _eventually(check, timeout_s=15.0):
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.1)
+
+
+def _recorded_batches(pipeline):
+    sqs, url = pipeline.client("sqs"), pipeline.outputs["RecordedQueueUrl"]
+    batches = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        if not messages:
+            return batches
+        for message in messages:
+            batches.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_three_mappings_on_one_stream_each_deliver_with_their_own_settings_and_checkpoints(pipeline):
+    """Like streamrec's hot path and aggregate branches: every mapping reads the whole stream on its own;
+    the filtered one gets only attributed records and checkpoints past the others."""
+    # Given seven records on the branch stream in one PutRecords: four attributed, two not, one non-JSON
+    kinesis = pipeline.client("kinesis")
+    stream = pipeline.outputs["BranchStreamName"]
+    entries = []
+    for i in range(6):
+        event = {"event_id": f"e{i}", "user_id": f"u{i % 3}"}
+        if i != 1 and i != 4:
+            event["attribution"] = {"request_id": f"r{i}", "variant": "control"}
+        entries.append({"PartitionKey": f"u{i % 3}", "Data": json.dumps(event).encode()})
+    entries.append({"PartitionKey": "u0", "Data": b"not json"})
+    written = kinesis.put_records(StreamName=stream, Records=entries)["Records"]
+    seqs = [r["SequenceNumber"] for r in written]
+
+    # When the pipeline is idle
+    pipeline.wait_until_idle(timeout_s=60)
+
+    # Then the hot path got all seven in batches of at most two, each partition key in stream order
+    batches = _recorded_batches(pipeline)
+    hot = [b for b in batches if b["branch"] == "hot"]
+    assert sorted(s for b in hot for s in b["sequence_numbers"]) == sorted(seqs, key=int)
+    assert all(len(b["sequence_numbers"]) <= 2 for b in hot)
+    for key in ("u0", "u1", "u2"):
+        order = [
+            s
+            for b in hot
+            for s, k in zip(b["sequence_numbers"], b["partition_keys"], strict=True)
+            if k == key
+        ]
+        assert order == sorted(order, key=int)
+    # And the windowed branch got all seven at once (its batch holds up to 100; the window gathers them)
+    items = [b["sequence_numbers"] for b in batches if b["branch"] == "items"]
+    assert items == [seqs]
+    # And the filtered branch got only the attributed records, two per batch, never the non-JSON one
+    experiments = [b for b in batches if b["branch"] == "experiments"]
+    attributed = [seqs[i] for i in (0, 2, 3, 5)]
+    assert [b["sequence_numbers"] for b in experiments] == [attributed[:2], attributed[2:]]
+    assert all(all(b["decodable"]) for b in experiments)
+    # And every mapping of the stream is checkpointed at the stream's last record
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    pollers = [t.poller for t in pipeline.runtime.pollers if t.poller.config.event_source_arn == arn]
+    assert len(pollers) == 3
+    for poller in pollers:
+        assert poller.checkpoints() == {"shardId-000000000000": int(seqs[-1])}

@@ -14,21 +14,15 @@ from process import handler as process_handler
 from process.config import ProcessConfig
 from streamrec_core import constants as c
 from streamrec_core.env import ConfigError
-from streamrec_core.features import experiment_key, item_key, user_key
+from streamrec_core.features.config import FeatureConfig
+from streamrec_core.features.keys import USERS, user_key
+from streamrec_core.features.user_fold import EXPERIMENT_EFFECT, ITEM_EFFECT, UserRow
 
-from tests.feature_kit import ITEMS_TABLE, USERS_TABLE, FaultyDynamoDB, create_tables, table_state
+from tests.feature_kit import USERS_TABLE, FaultyDynamoDB, create_tables, process_env, scan_rows
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "process"
-ENV = {
-    c.ENV_USERS_TABLE: USERS_TABLE,
-    c.ENV_ITEMS_TABLE: ITEMS_TABLE,
-    c.ENV_DLQ_URL: "set-by-fixture",
-    c.ENV_USER_TTL_SECONDS: "2592000",
-    c.ENV_ITEM_TTL_SECONDS: "604800",
-    c.ENV_ALLOWED_LATENESS_SECONDS: "3600",
-    c.ENV_TRENDING_SLOTS: "4",
-    c.ENV_EXPERIMENTS: "[]",
-}
+CFG = FeatureConfig(user_ttl_seconds=2_592_000, item_ttl_seconds=604_800, allowed_lateness_ms=3_600_000)
+ENV = process_env(CFG, "set-by-fixture")
 
 
 @dataclass
@@ -75,35 +69,34 @@ def test_batch_fixture_is_applied_and_poison_records_are_dead_lettered(aws):
     assert response == {"batchItemFailures": []}
     letters = sorted(dead_letters(sqs, dlq), key=lambda m: m[c.DLQ_SEQUENCE_NUMBER])
     assert [m[c.DLQ_REASON].split(":")[0] for m in letters] == ["undecodable", "invalid"]
-    assert letters[1][c.DLQ_REASON] == "invalid: event_type: must be one of " + ", ".join(c.EVENT_TYPES)
+    assert letters[1][c.DLQ_REASON].startswith("invalid: ") and "$.event_type" in letters[1][c.DLQ_REASON]
     assert letters[0][c.DLQ_SHARD_ID] == "shardId-000000000003"
     assert base64.b64decode(letters[0][c.DLQ_PAYLOAD]).startswith(b'{"event_type": "view"')
-    # AND the features count each distinct event once
-    state = table_state(dynamodb)
-    alice = state[("users", "alice")]
-    assert alice[c.USER_COUNTS] == {"view": 1, "add_to_cart": 1, "purchase": 1}
-    assert alice[c.USER_BOUGHT] == ["book-2"]
-    assert (
-        alice[c.USER_WATERMARKS]["shardId-000000000003"][0]
-        == "49650000000000000000000000000000000000000000000000005000"
-    )
-    assert state[("items", *item_key("book-2")[1:])][c.ITEM_COUNTS] == {"add_to_cart": 1, "purchase": 1}
-    assert set(state[("items", *item_key("book-1")[1:])][c.ITEM_COVISIT]) == {"book-2"}
-    treatment = state[("items", *experiment_key("ranking", "treatment")[1:])]
-    control = state[("items", *experiment_key("ranking", "control")[1:])]
-    assert (treatment[c.EXPERIMENT_PURCHASES], control[c.EXPERIMENT_IMPRESSIONS]) == (1, 1)
-    # AND the writes were coalesced: one transaction for the whole batch, one read pass (+ partners)
-    assert spy.transact_calls == 1 and spy.batch_get_calls <= 2
+    # AND each distinct event is applied once, to the users table only
+    rows = scan_rows(dynamodb)
+    assert {key.table for key in rows} == {USERS}
+    alice = rows[user_key("alice")]
+    assert isinstance(alice, UserRow)
+    assert alice.counts == {"view": 1, "add_to_cart": 1, "purchase": 1} and alice.bought == ["book-2"]
+    assert alice.watermark("shardId-000000000003") == 49650000000000000000000000000000000000000000000000005000
+    # AND the branches will find each item event with its session partner, the attributed purchase too
+    assert [(e.pred, e.flags) for e in alice.outbox] == [
+        ("", ITEM_EFFECT),
+        ("book-1", ITEM_EFFECT),
+        ("book-1", ITEM_EFFECT | EXPERIMENT_EFFECT),
+    ]
+    # AND the writes were coalesced: one conditional write per user, one read pass
+    assert spy.put_calls == 2 and spy.batch_get_calls == 1
 
 
 def test_redelivering_the_fixture_leaves_the_tables_unchanged(aws):
     dynamodb, _sqs, _dlq, spy = aws
     event = load("kinesis_batch.json")
     process_handler.handler(event, FakeContext())
-    before = table_state(dynamodb)
+    before = scan_rows(dynamodb)
     assert process_handler.handler(event, FakeContext()) == {"batchItemFailures": []}
-    assert table_state(dynamodb) == before
-    assert spy.transact_calls == 1  # nothing new to write
+    assert scan_rows(dynamodb) == before
+    assert spy.put_calls == 2  # nothing new to write
 
 
 def test_throttling_that_persists_reports_the_first_unapplied_record(aws):
@@ -113,7 +106,7 @@ def test_throttling_that_persists_reports_the_first_unapplied_record(aws):
     response = process_handler.handler(event, FakeContext())
     first = event["Records"][0]["kinesis"]["sequenceNumber"]
     assert response == {"batchItemFailures": [{"itemIdentifier": first}]}
-    assert table_state(dynamodb) == {}
+    assert scan_rows(dynamodb) == {}
 
 
 def test_an_unexpected_error_propagates_so_the_mapping_retries_or_bisects(aws):
@@ -141,31 +134,19 @@ def test_metrics_are_emitted_with_the_shared_names(aws, capsys):
     } <= names
     blob = next(b for b in emitted if c.METRIC_FEATURE_WRITES in b)
     value = lambda name: blob[name][0] if isinstance(blob[name], list) else blob[name]  # noqa: E731
-    assert value(c.METRIC_FEATURE_WRITES) == 1 and value(c.METRIC_DLQ_SENDS) == 2
+    assert value(c.METRIC_FEATURE_WRITES) == 2 and value(c.METRIC_DLQ_SENDS) == 2
     assert value(c.METRIC_DUPLICATES_SKIPPED) == 1 and blob["service"] == c.PROCESS_SERVICE
 
 
 def test_missing_setting_fails_the_cold_start_naming_the_variable():
-    env = dict(ENV)
-    del env[c.ENV_TRENDING_SLOTS]
-    with pytest.raises(ConfigError, match=c.ENV_TRENDING_SLOTS):
-        ProcessConfig.from_env(env)
+    for name in (c.ENV_OUTBOX_RETENTION_SECONDS, c.ENV_USERS_TABLE):
+        env = {k: v for k, v in ENV.items() if k != name}
+        with pytest.raises(ConfigError, match=name):
+            ProcessConfig.from_env(env)
 
 
 def test_user_row_key_is_the_constant(aws):
     dynamodb, *_ = aws
     process_handler.handler(load("kinesis_batch.json"), FakeContext())
-    item = dynamodb.get_item(TableName=USERS_TABLE, Key={c.USERS_PK: {"S": user_key("bob")[1]}})["Item"]
+    item = dynamodb.get_item(TableName=USERS_TABLE, Key={c.USERS_PK: {"S": user_key("bob").pk}})["Item"]
     assert item[c.USERS_PK]["S"] == "bob" and int(item[c.ATTR_VERSION]["N"]) == 1
-
-
-def test_per_variant_purchases_are_emitted_with_experiment_and_variant_dimensions(aws, capsys):
-    process_handler.handler(load("kinesis_batch.json"), FakeContext())
-    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    per_variant = [b for b in emitted if c.METRIC_VARIANT_PURCHASES in b and c.METRIC_DIMENSION_VARIANT in b]
-    assert len(per_variant) == 1
-    blob = per_variant[0]
-    assert (blob[c.METRIC_DIMENSION_EXPERIMENT], blob[c.METRIC_DIMENSION_VARIANT]) == ("ranking", "treatment")
-    assert [c.METRIC_DIMENSION_EXPERIMENT, c.METRIC_DIMENSION_VARIANT] == blob["_aws"]["CloudWatchMetrics"][
-        0
-    ]["Dimensions"][0][1:]

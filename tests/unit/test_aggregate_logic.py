@@ -240,3 +240,39 @@ def test_experiment_counters_count_each_attributed_event_once() -> None:
     experiments.process(records)  # redelivered
     a = store.row(experiment_key("exp", "a"))
     assert isinstance(a, CounterRow) and (a.impressions, a.clicks) == (1, 1)
+
+
+def test_records_redrive_applied_get_their_aggregates_from_redrive_once_and_never_from_the_branches() -> None:
+    # GIVEN the hot path's mapping gave up on u1's second event (b); later records moved on
+    store = MemoryStore()
+    hot, items, _ = branches(store)
+    records = records_for(
+        [
+            event(1, user="u1", item="a", ts=ts(1)),
+            event(2, user="u1", item="b", ts=ts(2)),
+            event(3, user="u1", item="c", ts=ts(3)),
+        ]
+    )
+    given_up, rest = records[1:2], [records[0], records[2]]
+    hot.process(rest)
+    items.process(records)  # the branch passes b: the hot path has not applied it, so no effect yet
+    # WHEN redrive applies b to the user row, then its aggregates (only the records it applied now)
+    applied = hot.process(given_up, redrive=True).applied_records
+    assert applied == [(SHARD, "2")]
+    redriven = items.process([r for r in given_up if (r.shard_id, r.sequence_number) in applied], redriven=True)
+    # THEN b's pair is counted once: redelivering the range to the branch or redriving it again adds nothing
+    assert redriven.effects == 1
+    items.process(records)
+    assert hot.process(given_up, redrive=True).applied_records == []
+    row = store.row(item_key("b"))
+    assert isinstance(row, ItemRow) and row.neighbours["a"].score == 1
+
+
+def test_a_batch_without_any_effect_writes_nothing_and_is_done() -> None:
+    store = MemoryStore()
+    hot, items, experiments = branches(store)
+    records = records_for([event(1, item=None, etype="search", ts=ts(1))])
+    hot.process(records)
+    assert items.process(records).failed_sequence_number is None
+    assert experiments.process(records).failed_sequence_number is None
+    assert all(key.table == "users" for key in store.items)

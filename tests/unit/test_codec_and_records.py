@@ -71,7 +71,14 @@ def user_rows(draw: st.DrawFn) -> UserRow:
         outbox=draw(
             st.lists(
                 st.builds(
-                    OutboxEntry, st.integers(0, 2**32 - 1), times, texts, ids, texts, st.integers(0, 3)
+                    OutboxEntry,
+                    st.sampled_from(["shardId-000000000000", "x"]),
+                    st.integers(0, 2**32 - 1),
+                    times,
+                    texts,
+                    ids,
+                    texts,
+                    st.integers(0, 3),
                 ),
                 max_size=5,
             )
@@ -165,7 +172,9 @@ def test_a_typical_user_row_of_the_real_clickstream_fits_one_write_unit() -> Non
         affinity_at=last,
         recent=[RecentId(bytes(range(n, n + 6)), last - n) for n in range(16)],
         watermarks={"shardId-000000000017": Watermark(AWS_SEQUENCE, last)},
-        outbox=[OutboxEntry(n, last, "4000001", "2000977", "4000002", 1) for n in range(3)],
+        outbox=[
+            OutboxEntry("shardId-000000000017", n, last, "4000001", "2000977", "4000002", 1) for n in range(3)
+        ],
         outbox_floor_ms=last - 600_000,
     )
     assert item_size(to_item(row)) <= 1024

@@ -162,6 +162,13 @@ def test_poison_records_go_to_the_dead_letter_port_with_their_reason_and_never_b
     assert result.reasons == {"undecodable": 1, "invalid": 1}
 
 
+def test_a_batch_of_nothing_but_poison_records_is_done_once_they_are_dead_lettered() -> None:
+    letters = ListDeadLetters()
+    raw = [kinesis_record(b"{}", 1), kinesis_record(b"[]", 2)]
+    result = hot_path(MemoryStore(), letters).process(parse_kinesis_event(kinesis_event(raw)))
+    assert result.failed_sequence_number is None and len(letters.sent) == 2
+
+
 def test_a_dead_letter_that_cannot_be_sent_is_the_failure_point() -> None:
     raw = [
         kinesis_record(event(1, ts=ts(1)), 1),

@@ -144,7 +144,15 @@ def _user_blob(row: UserRow) -> bytes:
     recent_ages = [newest - r.received_ms for r in row.recent]
     outbox: list[int] = []
     for e in row.outbox:
-        outbox += (e.seqtag, last - e.arrival_ms, ref(e.category), ref(e.pred), ref(e.pred_category), e.flags)
+        outbox += (
+            ref(e.shard_id),
+            e.seqtag,
+            last - e.arrival_ms,
+            ref(e.category),
+            ref(e.pred),
+            ref(e.pred_category),
+            e.flags,
+        )
     body = [
         FORMAT,
         last,
@@ -205,14 +213,15 @@ def _user_row(user_id: str, version: int, expires_at: int, blob: bytes) -> UserR
         watermarks=_marks_in(marks),
         outbox=[
             OutboxEntry(
-                outbox[i],
-                last - outbox[i + 1],
-                s[outbox[i + 2]],
+                s[outbox[i]],
+                outbox[i + 1],
+                last - outbox[i + 2],
                 s[outbox[i + 3]],
                 s[outbox[i + 4]],
-                outbox[i + 5],
+                s[outbox[i + 5]],
+                outbox[i + 6],
             )
-            for i in range(0, len(outbox), 6)
+            for i in range(0, len(outbox), 7)
         ],
         outbox_floor_ms=last - floor_age,
     )

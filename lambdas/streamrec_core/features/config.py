@@ -35,7 +35,7 @@ class FeatureConfig:
     # `outbox_retention_ms` of arrival time, at most `outbox_cap` entries. An aggregate consumer that
     # lags more than this cannot resolve a record any more (counted, never guessed).
     outbox_retention_ms: int = 10 * MINUTE_MS
-    outbox_cap: int = 64
+    outbox_cap: int = 256
     # A shard's watermark on a row is dropped after this long without a write from it: no record of that
     # shard can come back by then (record age + on-failure queue retention are far shorter).
     watermark_horizon_ms: int = 20 * DAY_MS

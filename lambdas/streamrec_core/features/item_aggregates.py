@@ -20,6 +20,7 @@ from streamrec_core.features.events import TYPE_WEIGHTS, Event
 from streamrec_core.features.user_fold import (
     EXPERIMENT_EFFECT,
     ITEM_EFFECT,
+    REDRIVEN,
     UserRow,
     Watermark,
     prune_watermarks,
@@ -70,18 +71,24 @@ class Effect(NamedTuple):
         return bool(self.flags & EXPERIMENT_EFFECT)
 
 
-def resolve(user: UserRow | None, event: Event) -> tuple[str, Effect | None]:
-    """(READY, effect or None) | (NOT_READY, None) | (UNRESOLVED, None) for one record."""
+def resolve(user: UserRow | None, event: Event, *, redriven: bool = False) -> tuple[str, Effect | None]:
+    """(READY, effect or None) | (NOT_READY, None) | (UNRESOLVED, None) for one record.
+
+    A record redrive applied to the user row has its aggregate effects applied by redrive too: the
+    branches resolve it to no effect, and redrive (`redriven=True`) resolves only such records.
+    """
     if user is None:
         return NOT_READY, None
     mark = user.watermark(event.shard_id)
     if mark is None or mark < event.seq:
         return NOT_READY, None
-    entry = user.outbox_entry(event.seqtag)
+    entry = user.outbox_entry(event.shard_id, event.seqtag)
     if entry is None:
         if event.arrival_ms >= user.outbox_floor_ms:
             return READY, None
         return UNRESOLVED, None
+    if bool(entry.flags & REDRIVEN) != redriven:
+        return READY, None
     return READY, effect_of(event, entry.category, entry.pred, entry.pred_category, entry.flags)
 
 

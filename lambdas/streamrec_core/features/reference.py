@@ -44,9 +44,9 @@ class ReferenceFold:
             user = self.users[event.user_id] = UserRow(event.user_id)
         verdict = fold(user, event, self.cfg)
         self.verdicts[verdict] += 1
-        if verdict not in (APPLY, LATE) or not user.outbox or user.outbox[-1].seqtag != event.seqtag:
+        entry = user.outbox[-1] if user.outbox else None
+        if verdict not in (APPLY, LATE) or entry is None or entry[:2] != (event.shard_id, event.seqtag):
             return verdict
-        entry = user.outbox[-1]
         effect = effect_of(event, entry.category, entry.pred, entry.pred_category, entry.flags)
         if effect.item_effect:
             for update in pair_updates(effect):

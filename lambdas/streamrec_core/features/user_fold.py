@@ -33,9 +33,11 @@ VERDICTS: Final = (APPLY, LATE, DUPLICATE, SEEN)
 
 # Affinity scores are kept in 1/256 steps: exact in a float, and small integers in the stored row.
 AFFINITY_STEPS: Final = 256
-# Outbox entry flags: which aggregate branch the record feeds.
+# Outbox entry flags: which aggregate branch the record feeds, and whether redrive applied it (then
+# redrive also applies its aggregate effects, once; the aggregate branches, long past it, leave it).
 ITEM_EFFECT: Final = 1
 EXPERIMENT_EFFECT: Final = 2
+REDRIVEN: Final = 4
 
 
 class HistoryEntry(NamedTuple):
@@ -60,6 +62,7 @@ class Watermark(NamedTuple):
 
 
 class OutboxEntry(NamedTuple):
+    shard_id: str  # with `seqtag`, names the record (sequence numbers are per shard)
     seqtag: int  # low 32 bits of the record's sequence number
     arrival_ms: int
     category: str  # the item's category as the fold resolved it ('' unknown)
@@ -89,9 +92,9 @@ class UserRow:
         mark = self.watermarks.get(shard_id)
         return None if mark is None else int(mark.sequence_number)
 
-    def outbox_entry(self, tag: int) -> OutboxEntry | None:
+    def outbox_entry(self, shard_id: str, tag: int) -> OutboxEntry | None:
         for entry in reversed(self.outbox):
-            if entry.seqtag == tag:
+            if entry.seqtag == tag and entry.shard_id == shard_id:
                 return entry
         return None
 
@@ -126,8 +129,12 @@ def fold(row: UserRow, event: Event, cfg: FeatureConfig, *, redrive: bool = Fals
     if event.variant is not None and event.event_type in COUNTED_TYPES:
         flags |= EXPERIMENT_EFFECT
     _apply_user(row, event, digest, category, item_event, cfg)
+    if flags and redrive:
+        flags |= REDRIVEN
     if flags:
-        row.outbox.append(OutboxEntry(event.seqtag, event.arrival_ms, category, pred, pred_category, flags))
+        row.outbox.append(
+            OutboxEntry(event.shard_id, event.seqtag, event.arrival_ms, category, pred, pred_category, flags)
+        )
     _trim_outbox(row, event.arrival_ms, cfg)
     return LATE if late else APPLY
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A tiny CDK app for the emulator's integration tests: one keyed API method, a stream with an event
-source mapping and an on-failure queue, and a queue-depth alarm with an SNS action."""
+source mapping and an on-failure queue, a queue-depth alarm with an SNS action, and a second stream with
+three mappings (a hot path with ParallelizationFactor 2, a branch with a batching window, a filtered
+branch) whose functions share one module and a layer."""
 
 import os
 
@@ -75,6 +77,50 @@ sink.add_event_source(
     )
 )
 
+branch_stream = kinesis.Stream(stack, "BranchStream", shard_count=1)
+recorded = sqs.Queue(stack, "Recorded")
+layer = lambda_.LayerVersion(
+    stack,
+    "Layer",
+    code=lambda_.Code.from_asset(os.path.join(os.path.dirname(__file__), "layer")),
+    compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
+)
+for name, entry, mapping in (
+    ("Hot", "hot", {"batch_size": 2, "parallelization_factor": 2}),
+    ("Items", "items", {"batch_size": 100, "max_batching_window": cdk.Duration.seconds(1)}),
+    (
+        "Experiments",
+        "experiments",
+        {
+            "batch_size": 2,
+            "filters": [
+                lambda_.FilterCriteria.filter(
+                    {"data": {"attribution": {"variant": lambda_.FilterRule.exists()}}}
+                )
+            ],
+        },
+    ),
+):
+    branch = lambda_.Function(
+        stack,
+        name,
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler=f"recorder.handler.{entry}",
+        code=code,
+        layers=[layer],
+        timeout=cdk.Duration.seconds(5),
+        environment={"RECORDED_QUEUE_URL": recorded.queue_url},
+    )
+    branch.add_event_source(
+        sources.KinesisEventSource(
+            branch_stream,
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            retry_attempts=0,
+            report_batch_item_failures=True,
+            **mapping,
+        )
+    )
+
 topic = sns.Topic(stack, "AlarmTopic")
 inbox = sqs.Queue(stack, "AlarmInbox")
 topic.add_subscription(subscriptions.SqsSubscription(inbox, raw_message_delivery=True))
@@ -102,6 +148,9 @@ for name, value in {
     "OnFailureQueueUrl": on_failure.queue_url,
     "AlarmInboxUrl": inbox.queue_url,
     "EchoFunctionName": echo.function_name,
+    "SinkFunctionName": sink.function_name,
+    "BranchStreamName": branch_stream.stream_name,
+    "RecordedQueueUrl": recorded.queue_url,
 }.items():
     cdk.CfnOutput(stack, name, value=value)
 app.synth()

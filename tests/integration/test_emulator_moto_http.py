@@ -1,0 +1,118 @@
+"""moto's server over kept-alive HTTP/1.1 connections (`local_emulator.moto_http`): one connection carries
+many requests, a body is never mistaken for the next request, whatever the application reads of it, and
+requests of unknown length (chunked) or failures still end with the connection closed, as before."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from local_emulator.moto_http import KeepAliveHandler
+from local_emulator.moto_server import MotoServer
+
+LIST_TABLES = {
+    "X-Amz-Target": "DynamoDB_20120810.ListTables",
+    "Content-Type": "application/x-amz-json-1.0",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=x/20240101/us-east-1/dynamodb/aws4_request, "
+    "SignedHeaders=host, Signature=x",
+}
+
+
+def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Answers with the path and, for /read, the body; never reads the body otherwise; /fail raises."""
+    path = environ["PATH_INFO"]
+    if path == "/fail":
+        raise RuntimeError("boom")
+    body = environ["wsgi.input"].read() if path == "/read" else b""
+    if path == "/empty":
+        start_response("204 No Content", [])
+        return []
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"path": path, "body": body.decode()}).encode()]
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = make_server("127.0.0.1", 0, _app, threaded=True, request_handler=KeepAliveHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _get(connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> Any:
+    connection.request(method, path, body=body)
+    response = connection.getresponse()
+    return response, response.read()
+
+
+def test_one_connection_carries_many_requests_and_a_body_never_leaks_into_the_next_one(server: str) -> None:
+    connection = http.client.HTTPConnection(server, timeout=10)
+    # Given a request whose body the application does not read at all
+    response, raw = _get(connection, "POST", "/ignore", b"GET /stolen HTTP/1.1\r\n\r\n")
+    assert response.status == 200 and response.getheader("Connection") is None
+    first_socket = connection.sock
+    # When the next requests follow on the same connection
+    response, raw = _get(connection, "POST", "/read", b"abc")
+    # Then each is answered for itself, on the kept-alive connection
+    assert json.loads(raw) == {"path": "/read", "body": "abc"}
+    response, raw = _get(connection, "GET", "/third")
+    assert json.loads(raw) == {"path": "/third", "body": ""}
+    assert connection.sock is first_socket
+
+
+def test_no_content_and_head_answers_carry_no_body_and_keep_the_connection(server: str) -> None:
+    connection = http.client.HTTPConnection(server, timeout=10)
+    response, raw = _get(connection, "GET", "/empty")
+    assert (response.status, raw, response.getheader("Content-Length")) == (204, b"", None)
+    response, raw = _get(connection, "HEAD", "/head")
+    assert response.status == 200 and raw == b""
+    assert int(response.getheader("Content-Length")) == len(json.dumps({"path": "/head", "body": ""}))
+    response, raw = _get(connection, "GET", "/after")
+    assert json.loads(raw)["path"] == "/after"
+
+
+def test_a_chunked_request_is_answered_and_closes_the_connection(server: str) -> None:
+    connection = http.client.HTTPConnection(server, timeout=10)
+    connection.putrequest("POST", "/read")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    connection.send(b"3\r\nabc\r\n0\r\n\r\n")
+    response = connection.getresponse()
+    assert json.loads(response.read()) == {"path": "/read", "body": "abc"}
+    assert response.getheader("Connection") == "close"
+
+
+def test_an_application_failure_is_a_500_and_ends_the_connection(server: str) -> None:
+    host, port = server.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(4096):  # the server closes: recv returns b"" instead of blocking
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 500")
+
+
+def test_the_moto_server_answers_sdk_calls_on_one_kept_alive_connection() -> None:
+    moto = MotoServer()
+    endpoint = moto.start()
+    try:
+        connection = http.client.HTTPConnection(endpoint.split("//")[1], timeout=10)
+        for _ in range(3):
+            connection.request("POST", "/", body="{}", headers=LIST_TABLES)
+            response = connection.getresponse()
+            assert json.loads(response.read()) == {"TableNames": []}
+            assert response.getheader("Connection") is None
+        first = connection.sock
+        connection.request("POST", "/", body="{}", headers=LIST_TABLES)
+        connection.getresponse().read()
+        assert connection.sock is first
+    finally:
+        moto.stop()
