@@ -48,14 +48,22 @@ _SEQUENCE_BASE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000_
 MAX_HASH_KEY = 2**128 - 1
 
 
+def prod_profile() -> dict[str, Any]:
+    """The prod settings profile of cdk.json: what the benchmarks run the functions with."""
+    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["profiles"]["prod"]
+
+
 def _prod_features() -> dict[str, int]:
     """The prod profile's feature settings (cdk.json): what the deployed functions run with."""
-    features = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["profiles"]["prod"]["features"]
-    return {
+    features = prod_profile()["features"]
+    settings = {
         "user_ttl_seconds": int(features["user_ttl_days"]) * 86_400,
         "item_ttl_seconds": int(features["item_ttl_days"]) * 86_400,
         "allowed_lateness_ms": int(features["allowed_lateness_seconds"]) * 1000,
     }
+    if "outbox_retention_seconds" in features:
+        settings["outbox_retention_ms"] = int(features["outbox_retention_seconds"]) * 1000
+    return settings
 
 
 FEATURES = FeatureConfig(**_prod_features())

@@ -130,9 +130,10 @@ class Profile:
     - X-Ray samples 5% of requests (the default rule's 5% beyond 1 request/s);
     - three stream consumers: the hot path and the two aggregate branches (Kinesis bills each consumer's
       reads, the experiments mapping's filter notwithstanding: the mapping reads every record);
-    - aggregate branches: batches of up to 10,000 records with a 10 s window (ParallelizationFactor 1);
-      ``attributed_share`` of the records pass the experiments mapping's filter (bench.scale's stream:
-      10% of sessions opened from a recommendation).
+    - aggregate branches (cdk.json's ``aggregate_source`` / ``experiments_source``): batches of up to
+      10,000 / 1,000 records with a 10 s window (ParallelizationFactor 1); ``attributed_share`` of the
+      records pass the experiments mapping's filter (bench.scale's stream: 10% of sessions opened from a
+      recommendation).
     """
 
     name: str
@@ -153,7 +154,7 @@ class Profile:
     ingest: FunctionProfile = FunctionProfile(duration_ms=30, memory_mb=1024)
     process: FunctionProfile = FunctionProfile(duration_ms=673, memory_mb=1769, log_bytes_per_invocation=2000)
     aggregate_items: FunctionProfile = FunctionProfile(
-        duration_ms=9749, memory_mb=1024, log_bytes_per_invocation=2000
+        duration_ms=9749, memory_mb=1769, log_bytes_per_invocation=2000
     )
     aggregate_experiments: FunctionProfile = FunctionProfile(duration_ms=63, memory_mb=512)
     serve: FunctionProfile = FunctionProfile(duration_ms=17, memory_mb=1024)
@@ -163,6 +164,8 @@ class Profile:
     aggregate_branches: bool = True
     aggregate_batch_size: int = 10_000
     aggregate_batching_window_seconds: float = 10.0
+    experiments_batch_size: int = 1000
+    experiments_batching_window_seconds: float = 10.0
     attributed_share: float = 0.026
     stream_consumers: int = 3
     stream_retention_hours: float = 168.0
@@ -210,12 +213,23 @@ def deployed_settings(path: Path = CDK_JSON, env: str = "prod") -> dict[str, Any
         "architecture": functions["architecture"],
         "log_retention_days": RETENTION_DAYS[functions["log_retention"]],
         **{name: {"memory_mb": functions[name]["memory_mb"]} for name in ("ingest", "process", "serve")},
-        # The aggregate functions' memory, once cdk.json sets it (names as the settings spell them).
+        # The aggregate branches' functions and mappings (a profile may predate them).
         **{
             field: {"memory_mb": functions[name]["memory_mb"]}
             for field, name in (("aggregate_items", "aggregate"), ("aggregate_experiments", "experiments"))
             if isinstance(functions.get(name), dict) and "memory_mb" in functions[name]
         },
+        **_mapping(profile.get("aggregate_source"), "aggregate"),
+        **_mapping(profile.get("experiments_source"), "experiments"),
+    }
+
+
+def _mapping(source: dict[str, Any] | None, prefix: str) -> dict[str, Any]:
+    if not isinstance(source, dict):
+        return {}
+    return {
+        f"{prefix}_batch_size": source["batch_size"],
+        f"{prefix}_batching_window_seconds": source["max_batching_window_seconds"],
     }
 
 
@@ -344,10 +358,18 @@ def function_invocations_per_second(profile: Profile, shards: int) -> dict[str, 
         "serve": profile.reads_per_second,
     }
     if profile.aggregate_branches:
-        batch, window = profile.aggregate_batch_size, profile.aggregate_batching_window_seconds
-        invocations["aggregate_items"] = batches_per_second(profile.events_per_second, shards, batch, window)
-        attributed = profile.events_per_second * profile.attributed_share
-        invocations["aggregate_experiments"] = batches_per_second(attributed, shards, batch, window)
+        invocations["aggregate_items"] = batches_per_second(
+            profile.events_per_second,
+            shards,
+            profile.aggregate_batch_size,
+            profile.aggregate_batching_window_seconds,
+        )
+        invocations["aggregate_experiments"] = batches_per_second(
+            profile.events_per_second * profile.attributed_share,
+            shards,
+            profile.experiments_batch_size,
+            profile.experiments_batching_window_seconds,
+        )
     return invocations
 
 

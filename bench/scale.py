@@ -23,7 +23,8 @@ and delivered as the event source mappings deliver them, interleaved as in produ
 - the items branch (`aggregate.logic.ItemAggregator`) and the experiments branch
   (`aggregate.logic.ExperimentCounter`, only records carrying `attribution`, as the mapping's filter
   passes them) each a window behind: every `--items-window` / `--experiments-window` seconds, on the
-  records of the window that just closed (at most 10,000 records a batch).
+  records of the window that just closed (batch sizes and windows: cdk.json's prod `aggregate_source`,
+  `experiments_source`: 10,000 and 1,000 records, 10 s).
 
 All of them share one `streamrec_core.features.memory_store.MemoryStore`, which stores the codec's items
 and bills as DynamoDB does (1 KB write units per item on the larger of old and new, failed conditional
@@ -62,7 +63,7 @@ from streamrec_core.features.keys import kind_of
 from streamrec_core.features.memory_store import MemoryStore
 from streamrec_core.kinesis import DeadLetter
 
-from bench.common import FEATURES, fmt, print_header, write_result
+from bench.common import FEATURES, fmt, print_header, prod_profile, write_result
 from bench.scale_data import (
     OLD_TRENDING_SLOTS,
     RATE,
@@ -95,11 +96,13 @@ from bench.scale_figures import (
 )
 from bench.stores import Clock, KeyRates, Meter, Usage, _size
 
-# --- The production shape (prod settings, cdk.json) --------------------------------------------------------
-HOT_BATCH_SIZE = 1000  # the hot path's mapping: batch size 1,000, window 0
-AGGREGATE_BATCH_SIZE = 10_000
-ITEMS_WINDOW_S = 10
-EXPERIMENTS_WINDOW_S = 10
+# --- The production shape: the prod settings of cdk.json ------------------------------------------------
+_PROD = prod_profile()
+HOT_BATCH_SIZE = int(_PROD["event_source"]["batch_size"])  # window 0: a poll a second, ~800 records
+ITEMS_BATCH_SIZE = int(_PROD["aggregate_source"]["batch_size"])
+ITEMS_WINDOW_S = int(_PROD["aggregate_source"]["max_batching_window_seconds"])
+EXPERIMENTS_BATCH_SIZE = int(_PROD["experiments_source"]["batch_size"])
+EXPERIMENTS_WINDOW_S = int(_PROD["experiments_source"]["max_batching_window_seconds"])
 REQUESTS_PER_EVENT = 0.1  # 10,000 recommendation requests/s at 100,000 events/s (the cost model's)
 REQUESTS_PER_CONTAINER_S = 40  # a serve container kept busy by ~25 ms requests
 
@@ -148,9 +151,9 @@ def run_new(stream: Stream, cfg: FeatureConfig, options: argparse.Namespace) -> 
     ]
 
     hot_batches = windows(stream.records, 1, HOT_BATCH_SIZE)
-    item_batches = windows(stream.records, options.items_window, AGGREGATE_BATCH_SIZE)
+    item_batches = windows(stream.records, options.items_window, ITEMS_BATCH_SIZE)
     attributed = [r for r in stream.records if r.seq in stream.attributed]
-    experiment_batches = windows(attributed, options.experiments_window, AGGREGATE_BATCH_SIZE)
+    experiment_batches = windows(attributed, options.experiments_window, EXPERIMENTS_BATCH_SIZE)
     counts: Counter[str] = Counter()
     serve_stats = {"requests": 0, "round_trips": [], "read_units": [], "fallback": 0}
     step = max(1, round(1 / options.requests_per_event))
@@ -481,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
             "hot_batch_size": HOT_BATCH_SIZE,
             "items_window_s": args.items_window,
             "experiments_window_s": args.experiments_window,
-            "aggregate_batch_size": AGGREGATE_BATCH_SIZE,
+            "items_batch_size": ITEMS_BATCH_SIZE,
+            "experiments_batch_size": EXPERIMENTS_BATCH_SIZE,
             "requests_per_event": args.requests_per_event,
             "requests_per_container_s": args.requests_per_container,
             "client_cpu": args.client_cpu,

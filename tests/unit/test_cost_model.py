@@ -382,3 +382,29 @@ def test_cli_prints_json_per_profile_with_measured_file(tmp_path, capsys):
     # with no DynamoDB traffic, its on-demand share is storage only: 5 GB x $0.25 = $1.25
     assert bill["totals"][ON_DEMAND]["by_service"]["DynamoDB"] == pytest.approx(1.25)
     assert bill["totals"][ON_DEMAND]["per_million_events_usd"] > 0
+
+
+def test_the_aggregate_branches_settings_come_from_cdk_json_when_it_has_them(tmp_path):
+    # Given a prod profile with the aggregate functions and mappings
+    prod = {
+        "stream": {"retention_hours": 24},
+        "event_source": {"batch_size": 1000, "max_batching_window_seconds": 0},
+        "aggregate_source": {"batch_size": 5000, "max_batching_window_seconds": 20},
+        "experiments_source": {"batch_size": 200, "max_batching_window_seconds": 5},
+        "functions": {
+            "ingest": {"memory_mb": 256},
+            "process": {"memory_mb": 1769},
+            "aggregate": {"memory_mb": 2048},
+            "experiments": {"memory_mb": 256},
+            "serve": {"memory_mb": 512},
+            "architecture": "arm64",
+            "log_retention": "ONE_WEEK",
+        },
+    }
+    path = tmp_path / "cdk.json"
+    path.write_text(json.dumps({"context": {"profiles": {"prod": prod}}}))
+    profile = apply_overrides(Profile("p", 10, 1), deployed_settings(path))
+    # Then the branches' memory, batch sizes and windows follow it
+    assert (profile.aggregate_items.memory_mb, profile.aggregate_experiments.memory_mb) == (2048, 256)
+    assert (profile.aggregate_batch_size, profile.aggregate_batching_window_seconds) == (5000, 20)
+    assert (profile.experiments_batch_size, profile.experiments_batching_window_seconds) == (200, 5)
