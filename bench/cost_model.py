@@ -706,15 +706,21 @@ LEVERS: list[tuple[str, Callable[[Profile], dict[str, Any]]]] = [
 def lever_bills(profile: Profile, prices: Prices) -> list[dict[str, Any]]:
     """The cost per million events with each lever alone, then with all of them."""
     rows = []
-    combined: dict[str, Any] = {}
     for name, lever in LEVERS:
-        overrides = lever(profile)
-        bill = monthly_bill(apply_overrides(profile, overrides), prices)
-        rows.append(_lever_row(name, bill))
-        for key, value in overrides.items():
-            combined[key] = {**combined.get(key, {}), **value} if isinstance(value, dict) else value
-    rows.append(_lever_row("all of the above", monthly_bill(apply_overrides(profile, combined), prices)))
+        rows.append(_lever_row(name, monthly_bill(apply_overrides(profile, lever(profile)), prices)))
+    rows.append(
+        _lever_row("all of the above", monthly_bill(apply_overrides(profile, all_levers(profile)), prices))
+    )
     return rows
+
+
+def all_levers(profile: Profile) -> dict[str, Any]:
+    """The overrides of every lever together (nested function fields merged)."""
+    combined: dict[str, Any] = {}
+    for _name, lever in LEVERS:
+        for key, value in lever(profile).items():
+            combined[key] = {**combined.get(key, {}), **value} if isinstance(value, dict) else value
+    return combined
 
 
 def _lever_row(name: str, bill: Bill) -> dict[str, Any]:

@@ -272,6 +272,7 @@ def price(out: dict[str, Any]) -> dict[str, Any]:
         PROFILES,
         PROVISIONED,
         Prices,
+        all_levers,
         apply_overrides,
         lever_bills,
         monthly_bill,
@@ -294,7 +295,9 @@ def price(out: dict[str, Any]) -> dict[str, Any]:
     profile = apply_overrides(PROFILES["large-100k"], out["new"]["cost_inputs"])
     priced["levers"] = lever_bills(profile, prices)
     priced["design_levers"] = []
-    for name, overrides in design_levers(out["new"]).items():
+    changes = design_levers(out["new"])
+    changes["both, with all the configuration levers"] = {**all_levers(profile), **changes["both"]}
+    for name, overrides in changes.items():
         bill = monthly_bill(apply_overrides(profile, overrides), prices)
         priced["design_levers"].append(
             {
@@ -424,6 +427,11 @@ def report(out: dict[str, Any]) -> None:
                     f"     {design:<9}{name:<20}{d['duration_ms']:>9.1f} ms = {d['cpu_ms']:.1f} CPU + "
                     f"{d['client_cpu_ms']:.1f} client + {d['dynamodb_wait_ms']:.1f} waiting"
                 )
+    report_cost(out)
+
+
+def report_cost(out: dict[str, Any]) -> None:
+    """The bill's lines of the report: cost per design, levers, feature-code estimates, targets."""
     cost = out["cost"]
     for design, label in (("new", "new design"), ("old", "previous design")):
         if design in cost:
@@ -491,3 +499,23 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
     for row in rows:
         row["verdict"] = "met" if row["met"] else "MISSED"
     return rows
+
+
+def main() -> int:
+    """Re-price bench/results/scale.json (e.g. after a price or cost-model change) without re-running."""
+    from bench.common import read_result
+
+    result = read_result("scale")
+    if result is None:
+        raise SystemExit("no bench/results/scale.json: run python -m bench.scale first")
+    for name, out in result["figures"].items():
+        if not isinstance(out, dict) or "new" not in out:
+            continue
+        out["cost"] = price(out)
+        print(f"-- {name} (measured {result['measured_at']} at {result['code']})")
+        report_cost(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
