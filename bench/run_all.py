@@ -5,7 +5,7 @@ bench/results/<name>.json; this then rebuilds bench/results.json (the cost model
 monthly bill of the 100,000 events/s profile with the measured figures, and what each lever would save.
 
 Usage:
-    python -m bench.run_all             # everything (about 25 minutes on 2 cores)
+    python -m bench.run_all             # everything (about 40 minutes on 2 busy cores)
     python -m bench.run_all --quick     # every benchmark's --quick mode (a few minutes; saves nothing)
     python -m bench.run_all --only process_throughput --only scaling
 """
