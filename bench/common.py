@@ -32,7 +32,7 @@ if _LAMBDAS not in sys.path:
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from streamrec_core.features import FeatureConfig  # noqa: E402
+from streamrec_core.features.config import FeatureConfig  # noqa: E402
 from streamrec_core.schema import encode_record, format_timestamp, validate_event  # noqa: E402
 
 # STREAMREC_EVENTS_FILE points elsewhere (e.g. when the benchmarks run from an exported checkout).
@@ -47,13 +47,26 @@ STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/streamrec-bench"
 _SEQUENCE_BASE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000
 MAX_HASH_KEY = 2**128 - 1
 
-# The dev profile's feature settings (cdk.json): what the deployed process function runs with.
-FEATURES = FeatureConfig(
-    user_ttl_seconds=30 * 86_400,
-    item_ttl_seconds=14 * 86_400,
-    allowed_lateness_ms=3_600_000,
-    trending_slots=4,
-)
+
+def prod_profile() -> dict[str, Any]:
+    """The prod settings profile of cdk.json: what the benchmarks run the functions with."""
+    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["profiles"]["prod"]
+
+
+def _prod_features() -> dict[str, int]:
+    """The prod profile's feature settings (cdk.json): what the deployed functions run with."""
+    features = prod_profile()["features"]
+    settings = {
+        "user_ttl_seconds": int(features["user_ttl_days"]) * 86_400,
+        "item_ttl_seconds": int(features["item_ttl_days"]) * 86_400,
+        "allowed_lateness_ms": int(features["allowed_lateness_seconds"]) * 1000,
+    }
+    if "outbox_retention_seconds" in features:
+        settings["outbox_retention_ms"] = int(features["outbox_retention_seconds"]) * 1000
+    return settings
+
+
+FEATURES = FeatureConfig(**_prod_features())
 
 
 # --- The machine and the command -------------------------------------------------------------------
@@ -337,6 +350,24 @@ def kinesis_batches(records: Sequence[Record], *, batch_size: int, shards: int =
             if round_ < len(batches):
                 interleaved.append(batches[round_])
     return interleaved
+
+
+def stream_records(records: Sequence[Record], *, shard_id: str = "shardId-000000000000") -> list[Any]:
+    """`streamrec_core.kinesis.KinesisRecord`s of one shard, numbered in order (what a function's
+    records are after the event source mapping's event is parsed)."""
+    from streamrec_core.kinesis import KinesisRecord
+
+    return [
+        KinesisRecord(
+            shard_id=shard_id,
+            sequence_number=str(_SEQUENCE_BASE + index + 1),
+            partition_key=record.partition_key,
+            data=record.data,
+            arrival_ms=int(round(record.arrival * 1000)),
+            event_source_arn=STREAM_ARN,
+        )
+        for index, record in enumerate(records)
+    ]
 
 
 def dataset(name: str, *, limit: int | None = None, **generator: Any) -> list[dict[str, Any]]:

@@ -11,10 +11,18 @@ JSON file (``--measured``) whose keys are Profile fields, e.g.::
 Kinesis and DynamoDB are priced both on-demand and provisioned, side by side; the totals are given for
 the on-demand configuration (what the ``prod`` profile deploys) and the all-provisioned one.
 
+The architecture priced is issue 12's: one stream read by three consumers (the hot path, the items
+branch, the experiments branch: Kinesis bills data out per consumer, the experiments mapping's filter
+notwithstanding), five functions (ingest, process, aggregate items, aggregate experiments, serve), and
+DynamoDB units per event per consumer as ``bench.scale`` measures them. ``aggregate_branches: false``
+with ``stream_consumers: 1`` prices the previous design (one process function did everything).
+``--levers`` prints what each lever below would bring (:data:`LEVERS`).
+
 Usage:
     python -m bench.cost_model                     # all named profiles
     python -m bench.cost_model --profile large-100k --measured bench/results/measured.json
     python -m bench.cost_model --events-per-second 2500 --reads-per-second 300 --json
+    python -m bench.cost_model --profile large-100k --measured bench/results.json --levers
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,25 +107,33 @@ class FunctionProfile:
 class Profile:
     """Traffic and measured behaviour. Defaults and where they come from:
 
-    - memory sizes, architecture, batch size and window, retention and log retention are the ``prod``
-      profile's in cdk.json: the named profiles read them from there (:func:`deployed_settings`); the
-      class defaults below are the same values, for profiles built by hand;
-    - DynamoDB figures per event were calibrated on 2026-11-21 by running ``process.logic`` (in-memory
-      store, DynamoDB's item-size rules, two write units per KB because it commits with
-      TransactWriteItems) over the whole Taobao replay (67,402 events, 4 shards, batch 1,000, squeezed
-      into 30 minutes): 0.032 TransactWriteItems calls, 3.13 rows written carrying 9.4 WRU, and 3.6 RRU of
-      consistent reads per event (rows p50 0.4 KB, p90 2.5 KB). A generated stream of 20,000 events gave
-      4.8 WRU and 1.4 RRU per event. ``bench/`` replaces these with its own measurement;
-    - ``ddb_read_units_per_recommendation`` 8: one user item (eventually consistent, 0.5 RRU) then one
-      BatchGetItem of ~14 neighbour and trending items of <= 4 KB (0.5 RRU each, 7 RRU), rounded up;
-    - durations: ingest 30 ms (validate + one PutRecords of 100 events); process 1,200 ms per batch of
-      1,000 (about 32 transactions of <= 100 rows committed in order at ~25 ms, 35 BatchGetItem calls at
-      ~10 ms, 50 ms of CPU); serve 25 ms (two DynamoDB round trips); all to be replaced by measured values;
+    - memory sizes, architecture, the hot path's batch size and window, retention and log retention are
+      the ``prod`` profile's in cdk.json: the named profiles read them from there
+      (:func:`deployed_settings`); the class defaults below are the same values, for profiles built by hand;
+    - DynamoDB units per event, per consumer, and per recommendation are ``bench.scale``'s on the
+      generated real-scale stream over a warm table (2026-12-01: 240,000 events in 5 minutes on one shard,
+      0.95 distinct users per event in a batch, users' rows with a week of history): hot path = one
+      conditional PutItem of the user row per user per batch (1.44 WRU: 47% of user rows are over 1 KB)
+      and a consistent BatchGetItem of them (0.95 RRU); aggregate branches = the items branch (each
+      record's user row read eventually consistent, co-visitation rows of both items of a pair read and
+      written once per batch, the shard's trending partial, merges scaled to 100,000 events/s) plus the
+      experiments branch (1.04 WRU, 0.89 RRU); serve = user row + seed items' rows, the trending lists
+      mostly from the container's 10 s cache (3.77 RRU per recommendation);
+    - durations per invocation: ``bench.scale``'s CPU per batch plus the DynamoDB client's CPU per request
+      (``bench.ddb_client``) and round trips at assumed latencies (8 ms per BatchGetItem, 5 ms per
+      PutItem, 16 at a time): process 777 ms per ~800-record batch, items 10.1 s per ~8,000-record batch,
+      experiments 49 ms, serve 17 ms;
     - log bytes per invocation: START/END/REPORT (~350 B), one EMF blob (~700 B), one INFO line (~450 B);
-    - 40 custom metrics (16 metric names, rejections by field, per-variant counters), 14 alarms and one
-      dashboard, as the monitoring construct creates them;
+    - 48 custom metrics (the metric names of five functions, rejections by field, per-variant counters),
+      20 alarms and one dashboard, as the monitoring construct creates them (with the two branches'
+      iterator-age and error alarms);
     - X-Ray samples 5% of requests (the default rule's 5% beyond 1 request/s);
-    - two stream consumers (process, and the per-variant attribution consumer DESIGN describes).
+    - three stream consumers: the hot path and the two aggregate branches (Kinesis bills each consumer's
+      reads, the experiments mapping's filter notwithstanding: the mapping reads every record);
+    - aggregate branches (cdk.json's ``aggregate_source`` / ``experiments_source``): batches of up to
+      10,000 / 1,000 records with a 10 s window (ParallelizationFactor 1); ``attributed_share`` of the
+      records pass the experiments mapping's filter (bench.scale's stream: 10% of sessions opened from a
+      recommendation).
     """
 
     name: str
@@ -128,28 +144,39 @@ class Profile:
     events_per_request: float = 100.0
     recommendation_response_bytes: float = 1500.0  # k=10 with scores, reasons, variant, request id
     ingest_response_bytes_per_event: float = 40.0  # per-index result
-    ddb_write_requests_per_event: float = 0.032  # API calls (TransactWriteItems); reported, not priced
-    ddb_write_units_per_event: float = 9.4
-    ddb_process_read_units_per_event: float = 3.6
-    ddb_read_units_per_recommendation: float = 8.0
+    ddb_write_requests_per_event: float = 2.0  # PutItem calls, all consumers; reported, not priced
+    ddb_write_units_per_event: float = 1.44  # hot path (process)
+    ddb_process_read_units_per_event: float = 0.95  # hot path (process), consistent
+    ddb_aggregate_write_units_per_event: float = 1.04  # items + experiments branches, merges
+    ddb_aggregate_read_units_per_event: float = 0.89
+    ddb_read_units_per_recommendation: float = 3.77
     ddb_storage_gb: float = 10.0
     ingest: FunctionProfile = FunctionProfile(duration_ms=30, memory_mb=1024)
-    process: FunctionProfile = FunctionProfile(
-        duration_ms=1200, memory_mb=1769, log_bytes_per_invocation=2000
+    process: FunctionProfile = FunctionProfile(duration_ms=777, memory_mb=1769, log_bytes_per_invocation=2000)
+    aggregate_items: FunctionProfile = FunctionProfile(
+        duration_ms=10077, memory_mb=1769, log_bytes_per_invocation=2000
     )
-    serve: FunctionProfile = FunctionProfile(duration_ms=25, memory_mb=1024)
+    aggregate_experiments: FunctionProfile = FunctionProfile(duration_ms=49, memory_mb=512)
+    serve: FunctionProfile = FunctionProfile(duration_ms=17, memory_mb=1024)
     architecture: str = "arm64"
     batch_size: int = 1000
-    batching_window_seconds: float = 2.0
-    stream_consumers: int = 2
+    batching_window_seconds: float = 0.0
+    aggregate_branches: bool = True
+    aggregate_batch_size: int = 10_000
+    aggregate_batching_window_seconds: float = 10.0
+    experiments_batch_size: int = 1000
+    experiments_batching_window_seconds: float = 10.0
+    attributed_share: float = 0.026
+    stream_consumers: int = 3
     stream_retention_hours: float = 168.0
     shard_target_utilization: float = 0.8  # provisioned: headroom for peaks within the hour
     ddb_target_utilization: float = 0.7  # provisioned with auto scaling at its default target
-    custom_metrics: int = 40
-    alarms: int = 14
+    custom_metrics: int = 48
+    alarms: int = 20
     dashboards: int = 1
     log_retention_days: float = 90.0
     api_access_log_bytes_per_request: float = 300.0
+    read_api: str = "rest"  # "http": recommendation reads on an HTTP API (no usage plans: an authorizer)
     xray_sampling: float = 0.05
     kms_keys: int = 1
     dead_letters_per_million_events: float = 10.0
@@ -186,6 +213,23 @@ def deployed_settings(path: Path = CDK_JSON, env: str = "prod") -> dict[str, Any
         "architecture": functions["architecture"],
         "log_retention_days": RETENTION_DAYS[functions["log_retention"]],
         **{name: {"memory_mb": functions[name]["memory_mb"]} for name in ("ingest", "process", "serve")},
+        # The aggregate branches' functions and mappings (a profile may predate them).
+        **{
+            field: {"memory_mb": functions[name]["memory_mb"]}
+            for field, name in (("aggregate_items", "aggregate"), ("aggregate_experiments", "experiments"))
+            if isinstance(functions.get(name), dict) and "memory_mb" in functions[name]
+        },
+        **_mapping(profile.get("aggregate_source"), "aggregate"),
+        **_mapping(profile.get("experiments_source"), "experiments"),
+    }
+
+
+def _mapping(source: dict[str, Any] | None, prefix: str) -> dict[str, Any]:
+    if not isinstance(source, dict):
+        return {}
+    return {
+        f"{prefix}_batch_size": source["batch_size"],
+        f"{prefix}_batching_window_seconds": source["max_batching_window_seconds"],
     }
 
 
@@ -288,10 +332,45 @@ def provisioned_shards(profile: Profile) -> int:
 
 def process_invocations_per_second(profile: Profile, shards: int) -> float:
     """Batches per second: each shard's batch fills up to batch_size or what arrives within the window."""
-    per_shard = profile.events_per_second / shards
-    window = max(profile.batching_window_seconds, ESM_POLL_INTERVAL_SECONDS)
-    fill = min(profile.batch_size, max(1.0, per_shard * window))
-    return profile.events_per_second / fill
+    return batches_per_second(
+        profile.events_per_second, shards, profile.batch_size, profile.batching_window_seconds
+    )
+
+
+def batches_per_second(
+    records_per_second: float, shards: int, batch_size: int, window_seconds: float
+) -> float:
+    """Invocations per second of a mapping: a shard's batch fills up to `batch_size` or with what arrives
+    within the window (Lambda polls each shard about once a second, so at least a second's worth)."""
+    if records_per_second <= 0:
+        return 0.0
+    per_shard = records_per_second / shards
+    window = max(window_seconds, ESM_POLL_INTERVAL_SECONDS)
+    fill = min(batch_size, max(1.0, per_shard * window))
+    return records_per_second / fill
+
+
+def function_invocations_per_second(profile: Profile, shards: int) -> dict[str, float]:
+    """Invocations per second of every function."""
+    invocations = {
+        "ingest": profile.events_per_second / profile.events_per_request,
+        "process": process_invocations_per_second(profile, shards),
+        "serve": profile.reads_per_second,
+    }
+    if profile.aggregate_branches:
+        invocations["aggregate_items"] = batches_per_second(
+            profile.events_per_second,
+            shards,
+            profile.aggregate_batch_size,
+            profile.aggregate_batching_window_seconds,
+        )
+        invocations["aggregate_experiments"] = batches_per_second(
+            profile.events_per_second * profile.attributed_share,
+            shards,
+            profile.experiments_batch_size,
+            profile.experiments_batching_window_seconds,
+        )
+    return invocations
 
 
 def monthly_bill(profile: Profile, prices: Prices) -> Bill:
@@ -302,24 +381,34 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
     bill = Bill(profile, events)
     record_bytes = profile.event_bytes + profile.record_overhead_bytes
 
-    # API Gateway (REST): every ingest request and every recommendation request.
+    # API Gateway: every ingest request and every recommendation request (REST, with API keys and usage
+    # plans; `read_api: "http"` prices the reads on an HTTP API instead).
     ingest_requests = events / profile.events_per_request
     serve_requests = profile.reads_per_second * seconds
     api_requests = ingest_requests + serve_requests
+    rest_requests = api_requests if profile.read_api == "rest" else ingest_requests
     bill.add(
         "API Gateway",
         "REST requests (tiered)",
-        api_requests,
+        rest_requests,
         "requests",
-        prices.cost("apigw_rest_request", api_requests),
+        prices.cost("apigw_rest_request", rest_requests),
     )
+    if profile.read_api == "http":
+        bill.add(
+            "API Gateway",
+            "HTTP API requests, reads (tiered)",
+            serve_requests,
+            "requests",
+            prices.cost("apigw_http_request", serve_requests),
+        )
 
     # Lambda.
     shards = provisioned_shards(profile)
     bill.shards = shards
-    process_invocations = process_invocations_per_second(profile, shards) * seconds
-    invocations = {"ingest": ingest_requests, "process": process_invocations, "serve": serve_requests}
-    functions = {"ingest": profile.ingest, "process": profile.process, "serve": profile.serve}
+    rates = function_invocations_per_second(profile, shards)
+    invocations = {name: rate * seconds for name, rate in rates.items()}
+    functions = {name: getattr(profile, name) for name in invocations}
     total_invocations = sum(invocations.values())
     bill.add(
         "Lambda",
@@ -368,9 +457,10 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
         prices.cost("kinesis_on_demand_ingest_gb", billed_gb_in),
         ON_DEMAND,
     )
+    consumers = f"{profile.stream_consumers} consumer{'' if profile.stream_consumers == 1 else 's'}"
     bill.add(
         "Kinesis",
-        f"on-demand data out ({profile.stream_consumers} consumers)",
+        f"on-demand data out ({consumers})",
         billed_gb_out,
         "GB",
         prices.cost("kinesis_on_demand_retrieval_gb", billed_gb_out),
@@ -418,27 +508,39 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
             PROVISIONED,
         )
 
-    # DynamoDB: coalesced writes from process, reads from process and serve.
-    write_units = events * profile.ddb_write_units_per_event
-    read_units = serve_requests * profile.ddb_read_units_per_recommendation + (
-        events * profile.ddb_process_read_units_per_event
-    )
-    bill.add(
-        "DynamoDB",
-        "on-demand write request units",
-        write_units,
-        "WRU",
-        prices.cost("dynamodb_on_demand_write_request_unit", write_units),
-        ON_DEMAND,
-    )
-    bill.add(
-        "DynamoDB",
-        "on-demand read request units",
-        read_units,
-        "RRU",
-        prices.cost("dynamodb_on_demand_read_request_unit", read_units),
-        ON_DEMAND,
-    )
+    # DynamoDB: units per consumer (hot path, aggregate branches, serve).
+    branches = 1.0 if profile.aggregate_branches else 0.0
+    writes = {
+        "process (hot path)": events * profile.ddb_write_units_per_event,
+        "aggregate branches": events * profile.ddb_aggregate_write_units_per_event * branches,
+    }
+    reads = {
+        "process (hot path)": events * profile.ddb_process_read_units_per_event,
+        "aggregate branches": events * profile.ddb_aggregate_read_units_per_event * branches,
+        "serve": serve_requests * profile.ddb_read_units_per_recommendation,
+    }
+    for consumer, units in writes.items():
+        if units or consumer == "process (hot path)":
+            bill.add(
+                "DynamoDB",
+                f"on-demand WRU, {consumer}",
+                units,
+                "WRU",
+                prices.cost("dynamodb_on_demand_write_request_unit", units),
+                ON_DEMAND,
+            )
+    for consumer, units in reads.items():
+        if units or consumer != "aggregate branches":
+            bill.add(
+                "DynamoDB",
+                f"on-demand RRU, {consumer}",
+                units,
+                "RRU",
+                prices.cost("dynamodb_on_demand_read_request_unit", units),
+                ON_DEMAND,
+            )
+    write_units = sum(writes.values())
+    read_units = sum(reads.values())
     wcu = math.ceil(write_units / seconds / profile.ddb_target_utilization)
     rcu = math.ceil(read_units / seconds / profile.ddb_target_utilization)
     bill.add(
@@ -467,8 +569,7 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
     bill.notes.append(
         f"DynamoDB: {events * profile.ddb_write_requests_per_event / seconds:,.0f} write requests/s "
         f"({profile.ddb_write_requests_per_event:g} per event) carrying "
-        f"{profile.ddb_write_units_per_event:g} WRU "
-        f"per event; {read_units / seconds:,.0f} RRU/s."
+        f"{write_units / events:g} WRU per event; {read_units / seconds:,.0f} RRU/s."
     )
 
     # CloudWatch: EMF custom metrics, Lambda logs (vended, tiered), API access logs, storage, alarms.
@@ -519,7 +620,8 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
     )
 
     # X-Ray: sampled requests and invocations.
-    traces = (api_requests + process_invocations) * profile.xray_sampling
+    stream_invocations = sum(v for n, v in invocations.items() if n not in ("ingest", "serve"))
+    traces = (api_requests + stream_invocations) * profile.xray_sampling
     bill.add(
         "X-Ray",
         f"traces recorded ({profile.xray_sampling:.0%} sampled)",
@@ -569,6 +671,64 @@ def monthly_bill(profile: Profile, prices: Prices) -> Bill:
         prices.cost("data_transfer_out_gb", out_gb),
     )
     return bill
+
+
+# --- Levers -------------------------------------------------------------------------------------------
+
+# What would lower the bill: each lever gives the Profile overrides it stands for (nested FunctionProfile
+# fields as objects). The first ones are configuration; the last two change how the functions work.
+LEVERS: list[tuple[str, Callable[[Profile], dict[str, Any]]]] = [
+    (
+        "serve logs: INFO line sampled at 1%, platform logs at WARN (EMF metrics only)",
+        lambda p: {"serve": {"log_bytes_per_invocation": 720.0}},
+    ),
+    ("X-Ray sampling 1% instead of 5%", lambda p: {"xray_sampling": 0.01}),
+    (
+        "API access logs off for the read route (ingest's kept): 300 B -> 30 B a request",
+        lambda p: {"api_access_log_bytes_per_request": 30.0},
+    ),
+    ("clients send 500 events per request instead of 100", lambda p: {"events_per_request": 500.0}),
+    (
+        "DynamoDB auto scaling target 90% instead of 70% (steady load)",
+        lambda p: {"ddb_target_utilization": 0.9},
+    ),
+    (
+        "recommendation reads on an HTTP API (an authorizer instead of usage plans; ingest stays REST)",
+        lambda p: {"read_api": "http"},
+    ),
+    (
+        "hot path reads user rows eventually consistent (a stale read costs a conditional-write retry)",
+        lambda p: {"ddb_process_read_units_per_event": p.ddb_process_read_units_per_event / 2},
+    ),
+]
+
+
+def lever_bills(profile: Profile, prices: Prices) -> list[dict[str, Any]]:
+    """The cost per million events with each lever alone, then with all of them."""
+    rows = []
+    for name, lever in LEVERS:
+        rows.append(_lever_row(name, monthly_bill(apply_overrides(profile, lever(profile)), prices)))
+    rows.append(
+        _lever_row("all of the above", monthly_bill(apply_overrides(profile, all_levers(profile)), prices))
+    )
+    return rows
+
+
+def all_levers(profile: Profile) -> dict[str, Any]:
+    """The overrides of every lever together (nested function fields merged)."""
+    combined: dict[str, Any] = {}
+    for _name, lever in LEVERS:
+        for key, value in lever(profile).items():
+            combined[key] = {**combined.get(key, {}), **value} if isinstance(value, dict) else value
+    return combined
+
+
+def _lever_row(name: str, bill: Bill) -> dict[str, Any]:
+    return {
+        "lever": name,
+        "on_demand_per_million": round(bill.per_million_events(ON_DEMAND), 4),
+        "provisioned_per_million": round(bill.per_million_events(PROVISIONED), 4),
+    }
 
 
 # --- Output -------------------------------------------------------------------------------------------
@@ -642,6 +802,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measured", type=Path, help="JSON file of measured Profile fields to apply")
     parser.add_argument("--prices", type=Path, default=PRICES_FILE)
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--levers", action="store_true", help="also price each lever (LEVERS)")
     args = parser.parse_args(argv)
 
     prices = Prices.load(args.prices)
@@ -658,13 +819,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cost_model: {args.measured}: {error}", file=sys.stderr)
             return 2
     bills = [monthly_bill(p, prices) for p in profiles]
+    levers = {p.name: lever_bills(p, prices) for p in profiles} if args.levers else {}
     if args.json:
+        documents = [as_dict(b) for b in bills]
+        for document in documents:
+            if levers:
+                document["levers"] = levers[document["profile"]["name"]]
         print(
             json.dumps(
                 {
                     "region": prices.data["region"],
                     "prices_checked_on": prices.data["checked_on"],
-                    "bills": [as_dict(b) for b in bills],
+                    "bills": documents,
                 },
                 indent=2,
             )
@@ -675,6 +841,13 @@ def main(argv: list[str] | None = None) -> int:
             f"month = {prices.hours_per_month:g} h"
         )
         print("\n\n".join(render(b) for b in bills))
+        for name, rows in levers.items():
+            print(f"\nLevers, {name} (USD per million events; each alone, then all together):")
+            for row in rows:
+                print(
+                    f"  {row['lever']:<84} on-demand {row['on_demand_per_million']:7.3f}   "
+                    f"provisioned {row['provisioned_per_million']:7.3f}"
+                )
     return 0
 
 

@@ -1,15 +1,14 @@
-"""Figure 6: peak memory of the process function on a batch of 500 records (to size Lambda memory).
+"""Peak memory of the process function (the hot path) on a batch of records (to size Lambda memory).
 
 Measured in a fresh child process, so nothing else the benchmarks loaded counts:
 
 1. *runtime*: max RSS after importing what the function imports (boto3, Powertools, the process
    handler) and building its clients: what the container holds before the first record.
-2. *per batch*: the real Taobao replay is processed batch by batch through the process logic with a
-   store that keeps rows as DynamoDB typed JSON and converts them with the feature store's own
-   functions (`bench.stores.MarshallingStore`), so every batch reads fully grown rows (histories,
-   neighbour lists) as the deployed function does. For each batch, tracemalloc's peak of memory
-   allocated while processing it (the rows read, the fold, the typed JSON written), and max RSS at the
-   end.
+2. *per batch*: the real Taobao replay is processed batch by batch through `process.logic.HotPath`
+   with a store that keeps rows as the codec's DynamoDB items and decodes / encodes them on every read
+   and write (`bench.stores.CodecStore`), so every batch reads fully grown user rows as the deployed
+   function does. For each batch, tracemalloc's peak of memory allocated while processing it (the
+   rows read, the fold, the items written), and max RSS at the end.
 
 Usage:
     python -m bench.process_memory                      # batch sizes 500 and 1000, all real events
@@ -48,18 +47,19 @@ def child(batch_size: int, events: int | None, shards: int) -> dict[str, Any]:
 
     import tracemalloc
 
-    from process.logic import BatchProcessor, parse_kinesis_event
+    from process.logic import HotPath
+    from streamrec_core.kinesis import parse_kinesis_event
 
     from bench.common import FEATURES, dataset, encode_events, kinesis_batches
     from bench.process_throughput import NoDeadLetters
-    from bench.stores import MarshallingStore
+    from bench.stores import CodecStore
 
     batches = kinesis_batches(
         encode_events(dataset("real", limit=events)), batch_size=batch_size, shards=shards
     )
     data_rss = _rss_mb()
-    store = MarshallingStore(size_items=False)
-    processor = BatchProcessor(store, NoDeadLetters(), FEATURES, sleep=lambda s: None)
+    store = CodecStore()
+    processor = HotPath(store, NoDeadLetters(), FEATURES, sleep=lambda s: None)
     peaks: list[float] = []
     tracemalloc.start()
     for batch in batches:
@@ -69,7 +69,7 @@ def child(batch_size: int, events: int | None, shards: int) -> dict[str, Any]:
         _, peak = tracemalloc.get_traced_memory()
         peaks.append((peak - before) / 1024**2)
     tracemalloc.stop()
-    stored_mb = sum(len(json.dumps(item)) for item in store.items.values()) / 1024**2
+    stored_mb = sum(len(item["d"]["B"]) + 40 for item in store.items.values()) / 1024**2
     return {
         "batch_size": batch_size,
         "batches": len(batches),
@@ -77,7 +77,7 @@ def child(batch_size: int, events: int | None, shards: int) -> dict[str, Any]:
         "runtime_rss_mb": round(runtime_rss, 1),
         "rss_after_loading_bench_data_mb": round(data_rss, 1),
         "final_rss_mb": round(_rss_mb(), 1),
-        "store_typed_json_mb": round(stored_mb, 1),
+        "store_rows_mb": round(stored_mb, 1),
         "batch_peak_mb": {
             "p50": round(sorted(peaks)[len(peaks) // 2], 2),
             "max": round(max(peaks), 2),
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             f"      (child's final max RSS {result['final_rss_mb']:.0f} MB includes the benchmark's "
             f"own data: "
             f"{result['rss_after_loading_bench_data_mb']:.0f} MB after loading it, and the in-memory table "
-            f"of {result['store_typed_json_mb']:.0f} MB of typed JSON that DynamoDB holds in AWS)"
+            f"of {result['store_rows_mb']:.0f} MB of user rows that DynamoDB holds in AWS)"
         )
     largest = max(r["runtime_rss_mb"] + r["batch_peak_mb"]["max"] for r in figures.values())
     figures["function_peak_estimate_mb"] = round(largest, 1)

@@ -1,220 +1,196 @@
-"""In-memory feature stores for the benchmarks (the process logic's `StorePort`), and a counting client.
+"""Stores for the benchmarks, and the meter that attributes the in-memory store's DynamoDB bill.
 
-- `DictStore`: rows kept as the fold's own dicts, no marshalling: the process logic alone (decode,
-  validate, aggregate) with no I/O at all.
-- `MarshallingStore`: rows kept as DynamoDB typed JSON, converted with the feature store's own
-  `to_item`/`from_item` on every read and commit: the CPU the real store spends besides the network.
-  It also sizes every written item (write units).
-- `CountingDynamoDB`: wraps a boto3 DynamoDB client and counts write and read API calls, items and
-  write units, whatever code makes them (the feature store, a per-record baseline).
-
-All of them count requests the way DynamoDB bills them: one commit = one TransactWriteItems request.
+- `CodecStore`: the hot path's `RowStore` with no bill and no I/O: rows are kept as the codec's DynamoDB
+  items and decoded / encoded on every read / write, as `DynamoStore` does: what the function's CPU does
+  per row besides the network (bench.process_throughput).
+- `Meter`: a consumer's view of one shared `MemoryStore` (which bills as DynamoDB does): everything the
+  consumer reads and writes is billed to its `Usage`, and every write counted per key and second
+  (`KeyRates`: the hottest key). bench.scale gives the hot path, each aggregate branch and serve one each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamrec_core.constants import ATTR_VERSION  # noqa: E402
-from streamrec_core.ddb_size import item_size, read_units, write_units  # noqa: E402
+from streamrec_core.constants import ATTR_VERSION
+from streamrec_core.ddb_size import item_size
+from streamrec_core.features.codec import Row, from_item, key_of, to_item
+from streamrec_core.features.keys import Key, kind_of
+from streamrec_core.features.memory_store import MemoryStore, read_units
+from streamrec_core.features.store import CONFLICT, WRITTEN
 
 import bench.common  # noqa: F401  (puts lambdas/ on sys.path, as Lambda has it)
 
-WRITE_CALLS = ("batch_write_item", "transact_write_items", "put_item", "update_item", "delete_item")
-READ_CALLS = ("batch_get_item", "get_item", "query", "scan", "transact_get_items")
+
+class CodecStore:
+    """Rows as the codec's items in a dict; reads decode, writes encode (version-checked). No bill."""
+
+    def __init__(self, items: dict[Key, dict[str, Any]] | None = None) -> None:
+        self.items: dict[Key, dict[str, Any]] = dict(items or {})
+
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
+        items = self.items
+        found: dict[Key, Row | None] = {}
+        for key in keys:
+            item = items.get(key)
+            found[key] = from_item(key, item) if item is not None else None
+        return found
+
+    def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:
+        outcomes: dict[Key, str] = {}
+        items = self.items
+        for row in rows:
+            key = key_of(row)
+            stored = items.get(key)
+            version = int(stored[ATTR_VERSION]["N"]) if stored is not None else 0
+            if conditional and version != row.version:
+                outcomes[key] = CONFLICT
+                continue
+            items[key] = to_item(row, row.version + 1)
+            row.version += 1
+            outcomes[key] = WRITTEN
+        return outcomes
+
+    def rows(self) -> dict[Key, Row]:
+        return {key: from_item(key, item) for key, item in self.items.items()}
+
+
+class Clock:
+    """Simulated time in seconds (the stream's arrival clock): the merge schedule's and serve's cache's."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass
-class WriteTally:
-    """Write requests, items written and write units (transactional items count double)."""
+class Usage:
+    """What one consumer used of the shared store, as DynamoDB bills it, and its CPU."""
 
-    requests: int = 0
-    items: int = 0
-    units: int = 0
-    bytes: int = 0
-    largest_item_bytes: int = 0
-    by_call: dict[str, int] = field(default_factory=dict)
-    # kind of row -> [items, write units, bytes]
-    by_kind: dict[str, list[int]] = field(default_factory=dict)
+    write_units: float = 0.0
+    read_units: float = 0.0
+    puts: int = 0
+    failed_puts: int = 0
+    batch_gets: int = 0
+    keys_read: int = 0
+    queries: int = 0
+    write_units_by_kind: Counter[str] = field(default_factory=Counter)
+    read_units_by_kind: Counter[str] = field(default_factory=Counter)
+    sizes_by_kind: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    cpu_s: float = 0.0
+    batches: int = 0
 
-    def add_item(self, size: int, *, transactional: bool, kind: str = "other") -> None:
-        units = write_units(size, transactional=transactional)
-        self.items += 1
-        self.bytes += size
-        self.units += units
-        self.largest_item_bytes = max(self.largest_item_bytes, size)
-        tally = self.by_kind.setdefault(kind, [0, 0, 0])
-        tally[0] += 1
-        tally[1] += units
-        tally[2] += size
-
-    def add_request(self, call: str) -> None:
-        self.requests += 1
-        self.by_call[call] = self.by_call.get(call, 0) + 1
-
-
-class DictStore:
-    """Rows by reference: reads return the stored dicts, commits store them. No copies, no marshalling."""
-
-    def __init__(self) -> None:
-        self.rows: dict[Any, dict[str, Any]] = {}
-        self.reads = 0
-        self.commits = 0
-        self.items_written = 0
-
-    def read(self, keys: Iterable[Any], *, consistent: bool = True) -> dict[Any, Any]:
-        self.reads += 1
-        rows = self.rows
-        return {key: rows.get(key) for key in keys}
-
-    def commit(self, writes: Sequence[tuple[Any, dict[str, Any], int]]) -> None:
-        self.commits += 1
-        self.items_written += len(writes)
-        rows = self.rows
-        for key, row, _expected in writes:
-            rows[key] = row
+    def as_dict(self, events: int) -> dict[str, Any]:
+        return {
+            "write_units": self.write_units,
+            "read_units": self.read_units,
+            "write_units_per_event": round(self.write_units / events, 4),
+            "read_units_per_event": round(self.read_units / events, 4),
+            "puts": self.puts,
+            "puts_per_event": round(self.puts / events, 4),
+            "failed_puts": self.failed_puts,
+            "batch_gets": self.batch_gets,
+            "keys_read": self.keys_read,
+            "queries": self.queries,
+            "batches": self.batches,
+            "cpu_s": round(self.cpu_s, 3),
+            "write_units_per_event_by_kind": {
+                k: round(v / events, 4) for k, v in self.write_units_by_kind.items()
+            },
+            "read_units_per_event_by_kind": {
+                k: round(v / events, 4) for k, v in self.read_units_by_kind.items()
+            },
+        }
 
 
-class MarshallingStore:
-    """Rows as DynamoDB typed JSON; every read deserializes, every commit serializes and sizes the items."""
+class KeyRates:
+    """Writes per key: in total, in the busiest simulated second, and the write units they cost."""
 
-    def __init__(self, *, size_items: bool = True) -> None:
-        from streamrec_core.feature_store import from_item, to_item
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.writes: Counter[Any] = Counter()
+        self.units: Counter[Any] = Counter()
+        self.busiest: dict[Any, int] = {}
+        self._second: dict[Any, tuple[int, int]] = {}
 
-        self._to_item = to_item
-        self._from_item = from_item
-        self.items: dict[Any, dict[str, Any]] = {}
-        self.size_items = size_items
-        self.reads = 0
-        self.read_units = 0.0
-        self.writes = WriteTally()
+    def add(self, key: Any, units: float) -> None:
+        self.writes[key] += 1
+        self.units[key] += units
+        second = int(self.clock.now)
+        last, count = self._second.get(key, (second, 0))
+        count = count + 1 if last == second else 1
+        self._second[key] = (second, count)
+        if count > self.busiest.get(key, 0):
+            self.busiest[key] = count
 
-    def read(self, keys: Iterable[Any], *, consistent: bool = True) -> dict[Any, Any]:
+
+def _size(item: dict[str, Any] | None) -> int:
+    return item_size(item) if item is not None else 0
+
+
+class Meter:
+    """A consumer's RowStore: forwards to the shared MemoryStore and bills what it used to `usage`.
+
+    Read units are attributed per row kind by the store's own rule (and checked against the store's
+    bill); write units come from the store's bill, per kind.
+    """
+
+    def __init__(self, store: MemoryStore, usage: Usage, rates: KeyRates) -> None:
+        self.store = store
+        self.usage = usage
+        self.rates = rates
+
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
         wanted = list(dict.fromkeys(keys))
-        self.reads += (len(wanted) + 99) // 100  # BatchGetItem takes 100 keys
-        found: dict[Any, Any] = {}
+        items = self.store.items
+        by_kind: Counter[str] = Counter()
         for key in wanted:
-            item = self.items.get(key)
-            if item is None:
-                found[key] = None
-                continue
-            found[key] = self._from_item(item)
-            if self.size_items:
-                self.read_units += read_units(item_size(item), consistent=consistent)
+            by_kind[kind_of(key)] += read_units(_size(items.get(key)), consistent)
+        before = self.store.bill.read_units
+        found = self.store.get_many(wanted, consistent=consistent)
+        billed = self.store.bill.read_units - before
+        if abs(billed - sum(by_kind.values())) > 1e-6:
+            raise AssertionError("meter and store disagree on read units")
+        self.usage.read_units += billed
+        self.usage.read_units_by_kind.update(by_kind)
+        self.usage.keys_read += len(wanted)
+        self.usage.batch_gets += math.ceil(len(wanted) / 100)
         return found
 
-    def commit(self, writes: Sequence[tuple[Any, dict[str, Any], int]]) -> None:
-        self.writes.add_request("transact_write_items")
-        for key, row, expected in writes:
-            item = self._to_item({**row, ATTR_VERSION: expected + 1})
-            self.items[key] = item
-            if self.size_items:
-                self.writes.add_item(item_size(item), transactional=True, kind=row_kind(item))
-            else:
-                self.writes.items += 1
+    def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:
+        bill = self.store.bill
+        before_units, before_failed = bill.write_units, bill.failed_puts
+        before_kinds = Counter(bill.write_units_by_kind)
+        old_sizes = {key_of(row): _size(self.store.items.get(key_of(row))) for row in rows}
+        outcomes = self.store.put_many(rows, conditional=conditional)
+        self.usage.write_units += bill.write_units - before_units
+        self.usage.write_units_by_kind.update(bill.write_units_by_kind - before_kinds)
+        self.usage.failed_puts += bill.failed_puts - before_failed
+        self.usage.puts += len(rows)
+        for key, outcome in outcomes.items():
+            if outcome == WRITTEN:
+                size = item_size(self.store.items[key])
+                self.usage.sizes_by_kind[kind_of(key)].append(size)
+                self.rates.add(key, max(1, math.ceil(max(size, old_sizes[key]) / 1024)))
+        return outcomes
 
+    def query_partials(self) -> list[Any]:
+        return self._query(self.store.query_partials, "partial")
 
-class CountingDynamoDB:
-    """A boto3 DynamoDB client wrapper that counts every read and write request and sizes written items."""
+    def query_counters(self, experiment_id: str) -> list[Any]:
+        return self._query(lambda: self.store.query_counters(experiment_id), "counter")
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.writes = WriteTally()
-        self.reads: dict[str, int] = {}
-        self.read_units = 0.0
-        self.items_read = 0
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if name in WRITE_CALLS:
-            return self._counted_write(name, attribute)
-        if name in READ_CALLS:
-            return self._counted_read(name, attribute)
-        return attribute
-
-    def _counted_read(self, name: str, call: Any) -> Any:
-        def wrapper(**kwargs: Any) -> Any:
-            self.reads[name] = self.reads.get(name, 0) + 1
-            response = call(**kwargs)
-            if name == "batch_get_item":
-                # A key that finds no item still costs the minimum read (as GetItem does).
-                for table, request in kwargs["RequestItems"].items():
-                    consistent = bool(request.get("ConsistentRead"))
-                    unprocessed = len((response.get("UnprocessedKeys") or {}).get(table, {}).get("Keys", []))
-                    items = response.get("Responses", {}).get(table, [])
-                    missing = len(request["Keys"]) - unprocessed - len(items)
-                    self.read_units += max(0, missing) * read_units(0, consistent=consistent)
-                    for item in items:
-                        self.items_read += 1
-                        self.read_units += read_units(item_size(item), consistent=consistent)
-            elif name == "get_item" and response.get("Item"):
-                self.items_read += 1
-                self.read_units += read_units(
-                    item_size(response["Item"]), consistent=bool(kwargs.get("ConsistentRead"))
-                )
-            return response
-
-        return wrapper
-
-    def _counted_write(self, name: str, call: Any) -> Any:
-        def wrapper(**kwargs: Any) -> Any:
-            self.writes.add_request(name)
-            for item, transactional in written_items(name, kwargs):
-                self.writes.add_item(item_size(item), transactional=transactional, kind=row_kind(item))
-            return call(**kwargs)
-
-        return wrapper
-
-    @property
-    def read_requests(self) -> int:
-        return sum(self.reads.values())
-
-
-def row_kind(item: dict[str, Any]) -> str:
-    """Which feature row a typed item is: user, item profile, trending (global/category), experiment."""
-    from streamrec_core import constants as c
-
-    if c.USERS_PK in item and c.ITEMS_PK not in item:
-        return "user"
-    pk = item.get(c.ITEMS_PK, {}).get("S")
-    if pk is None:
-        return "other"
-    if pk.startswith(c.ITEM_PK_PREFIX):
-        return "item profile"
-    if pk == c.TRENDING_GLOBAL_PK:
-        return "trending, global"
-    if pk.startswith(c.TRENDING_CATEGORY_PK_PREFIX):
-        return "trending, category"
-    if pk.startswith(c.EXPERIMENT_PK_PREFIX):
-        return "experiment"
-    return "other"
-
-
-def written_items(call: str, kwargs: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
-    """The items a write request writes, with whether they are billed as transactional.
-
-    UpdateItem and DeleteItem are sized by their key only (a lower bound: DynamoDB bills the larger of the
-    item before and after an update).
-    """
-    if call == "put_item":
-        return [(kwargs["Item"], False)]
-    if call in ("update_item", "delete_item"):
-        return [(kwargs["Key"], False)]
-    if call == "batch_write_item":
-        items = []
-        for requests in kwargs["RequestItems"].values():
-            for request in requests:
-                if "PutRequest" in request:
-                    items.append((request["PutRequest"]["Item"], False))
-                else:
-                    items.append((request["DeleteRequest"]["Key"], False))
-        return items
-    if call == "transact_write_items":
-        items = []
-        for action in kwargs["TransactItems"]:
-            ((kind, body),) = action.items()
-            items.append((body.get("Item") or body.get("Key") or {}, True))
-        return items
-    return []
+    def _query(self, call: Callable[[], list[Any]], kind: str) -> list[Any]:
+        before = self.store.bill.read_units
+        found = call()
+        units = self.store.bill.read_units - before
+        self.usage.read_units += units
+        self.usage.read_units_by_kind[f"{kind} (Query)"] += units
+        self.usage.queries += 1
+        return found

@@ -13,8 +13,21 @@ Each line has the fields of ``../shared/data/taobao-userbehavior/events.jsonl`` 
 event_type, timestamp, category, raw_event_type, unix_ts, source_line), sorted by time, so the replay tool,
 benchmarks and tests treat generated and real data alike. The same arguments always give the same bytes.
 
+Three options serve the scale benchmark (bench/scale.py) and change nothing when left at their defaults:
+
+- ``lead_in_seconds``: a window of a stream that has been running: sessions also start up to this long
+  before ``start`` and only events inside the window are kept, so the rate is steady from the first
+  second (users arrive mid-session) instead of ramping up while the first sessions fill in;
+- ``attributed_share``: this share of sessions comes from a recommendation: it opens with an
+  ``impression`` of its first item and that first view is a ``click``, both carrying ``attribution``
+  (request id, the user's variant of experiment ``EXPERIMENT_ID``, position), as a client reports them;
+- ``session_seed``: draws the sessions from their own seed, so the same shop (users, items, categories,
+  preferences: fixed by ``seed``) can be given an earlier, different history (the benchmark's warm-up).
+
 Usage:
     python -m tools.generate_clickstream --events 20000 --users 500 --items 2000 --seed 7 --out events.jsonl
+    python -m tools.generate_clickstream --events 240000 --users 25000 --items 78000 --days 0.0034722 \
+        --lead-in-seconds 1800 --attributed-share 0.1 --out scale.jsonl     # bench.scale's stream
 """
 
 from __future__ import annotations
@@ -32,6 +45,11 @@ from pathlib import Path
 
 # The raw Taobao behaviour names, kept so generated lines match the shared format field for field.
 RAW_EVENT_TYPES = {"view": "pv", "add_to_cart": "cart", "favorite": "fav", "purchase": "buy"}
+# Recommendation feedback has no Taobao name: its raw type is its own.
+RAW_EVENT_TYPES.update({"impression": "impression", "click": "click"})
+# The experiment attributed sessions report, and its variants (a user's is fixed by the user's index).
+EXPERIMENT_ID = "bench"
+VARIANTS = ("control", "treatment")
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -157,31 +175,62 @@ def generate_events(
     start: datetime = DEFAULT_START,
     days: float = 1.0,
     shape: ShopShape | None = None,
+    lead_in_seconds: float = 0.0,
+    attributed_share: float = 0.0,
+    session_seed: int | None = None,
 ) -> list[dict]:
     """Return ``events`` synthetic events in the shared events.jsonl format, sorted by time.
 
     Sessions start uniformly over ``days`` days from ``start``; timestamps are whole seconds, as in the
     Taobao data. ``source_line`` numbers events in generation order, which breaks ties between equal
-    timestamps and gives the replay tool a stable identity for each line.
+    timestamps and gives the replay tool a stable identity for each line. ``lead_in_seconds``,
+    ``attributed_share`` and ``session_seed``: see the module docstring.
     """
     if events < 0 or users < 1 or items < 1 or days <= 0:
         raise ValueError("need events >= 0, users >= 1, items >= 1 and days > 0")
+    if lead_in_seconds < 0 or not 0 <= attributed_share <= 1:
+        raise ValueError("need lead_in_seconds >= 0 and 0 <= attributed_share <= 1")
     rng = random.Random(seed)
     shop = _Shop(rng, users, items, shape or ShopShape())
+    if session_seed is not None:
+        rng = shop.rng = random.Random(session_seed)
     origin = start.timestamp()
     span = days * 86400.0
 
     raw: list[tuple[int, int, int, int, str]] = []  # (unix_ts, line, user, item, event type)
+    attributions: dict[int, dict] = {}  # line -> attribution
     while len(raw) < events:
         user = shop.pick_user()
-        session_start = origin + rng.random() * span
+        if lead_in_seconds:
+            session_start = origin - lead_in_seconds + rng.random() * (span + lead_in_seconds)
+        else:
+            session_start = origin + rng.random() * span
+        attribution = None
+        if attributed_share and rng.random() < attributed_share:
+            attribution = {
+                "request_id": f"r{rng.getrandbits(48):012x}",
+                "variant": VARIANTS[user % len(VARIANTS)],
+                "experiment_id": EXPERIMENT_ID,
+                "position": rng.randrange(10),
+            }
         for t, item, event_type in _session(shop, user, session_start):
             if len(raw) == events:
                 break
+            if lead_in_seconds and not origin <= t < origin + span:
+                attribution = None  # the session's opening fell outside the window
+                continue
+            if attribution is not None:  # the session's first event: the recommended item, clicked
+                attributions[len(raw) + 1] = attribution
+                raw.append((math.floor(t), len(raw) + 1, user, item, "impression"))
+                if len(raw) == events:
+                    break
+                attributions[len(raw) + 1] = attribution
+                event_type = "click"
+                attribution = None
             raw.append((math.floor(t), len(raw) + 1, user, item, event_type))
     raw.sort()
 
-    return [
+    lines = [
         {
             "user_id": shop.user_ids[user],
             "item_id": shop.item_ids[item],
@@ -194,6 +243,11 @@ def generate_events(
         }
         for unix_ts, line, user, item, event_type in raw
     ]
+    for line in lines:
+        attribution = attributions.get(line["source_line"])
+        if attribution is not None:
+            line["attribution"] = attribution
+    return lines
 
 
 def write_jsonl(events: list[dict], out: Path) -> None:
@@ -217,6 +271,21 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_START.strftime("%Y-%m-%dT%H:%M:%SZ"),
         help="first possible event time, ISO 8601 UTC (default %(default)s)",
     )
+    parser.add_argument(
+        "--lead-in-seconds",
+        type=float,
+        default=0.0,
+        help="sessions also start this long before --start; only events in the window are kept (default 0)",
+    )
+    parser.add_argument(
+        "--attributed-share",
+        type=float,
+        default=0.0,
+        help="share of sessions opened from a recommendation (attributed impression + click; default 0)",
+    )
+    parser.add_argument(
+        "--session-seed", type=int, default=None, help="seed of the sessions (default: continue --seed's)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output JSON Lines file")
     args = parser.parse_args(argv)
 
@@ -224,7 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     events = generate_events(
-        args.events, users=args.users, items=args.items, seed=args.seed, start=start, days=args.days
+        args.events,
+        users=args.users,
+        items=args.items,
+        seed=args.seed,
+        start=start,
+        days=args.days,
+        lead_in_seconds=args.lead_in_seconds,
+        attributed_share=args.attributed_share,
+        session_seed=args.session_seed,
     )
     write_jsonl(events, args.out)
     first = events[0]["timestamp"] if events else "-"

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from process.logic import decode, parse_kinesis_event
+from streamrec_core.kinesis import decode_batch, parse_kinesis_event
 
-from bench.common import encode_events, generated_events, kinesis_batches, shard_of
+from bench.common import encode_events, generated_events, kinesis_batches, shard_of, stream_records
 
 
-def test_encoded_records_are_valid_for_the_process_function():
+def test_encoded_records_are_valid_for_the_functions():
     records = encode_events(generated_events(50, users=5, items=20, seed=1))
     batch = kinesis_batches(records, batch_size=100, shards=1)[0]
-    for record in parse_kinesis_event(batch.event):
-        event, reason = decode(record)
-        assert reason is None and event["received_at"] >= event["timestamp"]
+    events, letters = decode_batch(parse_kinesis_event(batch.event))
+    assert not letters and len(events) == 50
+    assert all(e.received_ms >= e.time_ms for e in events)
+
+
+def test_stream_records_number_one_shard_in_arrival_order():
+    records = encode_events(generated_events(30, users=5, items=20, seed=2))
+    numbered = stream_records(records)
+    assert [r.seq for r in numbered] == sorted(r.seq for r in numbered)
+    assert len({r.seq for r in numbered}) == 30
+    assert [r.arrival_ms for r in numbered] == [round(r.arrival * 1000) for r in records]
+    events, letters = decode_batch(numbered)
+    assert not letters and [e.user_id for e in events] == [r.partition_key for r in records]
 
 
 def test_batches_hold_each_record_once_one_shard_each_in_sequence_order():

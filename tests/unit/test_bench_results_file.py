@@ -1,41 +1,47 @@
-"""bench.results_file: bench/results.json holds only fields the cost model accepts."""
+"""bench.results_file: bench/results.json holds only fields the cost model accepts, from bench.scale."""
 
 from __future__ import annotations
 
 from bench.cost_model import PROFILES, apply_overrides
 from bench.results_file import cost_inputs
 
+SCALE_INPUTS = {
+    "ddb_write_units_per_event": 1.01,
+    "ddb_process_read_units_per_event": 0.95,
+    "ddb_aggregate_write_units_per_event": 0.81,
+    "ddb_aggregate_read_units_per_event": 0.77,
+    "ddb_read_units_per_recommendation": 3.2,
+    "ddb_write_requests_per_event": 1.76,
+    "attributed_share": 0.026,
+    "process": {"duration_ms": 650.0},
+    "aggregate_items": {"duration_ms": 6200.0},
+    "aggregate_experiments": {"duration_ms": 38.0},
+    "serve": {"duration_ms": 16.6},
+}
 RESULTS = {
-    "dynamodb_writes": {
+    "scale": {
         "figures": {
-            "streamrec": {
-                "write_requests_per_event": 0.03,
-                "write_units_per_event": 5.5,
-                "read_units_per_event": 1.2,
-                "events": 1000,
-                "batches": 2,
-                "read_requests": 10,
-                "write_requests": 30,
-            }
+            "generated": {
+                "new": {"cost_inputs": SCALE_INPUTS},
+                "facts": {"events": 240_000, "seconds": 300, "distinct_users_per_event_in_a_batch": 0.95},
+            },
+            "taobao": {"new": {"cost_inputs": {**SCALE_INPUTS, "ddb_write_units_per_event": 0.3}}},
         }
     },
-    "serve": {"figures": {"read_units_per_request": 6.5, "handler_wall": {"p50_ms": 20.2}}},
-    "process_throughput": {
-        "figures": {"real": {"events": 1000, "variants": {"streamrec_marshalling": {"cpu_seconds": 0.5}}}}
-    },
-    "pipeline_window1": {"figures": {"ingest_100": {"ingest_function_duration": {"p50_ms": 30.4}}}},
+    "pipeline_window0": {"figures": {"ingest_100": {"ingest_function_duration": {"p50_ms": 30.4}}}},
 }
 
 
-def test_measured_figures_become_profile_fields_the_cost_model_applies():
+def test_the_real_scale_figures_become_profile_fields_the_cost_model_applies():
     inputs, sources = cost_inputs(RESULTS)
     profile = apply_overrides(PROFILES["large-100k"], inputs)
-    assert profile.ddb_write_requests_per_event == 0.03
-    assert profile.ddb_write_units_per_event == 5.5
-    assert profile.serve.duration_ms == 21 and profile.ingest.duration_ms == 31
-    # process: 0.5 ms CPU/event x 1000 + (5 reads x 8 ms + 15 writes x 25 ms) scaled to 1000 events a batch
-    assert profile.process.duration_ms == 500 + 10 * 8 + 30 * 25
-    assert set(sources) == {"ddb_*_per_event", "serve", "process", "ingest"}
+    # the generated real-scale stream's figures, not the Taobao sample's
+    assert profile.ddb_write_units_per_event == 1.01
+    assert profile.ddb_aggregate_write_units_per_event == 0.81
+    assert profile.attributed_share == 0.026
+    assert profile.aggregate_items.duration_ms == 6200.0 and profile.serve.duration_ms == 16.6
+    assert profile.ingest.duration_ms == 31
+    assert len(sources) == 2
 
 
 def test_missing_results_give_no_inputs():

@@ -1,117 +1,67 @@
-"""bench.stores: the counting DynamoDB wrapper and the in-memory stores count what they should."""
+"""bench.stores: the codec store keeps what the hot path wrote; the meter bills each consumer what the
+shared in-memory store billed, by row kind, and counts writes per key and second."""
 
 from __future__ import annotations
 
-from typing import Any
+from streamrec_core.features.item_aggregates import ItemRow, Neighbour
+from streamrec_core.features.keys import item_key, user_key
+from streamrec_core.features.memory_store import MemoryStore
+from streamrec_core.features.store import CONFLICT, WRITTEN
+from streamrec_core.features.user_fold import HistoryEntry, UserRow
 
-from streamrec_core import constants as c
-from streamrec_core.ddb_size import item_size, write_units
-from streamrec_core.feature_store import to_item
-
-from bench.stores import CountingDynamoDB, DictStore, MarshallingStore, row_kind
-
-
-class FakeClient:
-    """Answers the calls the wrapper counts; records them."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def transact_write_items(self, **kwargs: Any) -> dict:
-        self.calls.append("transact_write_items")
-        return {}
-
-    def put_item(self, **kwargs: Any) -> dict:
-        self.calls.append("put_item")
-        return {}
-
-    def batch_write_item(self, **kwargs: Any) -> dict:
-        self.calls.append("batch_write_item")
-        return {"UnprocessedItems": {}}
-
-    def batch_get_item(self, **kwargs: Any) -> dict:
-        self.calls.append("batch_get_item")
-        table, request = next(iter(kwargs["RequestItems"].items()))
-        return {"Responses": {table: request["Keys"][:1]}}
-
-    def describe_table(self, **kwargs: Any) -> dict:
-        return {"Table": {}}
+from bench.stores import Clock, CodecStore, KeyRates, Meter, Usage
 
 
-USER = to_item({c.USERS_PK: "u1", "history": [["i1", "view", 1, "c"]]})
-ITEM = to_item({c.ITEMS_PK: c.ITEM_PK_PREFIX + "i1", c.ITEMS_SK: "profile", "score": 1.5})
+def _user(user_id: str, entries: int = 3) -> UserRow:
+    row = UserRow(user_id, expires_at=1_800_000_000, last_event_ms=1_700_000_000_000)
+    row.history = [HistoryEntry(f"i{n}", "view", 1_700_000_000_000 - n, "c1") for n in range(entries)]
+    return row
 
 
-def test_a_transaction_is_one_request_with_one_item_per_action_at_double_units():
-    # GIVEN a counting wrapper around a client
-    client = CountingDynamoDB(FakeClient())
-    # WHEN one TransactWriteItems of two puts is made
-    client.transact_write_items(
-        TransactItems=[{"Put": {"TableName": "u", "Item": USER}}, {"Put": {"TableName": "i", "Item": ITEM}}]
-    )
-    # THEN one request, two items, transactional units, per kind of row
-    assert client.writes.requests == 1
-    assert client.writes.items == 2
-    expected = write_units(item_size(USER), transactional=True) + write_units(
-        item_size(ITEM), transactional=True
-    )
-    assert client.writes.units == expected
-    assert set(client.writes.by_kind) == {"user", "item profile"}
+def test_codec_store_returns_what_was_written_and_refuses_a_stale_version():
+    store = CodecStore()
+    row = _user("u1")
+    assert store.put_many([row]) == {user_key("u1"): WRITTEN}
+    assert row.version == 1
+    assert store.get_many([user_key("u1"), user_key("u2")], consistent=True) == {
+        user_key("u1"): row,
+        user_key("u2"): None,
+    }
+    stale = _user("u1")
+    assert store.put_many([stale]) == {user_key("u1"): CONFLICT}
 
 
-def test_puts_and_batch_writes_count_standard_units_and_every_item():
-    client = CountingDynamoDB(FakeClient())
-    client.put_item(TableName="t", Item=USER)
-    client.batch_write_item(
-        RequestItems={"t": [{"PutRequest": {"Item": USER}}, {"PutRequest": {"Item": USER}}]}
-    )
-    assert client.writes.requests == 2
-    assert client.writes.items == 3
-    assert client.writes.units == 3 * write_units(item_size(USER))
-    assert client.writes.by_call == {"put_item": 1, "batch_write_item": 1}
+def test_meters_split_the_stores_bill_between_consumers_by_row_kind():
+    # Given two consumers metering one store
+    store = MemoryStore()
+    clock = Clock()
+    rates = KeyRates(clock)
+    hot, items = Usage(), Usage()
+    hot_meter, items_meter = Meter(store, hot, rates), Meter(store, items, rates)
+    # When one writes and reads user rows and the other item rows (one large enough for 2 units)
+    hot_meter.put_many([_user("u1"), _user("u2")])
+    big = ItemRow("i1", neighbours={f"other-item-{n:04d}": Neighbour(n, "category") for n in range(60)})
+    items_meter.put_many([big])
+    hot_meter.get_many([user_key("u1"), user_key("u2"), user_key("missing")], consistent=True)
+    items_meter.get_many([item_key("i1")], consistent=False)
+    # Then every unit the store billed is billed to exactly one consumer, under the right kind
+    assert hot.write_units + items.write_units == store.bill.write_units
+    assert hot.read_units + items.read_units == store.bill.read_units
+    assert hot.write_units_by_kind == {"user": 2} and items.write_units_by_kind == {"item": 2}
+    assert hot.read_units_by_kind == {"user": 3.0} and items.read_units_by_kind == {"item": 0.5}
+    assert (hot.puts, hot.keys_read, hot.batch_gets) == (2, 3, 1)
+    assert [len(v) for v in items.sizes_by_kind.values()] == [1]
 
 
-def test_reads_are_counted_and_missing_keys_cost_the_minimum_read():
-    client = CountingDynamoDB(FakeClient())
-    keys = [{c.USERS_PK: {"S": "u1"}}, {c.USERS_PK: {"S": "u2"}}]
-    client.batch_get_item(RequestItems={"users": {"Keys": keys, "ConsistentRead": True}})
-    assert client.read_requests == 1
-    assert client.items_read == 1
-    assert client.read_units == 2.0
-
-
-def test_other_calls_pass_through_uncounted():
-    client = CountingDynamoDB(FakeClient())
-    assert client.describe_table(TableName="t") == {"Table": {}}
-    assert client.writes.requests == 0 and client.read_requests == 0
-
-
-def test_row_kinds_follow_the_key_prefixes():
-    assert row_kind(USER) == "user"
-    assert row_kind(ITEM) == "item profile"
-    assert row_kind(to_item({c.ITEMS_PK: c.TRENDING_GLOBAL_PK, c.ITEMS_SK: "slot#0"})) == "trending, global"
-    assert (
-        row_kind(to_item({c.ITEMS_PK: c.TRENDING_CATEGORY_PK_PREFIX + "x", c.ITEMS_SK: "slot#0"}))
-        == "trending, category"
-    )
-    assert (
-        row_kind(to_item({c.ITEMS_PK: c.EXPERIMENT_PK_PREFIX + "e", c.ITEMS_SK: "variant#a"})) == "experiment"
-    )
-
-
-def test_marshalling_store_keeps_typed_items_and_counts_one_request_per_commit():
-    store = MarshallingStore()
-    key = ("users", "u1", "")
-    store.commit([(key, {c.USERS_PK: "u1", c.ATTR_VERSION: 0, "n": 1}, 0)])
-    assert store.writes.requests == 1 and store.writes.items == 1
-    assert store.read([key]) == {key: {c.USERS_PK: "u1", c.ATTR_VERSION: 1, "n": 1}}
-    assert store.reads == 1
-
-
-def test_dict_store_returns_what_was_committed():
-    store = DictStore()
-    key = ("users", "u1", "")
-    row = {c.USERS_PK: "u1", c.ATTR_VERSION: 0}
-    store.commit([(key, row, 0)])
-    assert store.read([key, ("users", "u2", "")]) == {key: row, ("users", "u2", ""): None}
-    assert (store.commits, store.items_written) == (1, 1)
+def test_key_rates_count_writes_and_the_busiest_second():
+    clock = Clock()
+    rates = KeyRates(clock)
+    store = MemoryStore()
+    meter = Meter(store, Usage(), rates)
+    row = _user("u1")
+    for second in (1.0, 1.5, 1.9, 2.0):
+        clock.now = second
+        meter.put_many([row])
+    assert rates.writes[user_key("u1")] == 4
+    assert rates.busiest[user_key("u1")] == 3
+    assert rates.units[user_key("u1")] == 4

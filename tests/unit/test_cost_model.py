@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.cost_model import (
+    LEVERS,
     ON_DEMAND,
     PROFILES,
     PROVISIONED,
@@ -21,7 +22,9 @@ from bench.cost_model import (
     Profile,
     apply_overrides,
     deployed_settings,
+    function_invocations_per_second,
     lambda_gb_seconds,
+    lever_bills,
     main,
     monthly_bill,
     process_invocations_per_second,
@@ -76,6 +79,17 @@ def test_api_gateway_rest_requests_are_priced_tier_by_tier(prices, requests, exp
     assert prices.cost("apigw_rest_request", requests) == pytest.approx(expected)
 
 
+def test_reads_on_an_http_api_leave_only_ingest_on_the_rest_tiers(prices):
+    # 1,000 ingest requests/s x 2,628,000 s = 2.628 B on REST: 1,165.50 + 1,867.60
+    # + (2,628 M - 1,000 M) x $2.38/M (3,874.64) = $6,907.74
+    # 10,000 reads/s = 26.28 B on the HTTP API: 300 M x $1.00/M + 25,980 M x $0.90/M = $23,682
+    bill = monthly_bill(dataclasses.replace(PROFILES["large-100k"], read_api="http"), prices)
+    assert line(bill, "API Gateway", "REST requests").cost == pytest.approx(6907.74)
+    http = line(bill, "API Gateway", "HTTP API requests")
+    assert http.quantity == pytest.approx(26.28e9)
+    assert http.cost == pytest.approx(23682.0)
+
+
 def test_large_profile_api_gateway_line(prices):
     # 100,000 events/s / 100 per request = 1,000 req/s, plus 10,000 reads/s = 11,000 req/s
     # x 2,628,000 s = 28.908 B requests.
@@ -114,27 +128,33 @@ def test_put_payload_units_round_up_per_25_kb(prices):
 
 def test_on_demand_data_rounds_each_record_up_to_1_kb(prices):
     # 1,025 B -> 2 KB a record; 2,628,000 records x 2 KB = 5,256,000 KB = 5.0125 GB (/ 1024^2)
-    # in: 5.0125 x $0.08 = $0.4010; out for 2 consumers: 10.0250 GB x $0.04 = $0.4010
+    # in: 5.0125 x $0.08 = $0.4010; out for 3 consumers (hot path, items, experiments):
+    # 15.0375 GB x $0.04 = $0.6015
     bill = monthly_bill(_one_event_per_second(1025), prices)
     data_in = line(bill, "Kinesis", "on-demand data in")
     assert data_in.quantity == pytest.approx(5.012512)
     assert data_in.cost == pytest.approx(0.401001)
-    assert line(bill, "Kinesis", "on-demand data out").cost == pytest.approx(0.401001)
+    data_out = line(bill, "Kinesis", "on-demand data out (3 consumers)")
+    assert data_out.quantity == pytest.approx(15.037537)
+    assert data_out.cost == pytest.approx(0.601501)
     # the stream-hour: 730 x $0.04 = $29.20
     assert line(bill, "Kinesis", "on-demand stream-hours").cost == pytest.approx(29.20)
 
 
 def test_provisioned_shards_follow_the_tightest_limit_with_headroom():
     # 100,000 records/s of 460 B: bytes in 46 MB/s -> 43.9 shards; records -> 100 shards;
-    # out for 2 consumers 92 MB/s / 2 MB/s -> 43.9; so 100 / 0.8 target utilisation = 125 shards
+    # out for 3 consumers 138 MB/s / 2 MB/s -> 65.8; so 100 / 0.8 target utilisation = 125 shards
     assert provisioned_shards(PROFILES["large-100k"]) == 125
     # 1,000 small records/s -> 1 shard by records / 0.8 = 1.25 -> 2 shards
     assert provisioned_shards(PROFILES["small-1k"]) == 2
-    # 100 records/s of 20 KB: 2,048,000 B/s in -> 1.95 shards; out x2 / 2 MB/s -> 1.95; / 0.8 -> 3 shards
+    # 100 records/s of 20 KB: 2,048,000 B/s in -> 1.95 shards; out x3 = 6,144,000 B/s / 2 MB/s -> 2.93;
+    # / 0.8 -> 3.66 -> 4 shards (the three consumers' reads are the tightest limit)
     big = dataclasses.replace(
         PROFILES["small-1k"], events_per_second=100, event_bytes=20 * 1024, record_overhead_bytes=0
     )
-    assert provisioned_shards(big) == 3
+    assert provisioned_shards(big) == 4
+    # with one consumer (the previous design) bytes in are: 1.95 / 0.8 -> 3 shards
+    assert provisioned_shards(dataclasses.replace(big, stream_consumers=1)) == 3
 
 
 def test_large_profile_kinesis_provisioned_lines(prices):
@@ -167,8 +187,10 @@ def test_lambda_duration_tiers_per_architecture(prices):
 def test_small_profile_lambda_lines(prices):
     # ingest 1,000/100 = 10 req/s, process 1 batch/s (2 shards x 500 events/s x 2 s window = 1,000 = batch
     # size), serve 100 req/s: 111 invocations/s x 2,628,000 s = 291,708,000 x $0.20/M = $58.3416
+    # (the aggregate functions are priced in test_aggregate_functions_fill_their_batches_per_window)
     profile = dataclasses.replace(
         PROFILES["small-1k"],
+        aggregate_branches=False,
         batching_window_seconds=2.0,  # stated here: the arithmetic must not follow cdk.json's profile
         ingest=FunctionProfile(duration_ms=30, memory_mb=1024),
         process=FunctionProfile(duration_ms=300, memory_mb=1769),
@@ -203,18 +225,82 @@ def test_large_profile_dynamodb_on_demand_and_provisioned(prices):
         PROFILES["large-100k"],
         ddb_write_units_per_event=0.6,
         ddb_process_read_units_per_event=0.15,
+        ddb_aggregate_write_units_per_event=0.4,
+        ddb_aggregate_read_units_per_event=0.3,
         ddb_read_units_per_recommendation=8,
     )
     bill = monthly_bill(profile, prices)
-    # writes: 262.8 B events x 0.6 WRU = 157.68 B WRU x $0.625/M = $98,550
-    assert line(bill, "DynamoDB", "on-demand write").cost == pytest.approx(98550.0)
-    # reads: 10,000/s x 8 RRU + 100,000/s x 0.15 = 95,000 RRU/s x 2,628,000 s = 249.66 B RRU
-    # x $0.125/M = $31,207.50
-    assert line(bill, "DynamoDB", "on-demand read").cost == pytest.approx(31207.50)
-    # provisioned: 60,000 WRU/s / 0.7 = 85,714.3 -> 85,715 WCU x 730 h x $0.00065 = $40,671.77
-    assert line(bill, "DynamoDB", "provisioned 85,715 WCU").cost == pytest.approx(40671.7675)
-    # 95,000 RRU/s / 0.7 = 135,714.3 -> 135,715 RCU x 730 h x $0.00013 = $12,879.35
-    assert line(bill, "DynamoDB", "provisioned 135,715 RCU").cost == pytest.approx(12879.3535)
+    # 100,000 events/s x 2,628,000 s = 262.8 B events a month.
+    # hot path writes: 262.8 B x 0.6 WRU = 157.68 B WRU x $0.625/M = $98,550
+    assert line(bill, "DynamoDB", "on-demand WRU, process").cost == pytest.approx(98550.0)
+    # aggregate branches' writes: 262.8 B x 0.4 = 105.12 B WRU x $0.625/M = $65,700
+    assert line(bill, "DynamoDB", "on-demand WRU, aggregate").cost == pytest.approx(65700.0)
+    # reads: hot path 262.8 B x 0.15 = 39.42 B RRU x $0.125/M = $4,927.50; aggregate 262.8 B x 0.3 =
+    # 78.84 B RRU = $9,855; serve 10,000/s x 8 RRU x 2,628,000 s = 210.24 B RRU = $26,280
+    assert line(bill, "DynamoDB", "on-demand RRU, process").cost == pytest.approx(4927.50)
+    assert line(bill, "DynamoDB", "on-demand RRU, aggregate").cost == pytest.approx(9855.0)
+    assert line(bill, "DynamoDB", "on-demand RRU, serve").cost == pytest.approx(26280.0)
+    # provisioned: (0.6 + 0.4) x 100,000 = 100,000 WRU/s / 0.7 = 142,857.1 -> 142,858 WCU
+    # x 730 h x $0.00065 = $67,786.12
+    assert line(bill, "DynamoDB", "provisioned 142,858 WCU").cost == pytest.approx(67786.121)
+    # (0.15 + 0.3) x 100,000 + 80,000 = 125,000 RRU/s / 0.7 = 178,571.4 -> 178,572 RCU
+    # x 730 h x $0.00013 = $16,946.48
+    assert line(bill, "DynamoDB", "provisioned 178,572 RCU").cost == pytest.approx(16946.4828)
+
+
+def test_the_previous_design_has_one_consumer_and_no_aggregate_branches(prices):
+    # Given the previous design: one process function did everything, one consumer read the stream
+    profile = dataclasses.replace(
+        PROFILES["large-100k"], aggregate_branches=False, stream_consumers=1, ddb_write_units_per_event=9.4
+    )
+    bill = monthly_bill(profile, prices)
+    # Then no aggregate function or DynamoDB line is billed, even with aggregate units in the profile
+    assert not [x for x in bill.lines if "aggregate" in x.item]
+    assert not [n for n in bill.notes if n.startswith("aggregate")]
+    # and Kinesis data out is data in once: 262.8 B records x 1 KB / 1024^2 = 250,625.6 GB
+    # x $0.04 = $10,025.02
+    assert line(bill, "Kinesis", "on-demand data out (1 consumer)").cost == pytest.approx(10025.024, rel=1e-6)
+    # and its writes: 262.8 B x 9.4 WRU = 2,470.32 B WRU x $0.625/M = $1,543,950
+    assert line(bill, "DynamoDB", "on-demand WRU, process").cost == pytest.approx(1543950.0)
+
+
+def test_aggregate_functions_fill_their_batches_per_window(prices):
+    # 100,000 events/s on 125 shards = 800 events/s a shard; the items mapping's 10 s window holds 8,000
+    # records (under the 10,000 batch size): 100,000 / 8,000 = 12.5 invocations/s. The experiments
+    # mapping passes 2% of records: 16 a shard a second, 160 a window: 2,000 / 160 = 12.5 invocations/s.
+    profile = dataclasses.replace(
+        PROFILES["large-100k"],
+        aggregate_batching_window_seconds=10.0,
+        aggregate_batch_size=10_000,
+        attributed_share=0.02,
+        aggregate_items=FunctionProfile(duration_ms=4000, memory_mb=1024),
+        aggregate_experiments=FunctionProfile(duration_ms=50, memory_mb=512),
+    )
+    rates = function_invocations_per_second(profile, provisioned_shards(profile))
+    assert rates["aggregate_items"] == pytest.approx(12.5)
+    assert rates["aggregate_experiments"] == pytest.approx(12.5)
+    # a 20 s window would hold 16,000 records a shard: batches stop at 10,000 -> 10 invocations/s
+    longer = dataclasses.replace(profile, aggregate_batching_window_seconds=20.0)
+    assert function_invocations_per_second(longer, 125)["aggregate_items"] == pytest.approx(10.0)
+    # GB-s a month: items 12.5/s x 2,628,000 s x 4 s x 1 GB = 131,400,000; experiments 12.5/s x 2,628,000
+    # x 0.05 s x 0.5 GB = 821,250
+    bill = monthly_bill(profile, prices)
+    items_note = next(n for n in bill.notes if n.startswith("aggregate_items:"))
+    experiments_note = next(n for n in bill.notes if n.startswith("aggregate_experiments:"))
+    assert items_note.endswith("= 131,400,000 GB-s")
+    assert experiments_note.endswith("= 821,250 GB-s")
+
+
+def test_each_lever_is_the_bill_with_its_overrides_and_all_together_cost_least(prices):
+    profile = PROFILES["large-100k"]
+    rows = lever_bills(profile, prices)
+    assert [r["lever"] for r in rows] == [name for name, _ in LEVERS] + ["all of the above"]
+    base = monthly_bill(profile, prices)
+    for row, (_name, lever) in zip(rows, LEVERS, strict=False):
+        alone = monthly_bill(apply_overrides(profile, lever(profile)), prices)
+        assert row["on_demand_per_million"] == pytest.approx(alone.per_million_events(ON_DEMAND), abs=1e-4)
+        assert row["provisioned_per_million"] <= base.per_million_events(PROVISIONED) + 1e-9
+    assert rows[-1]["provisioned_per_million"] == min(r["provisioned_per_million"] for r in rows)
 
 
 def test_lambda_logs_use_the_vended_log_tiers(prices):
@@ -285,6 +371,8 @@ def test_cli_prints_json_per_profile_with_measured_file(tmp_path, capsys):
                 "ddb_write_units_per_event": 0.0,
                 "ddb_process_read_units_per_event": 0.0,
                 "ddb_read_units_per_recommendation": 0.0,
+                "ddb_aggregate_write_units_per_event": 0.0,
+                "ddb_aggregate_read_units_per_event": 0.0,
             }
         )
     )
@@ -294,3 +382,29 @@ def test_cli_prints_json_per_profile_with_measured_file(tmp_path, capsys):
     # with no DynamoDB traffic, its on-demand share is storage only: 5 GB x $0.25 = $1.25
     assert bill["totals"][ON_DEMAND]["by_service"]["DynamoDB"] == pytest.approx(1.25)
     assert bill["totals"][ON_DEMAND]["per_million_events_usd"] > 0
+
+
+def test_the_aggregate_branches_settings_come_from_cdk_json_when_it_has_them(tmp_path):
+    # Given a prod profile with the aggregate functions and mappings
+    prod = {
+        "stream": {"retention_hours": 24},
+        "event_source": {"batch_size": 1000, "max_batching_window_seconds": 0},
+        "aggregate_source": {"batch_size": 5000, "max_batching_window_seconds": 20},
+        "experiments_source": {"batch_size": 200, "max_batching_window_seconds": 5},
+        "functions": {
+            "ingest": {"memory_mb": 256},
+            "process": {"memory_mb": 1769},
+            "aggregate": {"memory_mb": 2048},
+            "experiments": {"memory_mb": 256},
+            "serve": {"memory_mb": 512},
+            "architecture": "arm64",
+            "log_retention": "ONE_WEEK",
+        },
+    }
+    path = tmp_path / "cdk.json"
+    path.write_text(json.dumps({"context": {"profiles": {"prod": prod}}}))
+    profile = apply_overrides(Profile("p", 10, 1), deployed_settings(path))
+    # Then the branches' memory, batch sizes and windows follow it
+    assert (profile.aggregate_items.memory_mb, profile.aggregate_experiments.memory_mb) == (2048, 256)
+    assert (profile.aggregate_batch_size, profile.aggregate_batching_window_seconds) == (5000, 20)
+    assert (profile.experiments_batch_size, profile.experiments_batching_window_seconds) == (200, 5)

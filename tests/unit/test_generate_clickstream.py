@@ -121,3 +121,119 @@ def test_cli_writes_json_lines(tmp_path):
     lines = out.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == generate_events(50, users=5, items=20, seed=1)
     assert lines[0].startswith('{"user_id":') and ", " not in lines[0]
+
+
+# --- Options for the scale benchmark (bench/scale.py) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "sha256"),
+    [
+        # Recorded at 0db6564, before lead_in_seconds and attributed_share existed: the same arguments
+        # must keep giving the same bytes (benchmarks and published figures were made from them).
+        (
+            {"events": 5000, "users": 300, "items": 2000, "seed": 7},
+            "96260fc81c564e934115c5c6cd595bcba511d8388fd4fc16830f29a4e625d157",
+        ),
+        (
+            {"events": 3000, "users": 25000, "items": 78000, "seed": 1, "days": 300 / 86400},
+            "9b19300ae165e9f3bb233011dcca78b6289376acb873771eadc056afc8fe4d38",
+        ),
+        (
+            {"events": 2000, "users": 50, "items": 100, "seed": 3, "days": 2.5, "zipf": 1.2},
+            "de417af3108dc3399958b5812a2048eb585cc50fd74a2ed25de2eeb3afc169d9",
+        ),
+    ],
+)
+def test_existing_arguments_give_the_same_bytes_as_before_the_new_options(tmp_path, arguments, sha256):
+    import hashlib
+
+    from tools.generate_clickstream import ShopShape, write_jsonl
+
+    options = dict(arguments)
+    count = options.pop("events")
+    zipf = options.pop("zipf", None)
+    if zipf is not None:
+        options["shape"] = ShopShape(zipf_exponent=zipf)
+    out = tmp_path / "events.jsonl"
+    write_jsonl(generate_events(count, **options), out)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == sha256
+
+
+def _per_minute(stream: list[dict], first: int) -> list[int]:
+    counts = Counter((e["unix_ts"] - first) // 60 for e in stream)
+    return [counts[m] for m in range(5)]
+
+
+def test_lead_in_gives_a_steady_rate_from_the_first_second():
+    # Given 5 minutes of a stream of sessions that last minutes
+    options = {"users": 3000, "items": 5000, "seed": 5, "days": 300 / 86400}
+    first = int(datetime.fromisoformat("2024-01-01T00:00:00+00:00").timestamp())
+    ramp = generate_events(24_000, **options)
+    steady = generate_events(24_000, lead_in_seconds=1800, **options)
+    # Then without a lead-in the first minute is far quieter than the fifth (sessions still filling in)
+    ramp_minutes = _per_minute([e for e in ramp if e["unix_ts"] < first + 300], first)
+    assert ramp_minutes[0] < 0.6 * ramp_minutes[4]
+    # and with one, every event lies inside the window and each minute holds a fifth of them (+-10%)
+    assert all(first <= e["unix_ts"] < first + 300 for e in steady)
+    assert len(steady) == 24_000
+    assert all(abs(n - 4_800) < 480 for n in _per_minute(steady, first))
+    # and the window starts mid-session: users already active before it show up in its first seconds
+    assert len({e["user_id"] for e in steady if e["unix_ts"] < first + 10}) > 100
+
+
+def test_attributed_sessions_open_with_an_impression_and_a_click_that_ingest_accepts():
+    from datetime import UTC, timedelta
+
+    from streamrec_core.schema import validate_event
+
+    from tools.replay import to_schema_event
+
+    stream = generate_events(20_000, users=500, items=2_000, seed=9, attributed_share=0.2)
+    attributed = [e for e in stream if "attribution" in e]
+    # Given a fifth of the sessions from a recommendation: about a fifth of ~2,500 sessions, two events each
+    assert 600 < len(attributed) < 1400
+    by_request: defaultdict[str, list[dict]] = defaultdict(list)
+    for event in attributed:
+        by_request[event["attribution"]["request_id"]].append(event)
+    for pair in by_request.values():
+        # Then each recommendation is one impression then one click, of the same user and item
+        assert [e["event_type"] for e in pair] == ["impression", "click"]
+        assert pair[0]["source_line"] + 1 == pair[1]["source_line"]
+        assert {(e["user_id"], e["item_id"]) for e in pair} == {(pair[0]["user_id"], pair[0]["item_id"])}
+    # and a user always sees the same variant of the one experiment
+    variants: defaultdict[str, set[str]] = defaultdict(set)
+    for event in attributed:
+        assert event["attribution"]["experiment_id"] == "bench"
+        variants[event["user_id"]].add(event["attribution"]["variant"])
+    assert all(len(v) == 1 for v in variants.values())
+    assert set().union(*variants.values()) == {"control", "treatment"}
+    # and ingest accepts every attributed event as it is replayed
+    for event in attributed[:200]:
+        raw = to_schema_event(event, event["timestamp"].replace("Z", ".000Z"))
+        now = datetime.fromisoformat(event["timestamp"]).astimezone(UTC) + timedelta(seconds=1)
+        accepted, violations = validate_event(
+            raw, now=now, max_age=timedelta(days=1), max_future=timedelta(minutes=5)
+        )
+        assert accepted is not None, violations
+        assert accepted["attribution"]["variant"] == event["attribution"]["variant"]
+
+
+def test_new_options_reject_bad_values():
+    with pytest.raises(ValueError, match="lead_in_seconds"):
+        generate_events(10, lead_in_seconds=-1)
+    with pytest.raises(ValueError, match="attributed_share"):
+        generate_events(10, attributed_share=1.5)
+
+
+def test_a_session_seed_gives_the_same_shop_other_sessions():
+    # Given the same shop seed with two session seeds
+    base = {"users": 300, "items": 1_000, "seed": 4}
+    first = generate_events(3_000, session_seed=1, **base)
+    second = generate_events(3_000, session_seed=2, **base)
+    # Then the sessions differ ...
+    assert [(e["user_id"], e["item_id"]) for e in first] != [(e["user_id"], e["item_id"]) for e in second]
+    # ... but the shop is one: every item keeps its category, and the same seed repeats the same stream
+    categories = {e["item_id"]: e["category"] for e in first}
+    assert all(categories.get(e["item_id"], e["category"]) == e["category"] for e in second)
+    assert generate_events(3_000, session_seed=1, **base) == first

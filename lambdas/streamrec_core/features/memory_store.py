@@ -5,7 +5,8 @@ are conditional on the version, exactly as `DynamoStore` sends them. Billing fol
 Developer Guide ("DynamoDB read and write operations", "Item sizes"):
 
 - a write costs 1 write unit per started KB of the larger of the old and the new item; a write whose
-  condition fails still costs the existing item's units (at least 1);
+  condition fails costs the same ("Condition expressions": it depends on the size of the existing item
+  or of the new one, e.g. 310 KB for a 310 KB new item over a 300 KB stored one);
 - a read costs 1 read unit per started 4 KB when strongly consistent, half when eventually consistent;
   BatchGetItem bills every requested key as its own GetItem (a missing item still costs the minimum);
 - a Query bills the sum of the items' sizes, rounded up to 4 KB once.
@@ -99,12 +100,12 @@ class MemoryStore:
         stored = self.items.get(key)
         old_size = item_size(stored) if stored is not None else 0
         version = int(stored[ATTR_VERSION]["N"]) if stored is not None else 0
-        if conditional and version != row.version:
-            self.bill.failed_puts += 1
-            self.bill.write_units += write_units(old_size)
-            return CONFLICT
         item = to_item(row, row.version + 1)
         size = item_size(item)
+        if conditional and version != row.version:
+            self.bill.failed_puts += 1
+            self.bill.write_units += write_units(max(old_size, size))
+            return CONFLICT
         units = write_units(max(old_size, size))
         self.bill.puts += 1
         self.bill.write_units += units
