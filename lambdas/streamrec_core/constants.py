@@ -38,11 +38,7 @@ ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
 MAX_EVENTS_PER_REQUEST = 500  # also the PutRecords limit
 MAX_EVENT_BYTES = 8 * 1024
 KINESIS_MAX_RECORD_BYTES = 1024 * 1024
-DDB_BATCH_WRITE_MAX_ITEMS = 25
 DDB_BATCH_GET_MAX_KEYS = 100
-DDB_TRANSACT_MAX_ITEMS = 100
-DDB_TRANSACT_MAX_BYTES = 4 * 1024 * 1024  # aggregate size of the items in one transaction
-DDB_MAX_ITEM_BYTES = 400 * 1024
 
 # --- Feature table layout ---------------------------------------------------------------------------
 # Users table: one item per user, written only by the shard that owns the user (partition key user_id).

@@ -134,3 +134,19 @@ def test_the_cost_inputs_carry_every_measured_figure_into_the_cost_model(small_r
     assert profile.process.duration_ms == durations["hot path"]["duration_ms"] > 0
     assert profile.aggregate_items.duration_ms == durations["items branch"]["duration_ms"] > 0
     assert profile.serve.duration_ms == durations["serve"]["duration_ms"] > 0
+
+
+def test_the_warm_table_holds_rows_as_a_running_pipeline_leaves_them(small_run):
+    # The branches consumed the warm-up records before the window: stored user rows carry no outbox
+    # entries of them (kept, they would bill every user's first write on a bloated row).
+    from bench.scale_data import generated_stream, warm_new
+    from streamrec_core.features.codec import from_item
+    from streamrec_core.features.keys import USERS
+    from streamrec_core.features.memory_store import MemoryStore
+
+    stream = generated_stream(2, rate=50, warm_events=2_000)
+    store = MemoryStore()
+    warm_new(store, stream.warm, _features())
+    users = [from_item(key, item) for key, item in store.items.items() if key.table == USERS]
+    assert users and all(row.history for row in users)
+    assert not any(row.outbox for row in users)
