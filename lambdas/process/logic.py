@@ -5,7 +5,9 @@ in the Lambda handler, in redrive, in the benchmarks and against in-memory store
 
 1. Decode every record; one that can never be applied (not base64, not JSON, breaks a field rule,
    oversized) goes to the dead-letter port with its payload and reason and never blocks the shard.
-2. Read the rows of the batch's users (one BatchGetItem per 100 users, consistent reads).
+2. Read the rows of the batch's users (one BatchGetItem per 100 users). The first read is eventually
+   consistent (half the read units): a stale copy can only be older than the stored row, so the
+   conditional write below fails and the retry reads consistently; nothing is applied on a stale base.
 3. Fold each user's records into their row in sequence order (`features.user_fold`).
 4. Write each changed row once, conditional on the version read (concurrent PutItem calls). A user row
    has one writer (its shard's lane), so conflicts are rare (a timed-out invocation still running): the
@@ -150,10 +152,12 @@ class HotPath:
             progress_key(branch, shard) for shard in shards for branch in (ITEMS_BRANCH, EXPERIMENTS_BRANCH)
         ]
         conflicts = throttles = 0
+        # Redrive reads consistently from the start: it runs while the mapping may be writing the rows.
+        consistent = redrive
         while True:
             if not pending:
                 return None
-            stored = self.store.get_many([user_key(uid) for uid in pending] + progress, consistent=True)
+            stored = self.store.get_many([user_key(uid) for uid in pending] + progress, consistent=consistent)
             consumed = {
                 (BRANCH_FLAGS[row.branch], row.shard_id): row.arrival_ms
                 for row in (stored.get(key) for key in progress)
@@ -189,6 +193,7 @@ class HotPath:
                 if outcome == CONFLICT:
                     result.conflicts += 1
                     retry.append(uid)
+                    consistent = True
                 elif outcome == THROTTLED:
                     result.throttles += 1
                     throttled = True

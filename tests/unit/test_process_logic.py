@@ -7,7 +7,10 @@ import itertools
 from process.logic import HotPath
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.keys import USERS, Key, user_key
+from streamrec_core.features.codec import key_of
+from streamrec_core.features.dynamodb import decoded
 from streamrec_core.features.memory_store import MemoryStore
+from streamrec_core.features.store import WRITTEN
 from streamrec_core.features.user_fold import UserRow
 from streamrec_core.kinesis import REASON_NOT_BASE64, KinesisRecord, parse_kinesis_event, to_event
 
@@ -125,6 +128,54 @@ def test_a_concurrent_writer_is_re_read_and_re_folded_never_overwritten() -> Non
     user = store.row(user_key("u1"))
     assert isinstance(user, UserRow) and [h.item for h in user.history] == ["a", "b"]
     assert user.version == 3  # ours, the intruder's, ours
+
+
+class LaggingReplica(MemoryStore):
+    """Eventually consistent reads answer the row as it was before its latest write (a replica one write
+    behind); consistent reads answer the stored row. Reads are recorded as (consistent, keys)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_last_write: dict[Key, dict | None] = {}
+        self.reads: list[bool] = []
+
+    def get_many(self, keys, *, consistent):
+        self.reads.append(consistent)
+        found = super().get_many(keys, consistent=consistent)
+        if not consistent:
+            for key in found:
+                if key in self.before_last_write:
+                    stale = self.before_last_write[key]
+                    found[key] = None if stale is None else decoded(key, stale)
+        return found
+
+    def put_many(self, rows, *, conditional=True):
+        before = {key_of(row): self.items.get(key_of(row)) for row in rows}
+        outcomes = super().put_many(rows, conditional=conditional)
+        for key, outcome in outcomes.items():
+            if outcome == WRITTEN:
+                self.before_last_write[key] = before[key]
+        return outcomes
+
+
+def test_reads_are_eventually_consistent_first_and_a_stale_row_is_never_written_over() -> None:
+    # GIVEN a store whose cheap reads lag one write behind
+    store = LaggingReplica()
+    records = records_for(many_events(30, users=3))
+    hot = hot_path(store)
+    # WHEN consecutive batches reach the same users
+    results = [hot.process(records[i : i + 5]) for i in range(0, 30, 5)]
+    # THEN every read starts eventually consistent; a stale copy loses its conditional write, the retry
+    # reads consistently, and each record is applied exactly once
+    assert store.reads[0] is False and True in store.reads
+    assert sum(r.conflicts for r in results) > 0
+    assert all(r.failed_sequence_number is None for r in results)
+    assert sum(r.applied for r in results) == 30
+    assert users_only(store) == expected_users(records)
+    # and redrive reads consistently from the first read
+    store.reads.clear()
+    hot.process(records[:5], redrive=True)
+    assert store.reads == [True]
 
 
 def test_conflicts_beyond_the_retry_budget_report_a_failure() -> None:
