@@ -14,7 +14,7 @@ from bench.stores import Clock, CodecStore, KeyRates, Meter, Usage
 
 def _user(user_id: str, entries: int = 3) -> UserRow:
     row = UserRow(user_id, expires_at=1_800_000_000, last_event_ms=1_700_000_000_000)
-    row.history = [HistoryEntry(f"i{n}", "view", 1_700_000_000_000 - n, "c1") for n in range(entries)]
+    row.history = [HistoryEntry(f"i{n}", "view", 1_700_000_000_000 - 1000 * n, "c1") for n in range(entries)]
     return row
 
 

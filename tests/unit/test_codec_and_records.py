@@ -23,6 +23,7 @@ from streamrec_core.features.user_fold import (
     RecentId,
     UserRow,
     Watermark,
+    whole_second,
 )
 
 from tests.unit.event_strategies import NOW, valid_events
@@ -57,7 +58,7 @@ def user_rows(draw: st.DrawFn) -> UserRow:
                     HistoryEntry,
                     ids,
                     st.sampled_from(c.EVENT_TYPES),
-                    st.integers(last - 10**9, last),
+                    st.integers(last - 10**9, last).map(whole_second),  # rows keep seconds
                     texts,
                 ),
                 max_size=50,
@@ -66,7 +67,11 @@ def user_rows(draw: st.DrawFn) -> UserRow:
         affinity=draw(st.dictionaries(texts, st.integers(0, 10**6).map(lambda n: n / AFFINITY_STEPS))),
         affinity_at=draw(times),
         bought=draw(st.lists(ids, max_size=5)),
-        recent=draw(st.lists(st.builds(RecentId, st.binary(min_size=6, max_size=6), times), max_size=8)),
+        recent=draw(
+            st.lists(
+                st.builds(RecentId, st.binary(min_size=6, max_size=6), times.map(whole_second)), max_size=8
+            )
+        ),
         watermarks=draw(marks),
         outbox=draw(
             st.lists(

@@ -224,6 +224,16 @@ def test_redrive_of_a_record_older_than_the_kept_ids_is_flagged_uncertain() -> N
     assert not redrive_uncertain(row, ev(30, event_id="new", at=30), cfg)
 
 
+def test_history_and_digest_times_are_kept_to_the_second() -> None:
+    # (a row stores them in seconds: 1-3 bytes each instead of 3-5)
+    row, _ = folded(ev(1, item="a")._replace(time_ms=T0 + 1_999, received_ms=T0 + 2_500))
+    assert row.history[0].time_ms == T0 + 1_000 and row.recent[0].received_ms == T0 + 2_000
+    # a redriven record received in the oldest kept digest's second may be the one pruned before it
+    cfg = dataclasses.replace(CFG, dedup_window_ms=1000, dedup_min=1, dedup_cap=1)
+    assert redrive_uncertain(row, ev(1, event_id="x")._replace(received_ms=T0 + 2_100), cfg)
+    assert not redrive_uncertain(row, ev(1, event_id="x")._replace(received_ms=T0 + 3_000), cfg)
+
+
 def test_history_entries_are_named_tuples_readers_unpack() -> None:
     row, _ = folded(ev(1, item="a", at=0))
     item, event_type, time_ms, category = row.history[0]

@@ -41,6 +41,7 @@ from streamrec_core.features.user_fold import (
     RecentId,
     UserRow,
     Watermark,
+    whole_second,
 )
 
 Row = UserRow | ItemRow | PartialRow | TrendingList | CounterRow | ProgressRow
@@ -125,17 +126,18 @@ def _user_blob(row: UserRow) -> bytes:
     ref = strings.ref
     last = row.last_event_ms
     # Times as differences (history: to the previous entry, by event time; others: to the newest event),
-    # which store in 1-3 bytes where epoch milliseconds take 9.
+    # which store in 1-3 bytes where epoch milliseconds take 9. History and digest times are whole seconds
+    # (user_fold.whole_second) and are stored in seconds.
     history: list[int] = []
-    previous = last
+    previous = whole_second(last)
     for entry in row.history:
         history += (
             ref(entry.item),
             ref(entry.category),
             _TYPE_CODES[entry.event_type],
-            entry.time_ms - previous,
+            (entry.time_ms - previous) // 1000,
         )
-        previous = entry.time_ms
+        previous = whole_second(entry.time_ms)
     counts = [row.counts.get(name, 0) for name in EVENT_TYPES]
     while counts and counts[-1] == 0:
         counts.pop()
@@ -143,7 +145,7 @@ def _user_blob(row: UserRow) -> bytes:
     for name, score in row.affinity.items():
         affinity += (ref(name), round(score * AFFINITY_STEPS))
     newest = row.recent[-1].received_ms if row.recent else 0
-    recent_ages = [newest - r.received_ms for r in row.recent]
+    recent_ages = [(newest - r.received_ms) // 1000 for r in row.recent]
     outbox: list[int] = []
     for e in row.outbox:
         outbox += (
@@ -194,9 +196,9 @@ def _user_row(user_id: str, version: int, expires_at: int, blob: bytes) -> UserR
     s = _expand(values)
     newest = last - newest_age
     times: list[int] = []
-    previous = last
+    previous = whole_second(last)
     for i in range(3, len(history), 4):
-        previous += history[i]
+        previous += history[i] * 1000
         times.append(previous)
     return UserRow(
         user_id=user_id,
@@ -211,7 +213,9 @@ def _user_row(user_id: str, version: int, expires_at: int, blob: bytes) -> UserR
         affinity={s[affinity[i]]: affinity[i + 1] / AFFINITY_STEPS for i in range(0, len(affinity), 2)},
         affinity_at=last - affinity_age,
         bought=[s[i] for i in bought],
-        recent=[RecentId(digests[6 * i : 6 * i + 6], newest - age) for i, age in enumerate(recent_ages)],
+        recent=[
+            RecentId(digests[6 * i : 6 * i + 6], newest - age * 1000) for i, age in enumerate(recent_ages)
+        ],
         watermarks=_marks_in(marks),
         outbox=[
             OutboxEntry(

@@ -44,7 +44,7 @@ REDRIVEN: Final = 4
 class HistoryEntry(NamedTuple):
     item: str
     event_type: str
-    time_ms: int
+    time_ms: int  # event time, to the second (`whole_second`: a stored row keeps seconds)
     category: str
 
 
@@ -52,7 +52,13 @@ class RecentId(NamedTuple):
     """An applied event id's digest and when ingest received the event (the dedup window)."""
 
     digest: bytes
-    received_ms: int
+    received_ms: int  # to the second, like history times
+
+
+def whole_second(ms: int) -> int:
+    """Times a user row keeps per entry are whole seconds: they store in 1-3 bytes where milliseconds
+    take 3-5, and no feature needs finer (sessions, decay and the dedup window are minutes and hours)."""
+    return ms - ms % 1000
 
 
 class Watermark(NamedTuple):
@@ -173,7 +179,8 @@ def redrive_uncertain(row: UserRow, event: Event, cfg: FeatureConfig) -> bool:
     mark = row.watermark(event.shard_id)
     if mark is None or event.seq > mark or not row.recent:
         return False
-    return len(row.recent) >= cfg.dedup_min and row.recent[0].received_ms > event.received_ms
+    # Digest times are whole seconds: a record of the oldest kept digest's second may be older than it.
+    return len(row.recent) >= cfg.dedup_min and row.recent[0].received_ms >= whole_second(event.received_ms)
 
 
 def predecessor(history: list[HistoryEntry], event: Event, gap_ms: int) -> tuple[str, str]:
@@ -233,7 +240,7 @@ def _apply_user(
     time_ms = event.time_ms
     row.counts[event_type] = row.counts.get(event_type, 0) + 1
     recent = row.recent
-    recent.append(RecentId(digest, event.received_ms))
+    recent.append(RecentId(digest, whole_second(event.received_ms)))
     _trim_recent(recent, event.received_ms, cfg)
     if time_ms > row.last_event_ms:
         row.last_event_ms = time_ms
@@ -245,12 +252,13 @@ def _apply_user(
     item = event.item_id
     assert item is not None
     history = row.history
-    entry = HistoryEntry(item, event_type, time_ms, category)
-    if not history or history[-1].time_ms <= time_ms:
+    second = whole_second(time_ms)
+    entry = HistoryEntry(item, event_type, second, category)
+    if not history or history[-1].time_ms <= second:
         history.append(entry)
     else:  # out of order within the lateness: keep the history sorted by event time
         index = len(history)
-        while index > 0 and history[index - 1].time_ms > time_ms:
+        while index > 0 and history[index - 1].time_ms > second:
             index -= 1
         history.insert(index, entry)
     if len(history) > cfg.history_cap:
