@@ -38,7 +38,7 @@ def test_rows_come_back_as_written_with_their_version(dynamodb) -> None:
     user = UserRow(
         "u1",
         last_event_ms=1_700_000_000_123,
-        history=[HistoryEntry("i1", "view", 1_700_000_000_123, "c1")],
+        history=[HistoryEntry("i1", "view", 1_700_000_000_000, "c1")],  # rows keep whole seconds
         affinity={"c1": 1.5},
         watermarks={"shardId-000000000000": Watermark(AWS_SEQUENCE, 1_700_000_000_000)},
     )
