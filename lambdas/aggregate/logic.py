@@ -56,6 +56,7 @@ from streamrec_core.features.progress import ProgressRow
 from streamrec_core.features.store import CONFLICT, THROTTLED, WRITTEN, RowStore, StoreError, Unreadable
 from streamrec_core.features.trending import PartialRow, TrendingList, add, merge
 from streamrec_core.features.user_fold import UserRow, Watermark
+from streamrec_core.gc_pause import gc_paused
 from streamrec_core.kinesis import KinesisRecord, decode_batch
 
 LIST_TTL_SECONDS = 86_400  # merged lists no merge refreshed for a day expire
@@ -110,6 +111,14 @@ class _Branch:
         self.backoff_base_s = backoff_base_s
         self.sleep = sleep
         self.jitter = jitter
+
+    def process(self, records: Sequence[KinesisRecord], *, redriven: bool = False) -> AggregateResult:
+        """Apply the batch's effects (one shard's records, in order) and say where to resume, if anywhere."""
+        with gc_paused():  # see streamrec_core.gc_pause
+            return self._process(records, redriven)
+
+    def _process(self, records: Sequence[KinesisRecord], redriven: bool) -> AggregateResult:
+        raise NotImplementedError
 
     def _resolve(
         self, records: Sequence[KinesisRecord], result: AggregateResult, redriven: bool
@@ -222,7 +231,7 @@ class ItemAggregator(_Branch):
     def _wants(self, effect: Effect) -> bool:
         return effect.item_effect
 
-    def process(self, records: Sequence[KinesisRecord], *, redriven: bool = False) -> AggregateResult:
+    def _process(self, records: Sequence[KinesisRecord], redriven: bool) -> AggregateResult:
         result = AggregateResult()
         resolved, stop = self._resolve(records, result, redriven)
         result.effects = len(resolved)
@@ -303,7 +312,7 @@ class ExperimentCounter(_Branch):
     def _wants(self, effect: Effect) -> bool:
         return effect.experiment_effect and effect.variant is not None
 
-    def process(self, records: Sequence[KinesisRecord], *, redriven: bool = False) -> AggregateResult:
+    def _process(self, records: Sequence[KinesisRecord], redriven: bool) -> AggregateResult:
         result = AggregateResult()
         resolved, stop = self._resolve(records, result, redriven)
         result.effects = len(resolved)

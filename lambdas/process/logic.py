@@ -23,7 +23,6 @@ consumed are released before the row is written.
 
 from __future__ import annotations
 
-import gc
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +44,7 @@ from streamrec_core.features.user_fold import (
     redrive_uncertain,
     release,
 )
+from streamrec_core.gc_pause import gc_paused
 from streamrec_core.kinesis import DeadLetterPort, KinesisRecord, decode_batch, reason_kind
 
 
@@ -109,17 +109,8 @@ class HotPath:
         `redrive=True` is for records re-read from the stream or the dead-letter queue after the event
         source mapping moved past them: whether each was applied is decided by the user's recent ids.
         """
-        # The cyclic garbage collector is paused for the batch: the fold allocates many small objects
-        # that live until the batch ends (rows are acyclic; reference counting frees them), and its
-        # rescans of them found nothing (measured: a quarter of the CPU). A batch is bounded.
-        collecting = gc.isenabled()
-        if collecting:
-            gc.disable()
-        try:
+        with gc_paused():
             return self._process(records, redrive)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _process(self, records: Sequence[KinesisRecord], redrive: bool) -> BatchResult:
         result = BatchResult(records=len(records))

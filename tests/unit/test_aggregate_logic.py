@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 
+import pytest
 from aggregate.logic import ExperimentCounter, ItemAggregator
 from process.logic import HotPath
 from streamrec_core.features.config import FeatureConfig
@@ -306,3 +308,27 @@ def test_the_hot_path_releases_outbox_entries_the_branches_have_consumed() -> No
     user = store.row(user_key("u1"))
     # the first is released; the second arrived within the margin of what the branch consumed
     assert isinstance(user, UserRow) and [e.seqtag for e in user.outbox] == [2, 3]
+
+
+def test_every_consumer_folds_its_batch_with_the_collector_paused_and_leaves_it_running() -> None:
+    # The collector is paused per batch (streamrec_core.gc_pause) for speed; a warm container reused for
+    # the next invocation must get it back, also when the batch ends in an exception.
+    store = MemoryStore()
+    consumers = branches(store)
+    records = records_for(session(12))
+    seen: list[bool] = []
+    store.fault = lambda op, key: seen.append(gc.isenabled())
+    for consumer in consumers:
+        consumer.process(records)
+        assert seen and not any(seen), type(consumer).__name__
+        assert gc.isenabled()
+        seen.clear()
+
+    def broken(op: str, key: object) -> None:
+        raise RuntimeError("store broke")
+
+    store.fault = broken
+    for consumer in consumers:
+        with pytest.raises(RuntimeError):
+            consumer.process(records_for(session(12), start=100))
+        assert gc.isenabled(), type(consumer).__name__
