@@ -92,7 +92,9 @@ from bench.scale_figures import (
     report,
     serve_summary,
     size_summary,
+    targets,
     user_row_parts,
+    write_units_at_scale,
 )
 from bench.stores import Clock, KeyRates, Meter, Usage, _size
 
@@ -434,7 +436,9 @@ def measure(stream: Stream, options: argparse.Namespace) -> dict[str, Any]:
             "hot_keys": hot_keys(old["rates"], seconds, old_kind, OLD_SCALING),
             "cost_inputs": old_cost_inputs(old, events),
         }
+    out["new"]["write_units_per_event_at_100k"] = round(write_units_at_scale(out["new"]), 4)
     out["cost"] = price(out)
+    out["targets"] = targets(out)
     report(out)
     return out
 

@@ -7,12 +7,12 @@ import argparse
 from collections import Counter
 
 import pytest
-from streamrec_core.features.keys import item_key, partial_key, user_key
+from streamrec_core.features.keys import item_key, kind_of, partial_key, progress_key, user_key
 from streamrec_core.kinesis import KinesisRecord
 
 from bench.scale import run_new, run_old
 from bench.scale_data import windows
-from bench.scale_figures import NEW_SCALING, OLD_SCALING, hot_keys
+from bench.scale_figures import NEW_SCALING, OLD_SCALING, hot_keys, targets
 from bench.stores import Clock, KeyRates
 
 
@@ -60,6 +60,50 @@ def test_hot_keys_scale_shared_rows_with_the_shards_and_own_rows_not():
     assert found["hottest"]["key"] == "items:item#i1/covisit"
     # the previous design's trending slot rows were shared by shards / 4 slots
     assert OLD_SCALING["trending, global"] == "slots"
+
+
+def test_a_branch_progress_row_is_its_shard_own_and_keeps_its_rate_at_scale():
+    # Given one shard's items branch writing its progress row once a second, as a co-visitation row is
+    clock = Clock()
+    rates = KeyRates(clock)
+    for second in range(10):
+        clock.now = second
+        rates.add(progress_key("items", "shardId-000000000000"), 1)
+        rates.add(item_key("i1"), 1)
+    found = hot_keys(rates, 10.0, kind_of, NEW_SCALING)["by_kind"]
+    # Then at 125 shards the progress row still takes 1 write/s (each shard's branch has its own row),
+    # while the co-visitation row, written by every shard's branch, takes 125
+    assert found["progress"]["writes_per_s_at_100k"] == 1.0
+    assert found["item"]["writes_per_s_at_100k"] == 125.0
+
+
+def _targets_of(run_wru: float, hot_wru: float, aggregate_wru_at_scale: float) -> dict:
+    hottest = {"writes_per_s_at_100k": 13.0, "key": "items:item#i1/covisit"}
+    out = {
+        "new": {
+            "write_units_per_event": run_wru,
+            "cost_inputs": {
+                "ddb_write_units_per_event": hot_wru,
+                "ddb_aggregate_write_units_per_event": aggregate_wru_at_scale,
+            },
+            "hot_keys": {"hottest": hottest},
+        },
+        "cost": {"new": {"provisioned_per_million": 1.1, "on_demand_per_million": 2.1}},
+    }
+    (wru, *_rest) = targets(out)
+    return wru
+
+
+def test_the_wru_target_is_judged_at_100k_events_per_second_with_the_run_figure_beside():
+    # Given a one-shard run whose merges (paid by its one shard) put it at 2.03 WRU per event, while at
+    # 100,000 events/s, merges spread over 125 shards, the cost model's figures add up to 1.99
+    wru = _targets_of(run_wru=2.03, hot_wru=0.99, aggregate_wru_at_scale=1.0)
+    # Then the target is met on the figure at scale, and the run's own figure is printed beside it
+    assert wru["met"] and wru["verdict"] == "met"
+    assert wru["measured"].startswith("1.990") and "2.030" in wru["measured"]
+    assert "100,000 events/s" in wru["target"]
+    # and a figure above 2.0 at scale misses it whatever the run gave
+    assert not _targets_of(run_wru=1.9, hot_wru=1.0, aggregate_wru_at_scale=1.01)["met"]
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +183,11 @@ def test_the_cost_inputs_carry_every_measured_figure_into_the_cost_model(small_r
 def test_the_warm_table_holds_rows_as_a_running_pipeline_leaves_them(small_run):
     # The branches consumed the warm-up records before the window: stored user rows carry no outbox
     # entries of them (kept, they would bill every user's first write on a bloated row).
-    from bench.scale_data import generated_stream, warm_new
     from streamrec_core.features.codec import from_item
     from streamrec_core.features.keys import USERS
     from streamrec_core.features.memory_store import MemoryStore
+
+    from bench.scale_data import generated_stream, warm_new
 
     stream = generated_stream(2, rate=50, warm_events=2_000)
     store = MemoryStore()
