@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 from streamrec_core.constants import API_KEY_HEADER
 from streamrec_core.openapi import PATH_EVENTS, build_openapi
@@ -47,10 +48,12 @@ reads_schema = SCHEMA.include(method="GET")
 
 
 def with_key(case, key: str) -> dict[str, str]:
-    """The real key, unless schemathesis generated one for this case: it then probes that a made-up key is
-    refused (overriding it made the API answer 200 and the ignored_auth check fail, now and then)."""
+    """The real key, unless the case probes the key itself: schemathesis generated one (a made-up key must
+    be refused) or dropped it on purpose (a negative case of the headers: a missing key must be refused).
+    Adding the real key to either made the API answer 200 and a check fail, now and then."""
     generated = {name.lower() for name in (case.headers or {})}
-    return {} if API_KEY_HEADER in generated else {API_KEY_HEADER: key}
+    probes_headers = case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER)
+    return {} if API_KEY_HEADER in generated or probes_headers else {API_KEY_HEADER: key}
 
 
 @events_schema.parametrize()
