@@ -225,6 +225,17 @@ def test_compose_pins_a_localstack_image_that_starts_without_an_account() -> Non
     assert "LOCALSTACK_AUTH_TOKEN=${LOCALSTACK_AUTH_TOKEN:-}" in service["environment"]
 
 
+def test_functions_run_on_the_architecture_their_bundled_wheels_were_built_for() -> None:
+    # The localstack profile pip-installs compiled wheels (msgspec) for one architecture into each asset
+    functions = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["profiles"]["localstack"][
+        "functions"
+    ]
+    assert functions["dependencies"] == "bundled" and functions["architecture"] == "x86_64"
+    # so LocalStack must not run them natively on another CPU (LAMBDA_IGNORE_ARCHITECTURE=1 would, on arm64)
+    environment = yaml.safe_load(COMPOSE.read_text())["services"]["localstack"]["environment"]
+    assert not [entry for entry in environment if entry.startswith("LAMBDA_IGNORE_ARCHITECTURE=")]
+
+
 @pytest.mark.parametrize(
     "path",
     [
