@@ -39,10 +39,11 @@ test-fast: venv
 e2e: venv
 	$(PY) -m pytest -m e2e
 
-## The same e2e suite against LocalStack (needs Docker): see localstack/README.md.
+## The same e2e suite against a running LocalStack (needs Docker; start it first, see localstack/README.md):
+## deploys with cdklocal (= npm run localstack:deploy), then skips, with the reason, what LocalStack lacks.
 e2e-localstack: venv
 	bash localstack/deploy.sh
-	STREAMREC_TARGET=localstack $(PY) -m pytest -m e2e
+	STREAMREC_TARGET=localstack STREAMREC_PROFILE=localstack $(PY) -m pytest -m e2e
 
 ## Synthesize the CloudFormation template into cdk.out (no CDK CLI needed).
 synth: venv

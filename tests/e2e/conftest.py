@@ -15,7 +15,7 @@ Targets, chosen with the environment variable ``STREAMREC_TARGET``:
   read from the JSON file ``$STREAMREC_ENDPOINT_FILE`` (default ``localstack/endpoint.json``), which has
   the same shape as the embedded emulator's ``.local/endpoint.json``::
 
-      {"base_url": "http://localhost:4566/restapis/<id>/dev/_user_request_",
+      {"base_url": "http://localhost:4566/_aws/execute-api/<id>/local",
        "api_keys": {"producer": "...", "reader": "..."},
        "aws_endpoint": "http://localhost:4566", "region": "us-east-1",
        "outputs": {"StreamName": "...", "UsersTableName": "...", ...}}
@@ -24,6 +24,11 @@ Targets, chosen with the environment variable ``STREAMREC_TARGET``:
   STREAMREC_ENDPOINT_FILE=.local/endpoint.json`` runs the suite against a pipeline left up by ``make up``.)
   Such targets cannot report idleness: `wait_until_idle` waits ``$STREAMREC_SETTLE_SECONDS`` (default 5)
   and tests that need a condition should poll with `eventually`.
+
+Tests that cannot run on a target say so with a mark and are skipped there, with the reason, before any
+fixture reaches the target: ``@pytest.mark.embedded_only(reason)`` (they drive the embedded emulator in
+this process: its alarm evaluator, its function workers) and ``@pytest.mark.not_on_localstack(reason)``
+(they check behaviour LocalStack does not implement; see localstack/README.md).
 
 The e2e tests of a process share one pipeline, so each test uses its own ids (`unique_id`) rather than
 expecting empty tables.
@@ -38,7 +43,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -51,6 +56,8 @@ from local_emulator import aws
 from local_emulator.pipeline import REPO_ROOT, LocalPipeline
 
 T = TypeVar("T")
+EMBEDDED = "embedded"
+LOCALSTACK = "localstack"
 TARGET_ENV = "STREAMREC_TARGET"
 PROFILE_ENV = "STREAMREC_PROFILE"
 ENDPOINT_FILE_ENV = "STREAMREC_ENDPOINT_FILE"
@@ -202,11 +209,41 @@ def _remote_target(name: str) -> PipelineTarget:
     )
 
 
+def target_name() -> str:
+    """The target the suite runs against: ``$STREAMREC_TARGET``, default embedded."""
+    return os.environ.get(TARGET_ENV, EMBEDDED).strip().lower()
+
+
+# Marks that keep a test off targets that cannot run it: mark name -> whether a target lacks it.
+TARGET_MARKS: dict[str, Callable[[str], bool]] = {
+    "embedded_only": lambda target: target != EMBEDDED,
+    "not_on_localstack": lambda target: target == LOCALSTACK,
+}
+
+
+def skip_reason(marks: Iterable[pytest.Mark], target: str) -> str | None:
+    """Why a test with these marks cannot run on `target` (the first applicable mark's reason), or None."""
+    for mark in marks:
+        lacks = TARGET_MARKS.get(mark.name)
+        if lacks is not None and lacks(target):
+            return f"{TARGET_ENV}={target}: {mark.args[0]}"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip, with the reason, the tests the chosen target cannot run (before their fixtures reach it)."""
+    target = target_name()
+    for item in items:
+        reason = skip_reason(item.iter_markers(), target)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 @pytest.fixture(scope="session")
 def local_pipeline() -> Iterator[PipelineTarget]:
     """The pipeline under test, started once for the whole session (see the module docstring)."""
-    target = os.environ.get(TARGET_ENV, "embedded").strip().lower()
-    if target != "embedded":
+    target = target_name()
+    if target != EMBEDDED:
         yield _remote_target(target)
         return
     profile = os.environ.get(PROFILE_ENV, "dev")
@@ -215,7 +252,7 @@ def local_pipeline() -> Iterator[PipelineTarget]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     with LocalPipeline.start(profile=profile, workdir=REPO_ROOT / ".local" / "e2e" / worker) as pipeline:
         yield PipelineTarget(
-            name="embedded",
+            name=EMBEDDED,
             base_url=pipeline.base_url,
             api_keys=pipeline.api_keys,
             outputs=pipeline.outputs,

@@ -84,9 +84,10 @@ def test_fifty_producers_at_once_get_answers_not_resets(local_pipeline, unique_i
     assert 200 in statuses
 
 
+@pytest.mark.embedded_only(
+    "occupies the embedded emulator's ingest workers, which run in the test process only"
+)
 def test_producers_get_503_with_retry_after_while_every_ingest_worker_is_busy(local_pipeline, unique_id):
-    if local_pipeline.pipeline is None:
-        pytest.skip("occupies the embedded runtime's ingest workers")
     runtime = local_pipeline.pipeline.runtime
     ingest = runtime.functions[local_pipeline.pipeline.function_name("Ingest")]
     # Given every ingest worker busy (held here the way long invocations would hold them)

@@ -136,16 +136,15 @@ def test_concurrent_producers_every_accepted_event_is_applied_exactly_once(local
     assert _problems_once_drained(local_pipeline, sent) == []
 
 
+@pytest.mark.embedded_only(
+    "kills the embedded emulator's function workers, which run in the test process only"
+)
 def test_concurrent_producers_with_workers_killed_mid_way_still_apply_each_event_exactly_once(
     local_pipeline, unique_id
 ):
     """The same load, with an ingest worker SIGKILLed while producers post (its request fails and the
     producer resends it with the same event ids) and a process worker SIGKILLed while the stream drains
     (the batch is retried): the answer is the same, every accepted event applied exactly once."""
-    if local_pipeline.pipeline is None:
-        pytest.fail(
-            "killing function workers needs the embedded emulator; run with STREAMREC_TARGET=embedded"
-        )
     pipeline = local_pipeline.pipeline
     ingest = pipeline.runtime.functions[pipeline.function_name("Ingest")]
     process = pipeline.runtime.functions[pipeline.function_name("ProcessingProcess")]

@@ -105,6 +105,11 @@ def test_an_invalid_event_is_rejected_by_index_and_its_valid_neighbours_are_stor
     eventually(lambda: _view_count(local_pipeline, good_1) == 1 and _view_count(local_pipeline, good_2) == 1)
 
 
+@pytest.mark.not_on_localstack(
+    "LocalStack's Kinesis event source mapping does not implement BisectBatchOnFunctionError: when the "
+    "retries run out it sends the failed record with every later record of its batch to the on-failure "
+    "queue, so the failed record is not isolated (localstack/README.md)"
+)
 def test_a_failing_record_is_retried_from_its_sequence_number_and_nothing_is_double_counted(
     local_pipeline, unique_id, tmp_path
 ):
