@@ -2,176 +2,284 @@
 
 `cdk.json` holds `context.profiles.{dev,prod,...}`; `-c env=prod` picks one (default `dev`). Every tunable
 of the stack lives here exactly once; constructs read these objects and never hold a number of their own.
+The models below are the schema of a profile (pydantic, at synth time only: never in a function asset).
 A profile must name every key (no silent defaults) and no unknown key (a typo must not be ignored); each
-error names the full key path, e.g. `profiles.prod.event_source.batch_size`.
+error names the full key path and the rule, e.g.
+`profiles.prod.event_source.batch_size: Input should be less than or equal to 10000, got 20000`.
+Fields keep the keys' units (`timeout_seconds`); constructs read them as `Duration`s (`timeout`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 from streamrec_core.ranking import ModelParams
 
 DEFAULT_PROFILE = "dev"
 CONTEXT_PROFILES = "profiles"
 CONTEXT_ENV = "env"
 
-STREAM_MODES = ("ON_DEMAND", "PROVISIONED")
-STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
-QUOTA_PERIODS = ("DAY", "WEEK", "MONTH")
-ARCHITECTURES = ("arm64", "x86_64")
-DEPENDENCY_SOURCES = ("layers", "bundled")
-REMOVAL_POLICIES = ("DESTROY", "RETAIN", "SNAPSHOT")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # API Gateway ends every integration after 29 s, so a synchronous function must finish before that.
 API_GATEWAY_INTEGRATION_LIMIT_SECONDS = 29
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+_ORIGIN = r"^(\*|https?://[A-Za-z0-9.-]+(:\d+)?)$"  # "*" allows any origin
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_MAX_COUNT = 1_000_000  # upper bound of alarm counts, API throttles and variant weights
 
 
 class SettingsError(ValueError):
     """A profile in CDK context is missing, incomplete or invalid; the message names the key."""
 
 
-@dataclass(frozen=True)
-class StreamSettings:
-    mode: str  # ON_DEMAND | PROVISIONED
-    shard_count: int | None  # only for PROVISIONED
-    retention: Duration
+class _Model(BaseModel):
+    # strict: JSON types as written (no "5" or true for an integer); CDK drops null context values, so an
+    # optional key may be absent as well as null. Lists and enum names opt out of strict per field.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
-@dataclass(frozen=True)
-class EventSourceSettings:
-    """The Kinesis -> process event source mapping (the hot path)."""
+class StreamSettings(_Model):
+    mode: Literal["ON_DEMAND", "PROVISIONED"]
+    shard_count: int | None = Field(default=None, ge=1, le=10_000)  # only for PROVISIONED
+    retention_hours: int = Field(ge=24, le=8760)  # Kinesis keeps 24 h .. 365 days
 
-    batch_size: int
-    max_batching_window: Duration
-    parallelization_factor: int
-    retry_attempts: int
-    max_record_age: Duration
-    starting_position: str  # TRIM_HORIZON | LATEST
+    @model_validator(mode="after")
+    def _shards_follow_mode(self) -> StreamSettings:
+        if self.mode == "PROVISIONED" and self.shard_count is None:
+            raise ValueError("shard_count is required when mode is PROVISIONED")
+        if self.mode == "ON_DEMAND" and self.shard_count is not None:
+            raise ValueError("shard_count must be null or absent when mode is ON_DEMAND")
+        return self
+
+    @property
+    def retention(self) -> Duration:
+        return Duration.hours(self.retention_hours)
 
 
-@dataclass(frozen=True)
-class BranchSourceSettings:
+class BranchSourceSettings(_Model):
     """A Kinesis -> aggregate branch event source mapping (items or experiments) on the same stream.
 
     Its starting position is the hot path's; its ParallelizationFactor is always 1 (one invocation per
     shard, records in sequence order: the branches keep per-shard watermarks on shared rows), and it
     never gives a batch up (it waits for the hot path, which it follows), so neither is a setting.
+    Ranges are the Kinesis event source mapping's own limits.
     """
 
-    batch_size: int
-    max_batching_window: Duration
+    batch_size: int = Field(ge=1, le=10_000)
+    max_batching_window_seconds: int = Field(ge=0, le=300)
+
+    @property
+    def max_batching_window(self) -> Duration:
+        return Duration.seconds(self.max_batching_window_seconds)
 
 
-@dataclass(frozen=True)
-class FunctionSettings:
-    memory_mb: int
-    timeout: Duration
+class EventSourceSettings(BranchSourceSettings):
+    """The Kinesis -> process event source mapping (the hot path)."""
+
+    parallelization_factor: int = Field(ge=1, le=10)
+    retry_attempts: int = Field(ge=0, le=10_000)
+    max_record_age_seconds: int = Field(ge=60, le=604_800)
+    starting_position: Literal["TRIM_HORIZON", "LATEST"]
+
+    @property
+    def max_record_age(self) -> Duration:
+        return Duration.seconds(self.max_record_age_seconds)
 
 
-@dataclass(frozen=True)
-class FunctionsSettings:
-    ingest: FunctionSettings
+class FunctionSettings(_Model):
+    memory_mb: int = Field(ge=128, le=10_240)
+    timeout_seconds: int = Field(ge=1, le=900)
+
+    @property
+    def timeout(self) -> Duration:
+        return Duration.seconds(self.timeout_seconds)
+
+
+class ApiFunctionSettings(FunctionSettings):
+    """A function behind API Gateway: it must answer before the integration ends."""
+
+    timeout_seconds: int = Field(ge=1, le=API_GATEWAY_INTEGRATION_LIMIT_SECONDS)
+
+
+class FunctionsSettings(_Model):
+    ingest: ApiFunctionSettings
     process: FunctionSettings
     aggregate: FunctionSettings  # the items branch (co-visitation, trending)
     experiments: FunctionSettings  # the experiments branch (filtered to attributed events)
-    serve: FunctionSettings
-    architecture: str  # arm64 | x86_64, also picks the Powertools layer flavour and the wheels
+    serve: ApiFunctionSettings
+    architecture: Literal["arm64", "x86_64"]  # also picks the Powertools layer flavour and the wheels
     # layers: Powertools from its public layer by ARN, msgspec from the stack's own layer (local pip
     # bundling); bundled: both pip-installed into each function asset (targets without layers)
-    dependencies: str
-    powertools_layer_version: int
-    log_retention: logs.RetentionDays
-    log_level: str
+    dependencies: Literal["layers", "bundled"]
+    powertools_layer_version: int = Field(ge=1, le=10_000)
+    log_retention: logs.RetentionDays = Field(strict=False)  # by name, e.g. ONE_WEEK
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
-@dataclass(frozen=True)
-class FeatureSettings:
-    user_ttl: Duration  # a user item expires after this long without events
-    item_ttl: Duration  # item window buckets expire after this long
-    allowed_lateness: Duration
+class FeatureSettings(_Model):
+    user_ttl_days: int = Field(ge=1, le=3650)  # a user item expires after this long without events
+    item_ttl_days: int = Field(ge=1, le=3650)  # item window buckets expire after this long
+    allowed_lateness_seconds: int = Field(ge=0, le=7 * 86_400)
     # How long the hot path keeps a record's outcome in the user row for the aggregate branches; a
-    # branch lagging longer cannot resolve the record any more (counted as AggregateUnresolved).
-    outbox_retention: Duration
+    # branch lagging longer cannot resolve the record any more (counted as AggregateUnresolved). The
+    # functions refuse less than 60 s (OUTBOX_RETENTION_SECONDS); a week is far beyond any lag worth
+    # waiting for.
+    outbox_retention_seconds: int = Field(ge=60, le=7 * 86_400)
+
+    @property
+    def user_ttl(self) -> Duration:
+        return Duration.days(self.user_ttl_days)
+
+    @property
+    def item_ttl(self) -> Duration:
+        return Duration.days(self.item_ttl_days)
+
+    @property
+    def allowed_lateness(self) -> Duration:
+        return Duration.seconds(self.allowed_lateness_seconds)
+
+    @property
+    def outbox_retention(self) -> Duration:
+        return Duration.seconds(self.outbox_retention_seconds)
 
 
-@dataclass(frozen=True)
-class IngestSettings:
-    max_event_age: Duration
-    max_future_skew: Duration
-    max_body_bytes: int
-    max_events_per_request: int
-    put_retry_budget: Duration  # PutRecords retries of failed entries, within API Gateway's 29 s
+class IngestSettings(_Model):
+    max_event_age_seconds: int = Field(ge=60, le=365 * 86_400)
+    max_future_skew_seconds: int = Field(ge=0, le=86_400)
+    max_body_bytes: int = Field(ge=1024, le=10 * 1024 * 1024)  # API Gateway refuses more than 10 MB
+    max_events_per_request: int = Field(ge=1, le=500)  # PutRecords takes at most 500
+    # PutRecords retries of failed entries, within API Gateway's 29 s
+    put_retry_budget_seconds: int = Field(ge=1, le=API_GATEWAY_INTEGRATION_LIMIT_SECONDS - 1)
+
+    @property
+    def max_event_age(self) -> Duration:
+        return Duration.seconds(self.max_event_age_seconds)
+
+    @property
+    def max_future_skew(self) -> Duration:
+        return Duration.seconds(self.max_future_skew_seconds)
+
+    @property
+    def put_retry_budget(self) -> Duration:
+        return Duration.seconds(self.put_retry_budget_seconds)
 
 
-@dataclass(frozen=True)
-class UsagePlanSettings:
-    rate_limit: float  # requests per second, steady state
-    burst_limit: int
-    quota_limit: int
-    quota_period: str  # DAY | WEEK | MONTH
+class UsagePlanSettings(_Model):
+    rate_limit: float = Field(ge=0.001, le=_MAX_COUNT)  # requests per second, steady state
+    burst_limit: int = Field(ge=1, le=_MAX_COUNT)
+    quota_limit: int = Field(ge=1, le=2_000_000_000)
+    quota_period: Literal["DAY", "WEEK", "MONTH"]
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    stage_name: str
-    stage_rate_limit: float  # method throttling for every method of the stage
-    stage_burst_limit: int
+class ApiSettings(_Model):
+    stage_name: str = Field(pattern=r"^[A-Za-z0-9_]{1,64}$")
+    stage_rate_limit: float = Field(ge=0.001, le=_MAX_COUNT)  # method throttling for every method
+    stage_burst_limit: int = Field(ge=1, le=_MAX_COUNT)
     producers: UsagePlanSettings  # POST /v1/events
     readers: UsagePlanSettings  # the GET routes
-    cors_allowed_origins: tuple[str, ...]  # empty: no CORS preflight at all
+    # "*" or origins like https://example.com; empty: no CORS preflight at all
+    cors_allowed_origins: tuple[Annotated[str, Field(pattern=_ORIGIN)], ...] = Field(strict=False)
 
 
-@dataclass(frozen=True)
-class AlarmSettings:
+class AlarmSettings(_Model):
     """Thresholds, each named; rates are fractions (0.05 = 5 %)."""
 
-    period: Duration
-    evaluation_periods: int
-    iterator_age: Duration  # the hot path's freshness goal
-    aggregate_iterator_age: Duration  # items branch; must stay below features.outbox_retention
-    experiments_iterator_age: Duration  # experiments branch; likewise
-    dlq_depth: int
-    on_failure_depth: int
-    process_errors: int
-    process_throttles: int
-    aggregate_errors: int
-    experiments_errors: int
-    aggregate_unresolved: int  # records a branch could no longer resolve (data quality)
-    ingest_rejection_rate: float
-    api_5xx_rate: float
-    api_p99_latency: Duration
-    serve_fallback_rate: float
-    dynamodb_throttles: int
-    kinesis_write_throttles: int
-    put_records_failures: int
-    email: str | None
+    period_seconds: int = Field(ge=60, le=86_400)
+    evaluation_periods: int = Field(ge=1, le=100)
+    iterator_age_seconds: int = Field(ge=1, le=604_800)  # the hot path's freshness goal
+    # The branches' lag; each must stay below features.outbox_retention_seconds.
+    aggregate_iterator_age_seconds: int = Field(ge=1, le=604_800)
+    experiments_iterator_age_seconds: int = Field(ge=1, le=604_800)
+    dlq_depth: int = Field(ge=0, le=_MAX_COUNT)
+    on_failure_depth: int = Field(ge=0, le=_MAX_COUNT)
+    process_errors: int = Field(ge=0, le=_MAX_COUNT)
+    process_throttles: int = Field(ge=0, le=_MAX_COUNT)
+    aggregate_errors: int = Field(ge=0, le=_MAX_COUNT)
+    experiments_errors: int = Field(ge=0, le=_MAX_COUNT)
+    aggregate_unresolved: int = Field(ge=0, le=_MAX_COUNT)  # records a branch could no longer resolve
+    ingest_rejection_rate: float = Field(ge=0, le=1)
+    api_5xx_rate: float = Field(ge=0, le=1)
+    api_p99_latency_ms: int = Field(ge=1, le=29_000)
+    serve_fallback_rate: float = Field(ge=0, le=1)
+    dynamodb_throttles: int = Field(ge=0, le=_MAX_COUNT)
+    kinesis_write_throttles: int = Field(ge=0, le=_MAX_COUNT)
+    put_records_failures: int = Field(ge=0, le=_MAX_COUNT)
+    email: str | None = Field(default=None, pattern=_EMAIL)
+
+    @property
+    def period(self) -> Duration:
+        return Duration.seconds(self.period_seconds)
+
+    @property
+    def iterator_age(self) -> Duration:
+        return Duration.seconds(self.iterator_age_seconds)
+
+    @property
+    def aggregate_iterator_age(self) -> Duration:
+        return Duration.seconds(self.aggregate_iterator_age_seconds)
+
+    @property
+    def experiments_iterator_age(self) -> Duration:
+        return Duration.seconds(self.experiments_iterator_age_seconds)
+
+    @property
+    def api_p99_latency(self) -> Duration:
+        return Duration.millis(self.api_p99_latency_ms)
 
 
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    weight: float
+class Variant(_Model):
+    name: str = Field(pattern=_NAME)
+    weight: float = Field(ge=0.000001, le=_MAX_COUNT)
     params: Mapping[str, Any]
 
+    @field_validator("params")
+    @classmethod
+    def _model_params(cls, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Serve ignores unknown names, so a typo would silently make a variant identical to control.
+        known = sorted(f.name for f in fields(ModelParams))
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(f"unknown model parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        ModelParams.from_params(params)  # its ValueError names the parameter and the rule
+        return MappingProxyType(dict(params))
 
-@dataclass(frozen=True)
-class Experiment:
-    id: str
-    variants: tuple[Variant, ...]
+
+class Experiment(_Model):
+    id: str = Field(pattern=_NAME)
+    variants: tuple[Variant, ...] = Field(strict=False)
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, variants: tuple[Variant, ...]) -> tuple[Variant, ...]:
+        # checked here, not as Field(min_length=2): that would also fire when one variant is invalid
+        if len(variants) < 2:
+            raise ValueError(f"needs at least two variants, got {len(variants)}")
+        _distinct("name", [v.name for v in variants])
+        return variants
 
 
-@dataclass(frozen=True)
-class Settings:
-    profile: str
+def _distinct(key: str, values: list[str]) -> None:
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"{key} {', '.join(map(repr, twice))} is used twice")
+
+
+class Settings(_Model):
     stream: StreamSettings
     event_source: EventSourceSettings
     aggregate_source: BranchSourceSettings
@@ -181,8 +289,60 @@ class Settings:
     ingest: IngestSettings
     api: ApiSettings
     alarms: AlarmSettings
-    experiments: tuple[Experiment, ...]
-    removal_policy: RemovalPolicy
+    experiments: tuple[Experiment, ...] = Field(strict=False)
+    # RETAIN_ON_UPDATE_OR_DELETE is left out; read as a RemovalPolicy through the property below
+    removal_policy_name: Literal["DESTROY", "RETAIN", "SNAPSHOT"] = Field(alias="removal_policy")
+    _profile: str = PrivateAttr(default="")
+
+    @property
+    def profile(self) -> str:
+        """The profile's name in `context.profiles` (not a key of the profile itself)."""
+        return self._profile
+
+    @property
+    def removal_policy(self) -> RemovalPolicy:
+        return RemovalPolicy[self.removal_policy_name]
+
+    @field_validator("experiments")
+    @classmethod
+    def _distinct_ids(cls, experiments: tuple[Experiment, ...]) -> tuple[Experiment, ...]:
+        _distinct("id", [e.id for e in experiments])
+        return experiments
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        record_age = self.event_source.max_record_age_seconds
+        retention = self.features.outbox_retention_seconds
+        problems = []
+        if self.ingest.put_retry_budget_seconds >= self.functions.ingest.timeout_seconds:
+            problems.append(
+                "ingest.put_retry_budget_seconds must be below functions.ingest.timeout_seconds "
+                "so ingest can still answer after its last retry"
+            )
+        # A record older than the stream's retention is gone before the age limit could ever apply.
+        if record_age > self.stream.retention_hours * 3600:
+            problems.append("event_source.max_record_age_seconds must not exceed stream.retention_hours")
+        # A branch resolves each record through the outbox the hot path keeps in the user row until the
+        # branches have consumed it, for at most outbox_retention; lagging longer, it can no longer
+        # resolve records (they are counted, not applied). A branch waits up to the hot path's maximum
+        # record age for a record the hot path has not applied yet, so the retention must outlast that
+        # wait, and its iterator-age alarm must fire while the lag can still be caught up.
+        if retention <= record_age:
+            problems.append(
+                f"features.outbox_retention_seconds ({retention}) must exceed "
+                f"event_source.max_record_age_seconds ({record_age}): a branch may wait that long for the "
+                "hot path, and the outbox entries of the records after it must still be there when it goes on"
+            )
+        for key in ("aggregate_iterator_age_seconds", "experiments_iterator_age_seconds"):
+            if getattr(self.alarms, key) >= retention:
+                problems.append(
+                    f"alarms.{key} must be below features.outbox_retention_seconds ({retention}): a branch "
+                    "lagging past the outbox retention can no longer resolve records, so the alarm must "
+                    "fire before that"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def experiments_json(self) -> str:
         """The experiments as the serve function reads them (ENV_EXPERIMENTS), compact and stable."""
@@ -201,332 +361,27 @@ class Settings:
         )
 
 
-# --- reading ---------------------------------------------------------------------------------------
-
-
-class _Reader:
-    """Reads one mapping of the profile, remembering its path for error messages and which keys it used."""
-
-    def __init__(self, path: str, raw: Any) -> None:
-        if not isinstance(raw, Mapping):
-            raise SettingsError(f"{path} must be an object, got {type(raw).__name__}")
-        self.path = path
-        self.raw = raw
-        self.used: set[str] = set()
-
-    def _get(self, key: str) -> Any:
-        if key not in self.raw:
-            raise SettingsError(f"{self.path}.{key} is required")
-        self.used.add(key)
-        return self.raw[key]
-
-    def sub(self, key: str) -> _Reader:
-        return _Reader(f"{self.path}.{key}", self._get(key))
-
-    def int_(self, key: str, lo: int, hi: int) -> int:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise SettingsError(f"{self.path}.{key} must be an integer in [{lo}, {hi}], got {value!r}")
-        return value
-
-    def float_(self, key: str, lo: float, hi: float) -> float:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            raise SettingsError(f"{self.path}.{key} must be a number in [{lo}, {hi}], got {value!r}")
-        return float(value)
-
-    def choice(self, key: str, options: tuple[str, ...]) -> str:
-        value = self._get(key)
-        if value not in options:
-            raise SettingsError(f"{self.path}.{key} must be one of {', '.join(options)}, got {value!r}")
-        return str(value)
-
-    def str_(self, key: str, pattern: re.Pattern[str]) -> str:
-        value = self._get(key)
-        if not isinstance(value, str) or not pattern.match(value):
-            raise SettingsError(f"{self.path}.{key} must match {pattern.pattern}, got {value!r}")
-        return value
-
-    def optional_str(self, key: str, pattern: re.Pattern[str]) -> str | None:
-        # CDK drops null values from context, so an optional key may be absent as well as null.
-        if self.raw.get(key) is None:
-            self.used.add(key)
-            return None
-        return self.str_(key, pattern)
-
-    def list_(self, key: str) -> list[Any]:
-        value = self._get(key)
-        if not isinstance(value, list):
-            raise SettingsError(f"{self.path}.{key} must be a list, got {type(value).__name__}")
-        return value
-
-    def done(self) -> None:
-        unknown = sorted(set(self.raw) - self.used)
-        if unknown:
-            raise SettingsError(f"{self.path} has unknown key(s): {', '.join(unknown)}")
-
-
-def _stream(r: _Reader) -> StreamSettings:
-    mode = r.choice("mode", STREAM_MODES)
-    shard_count: int | None = None
-    if mode == "PROVISIONED":
-        shard_count = r.int_("shard_count", 1, 10_000)
-    elif r.raw.get("shard_count") is not None:
-        raise SettingsError(f"{r.path}.shard_count must be null or absent when mode is ON_DEMAND")
-    else:
-        r.used.add("shard_count")  # CDK drops null context values, so it may also be absent
-    # Kinesis retention is 24 h .. 365 days.
-    retention = Duration.hours(r.int_("retention_hours", 24, 8760))
-    r.done()
-    return StreamSettings(mode=mode, shard_count=shard_count, retention=retention)
-
-
-def _event_source(r: _Reader) -> EventSourceSettings:
-    # Ranges are the Kinesis event source mapping's own limits.
-    result = EventSourceSettings(
-        batch_size=r.int_("batch_size", 1, 10_000),
-        max_batching_window=Duration.seconds(r.int_("max_batching_window_seconds", 0, 300)),
-        parallelization_factor=r.int_("parallelization_factor", 1, 10),
-        retry_attempts=r.int_("retry_attempts", 0, 10_000),
-        max_record_age=Duration.seconds(r.int_("max_record_age_seconds", 60, 604_800)),
-        starting_position=r.choice("starting_position", STARTING_POSITIONS),
-    )
-    r.done()
-    return result
-
-
-def _branch_source(r: _Reader) -> BranchSourceSettings:
-    result = BranchSourceSettings(
-        batch_size=r.int_("batch_size", 1, 10_000),
-        max_batching_window=Duration.seconds(r.int_("max_batching_window_seconds", 0, 300)),
-    )
-    r.done()
-    return result
-
-
-def _function(r: _Reader, max_timeout: int) -> FunctionSettings:
-    result = FunctionSettings(
-        memory_mb=r.int_("memory_mb", 128, 10_240),
-        timeout=Duration.seconds(r.int_("timeout_seconds", 1, max_timeout)),
-    )
-    r.done()
-    return result
-
-
-def _functions(r: _Reader) -> FunctionsSettings:
-    result = FunctionsSettings(
-        ingest=_function(r.sub("ingest"), API_GATEWAY_INTEGRATION_LIMIT_SECONDS),
-        process=_function(r.sub("process"), 900),
-        aggregate=_function(r.sub("aggregate"), 900),
-        experiments=_function(r.sub("experiments"), 900),
-        serve=_function(r.sub("serve"), API_GATEWAY_INTEGRATION_LIMIT_SECONDS),
-        architecture=r.choice("architecture", ARCHITECTURES),
-        dependencies=r.choice("dependencies", DEPENDENCY_SOURCES),
-        powertools_layer_version=r.int_("powertools_layer_version", 1, 10_000),
-        log_retention=getattr(
-            logs.RetentionDays, r.choice("log_retention", tuple(m.name for m in logs.RetentionDays))
-        ),
-        log_level=r.choice("log_level", LOG_LEVELS),
-    )
-    r.done()
-    return result
-
-
-def _features(r: _Reader) -> FeatureSettings:
-    result = FeatureSettings(
-        user_ttl=Duration.days(r.int_("user_ttl_days", 1, 3650)),
-        item_ttl=Duration.days(r.int_("item_ttl_days", 1, 3650)),
-        allowed_lateness=Duration.seconds(r.int_("allowed_lateness_seconds", 0, 7 * 86_400)),
-        # The functions refuse less than 60 s (OUTBOX_RETENTION_SECONDS); a day is far beyond any lag
-        # worth waiting for.
-        outbox_retention=Duration.seconds(r.int_("outbox_retention_seconds", 60, 7 * 86_400)),
-    )
-    r.done()
-    return result
-
-
-def _ingest(r: _Reader) -> IngestSettings:
-    result = IngestSettings(
-        max_event_age=Duration.seconds(r.int_("max_event_age_seconds", 60, 365 * 86_400)),
-        max_future_skew=Duration.seconds(r.int_("max_future_skew_seconds", 0, 86_400)),
-        # API Gateway refuses payloads above 10 MB.
-        max_body_bytes=r.int_("max_body_bytes", 1024, 10 * 1024 * 1024),
-        max_events_per_request=r.int_("max_events_per_request", 1, 500),  # PutRecords takes at most 500
-        put_retry_budget=Duration.seconds(
-            r.int_("put_retry_budget_seconds", 1, API_GATEWAY_INTEGRATION_LIMIT_SECONDS - 1)
-        ),
-    )
-    r.done()
-    return result
-
-
-def _usage_plan(r: _Reader) -> UsagePlanSettings:
-    result = UsagePlanSettings(
-        rate_limit=r.float_("rate_limit", 0.001, 1_000_000),
-        burst_limit=r.int_("burst_limit", 1, 1_000_000),
-        quota_limit=r.int_("quota_limit", 1, 2_000_000_000),
-        quota_period=r.choice("quota_period", QUOTA_PERIODS),
-    )
-    r.done()
-    return result
-
-
-_ORIGIN_RE = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:\d+)?)$")  # "*" allows any origin
-
-
-def _api(r: _Reader) -> ApiSettings:
-    origins = r.list_("cors_allowed_origins")
-    for i, origin in enumerate(origins):
-        if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
-            raise SettingsError(
-                f"{r.path}.cors_allowed_origins[{i}] must be '*' or an origin like https://example.com"
-            )
-    result = ApiSettings(
-        stage_name=r.str_("stage_name", re.compile(r"^[A-Za-z0-9_]{1,64}$")),
-        stage_rate_limit=r.float_("stage_rate_limit", 0.001, 1_000_000),
-        stage_burst_limit=r.int_("stage_burst_limit", 1, 1_000_000),
-        producers=_usage_plan(r.sub("producers")),
-        readers=_usage_plan(r.sub("readers")),
-        cors_allowed_origins=tuple(origins),
-    )
-    r.done()
-    return result
-
-
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def _alarms(r: _Reader) -> AlarmSettings:
-    result = AlarmSettings(
-        period=Duration.seconds(r.int_("period_seconds", 60, 86_400)),
-        evaluation_periods=r.int_("evaluation_periods", 1, 100),
-        iterator_age=Duration.seconds(r.int_("iterator_age_seconds", 1, 604_800)),
-        aggregate_iterator_age=Duration.seconds(r.int_("aggregate_iterator_age_seconds", 1, 604_800)),
-        experiments_iterator_age=Duration.seconds(r.int_("experiments_iterator_age_seconds", 1, 604_800)),
-        dlq_depth=r.int_("dlq_depth", 0, 1_000_000),
-        on_failure_depth=r.int_("on_failure_depth", 0, 1_000_000),
-        process_errors=r.int_("process_errors", 0, 1_000_000),
-        process_throttles=r.int_("process_throttles", 0, 1_000_000),
-        aggregate_errors=r.int_("aggregate_errors", 0, 1_000_000),
-        experiments_errors=r.int_("experiments_errors", 0, 1_000_000),
-        aggregate_unresolved=r.int_("aggregate_unresolved", 0, 1_000_000),
-        ingest_rejection_rate=r.float_("ingest_rejection_rate", 0, 1),
-        api_5xx_rate=r.float_("api_5xx_rate", 0, 1),
-        api_p99_latency=Duration.millis(r.int_("api_p99_latency_ms", 1, 29_000)),
-        serve_fallback_rate=r.float_("serve_fallback_rate", 0, 1),
-        dynamodb_throttles=r.int_("dynamodb_throttles", 0, 1_000_000),
-        kinesis_write_throttles=r.int_("kinesis_write_throttles", 0, 1_000_000),
-        put_records_failures=r.int_("put_records_failures", 0, 1_000_000),
-        email=r.optional_str("email", _EMAIL_RE),
-    )
-    r.done()
-    return result
-
-
-def _check_model_params(path: str, params: Mapping[str, Any]) -> None:
-    """Variant params must be parameters of the serving model: serve ignores unknown names, so a typo
-    would silently make a variant identical to control."""
-    known = {f.name for f in fields(ModelParams)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise SettingsError(
-            f"{path} has unknown model parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    try:
-        ModelParams.from_params(params)
-    except ValueError as exc:
-        raise SettingsError(f"{path}: {exc}") from None
-
-
-def _experiments(r: _Reader) -> tuple[Experiment, ...]:
-    experiments = []
-    seen_ids: set[str] = set()
-    for i, raw in enumerate(r.list_("experiments")):
-        er = _Reader(f"{r.path}.experiments[{i}]", raw)
-        exp_id = er.str_("id", _NAME_RE)
-        if exp_id in seen_ids:
-            raise SettingsError(f"{er.path}.id {exp_id!r} is used twice")
-        seen_ids.add(exp_id)
-        variants = []
-        names: set[str] = set()
-        raw_variants = er.list_("variants")
-        if len(raw_variants) < 2:
-            raise SettingsError(f"{er.path}.variants needs at least two variants")
-        for j, raw_v in enumerate(raw_variants):
-            vr = _Reader(f"{er.path}.variants[{j}]", raw_v)
-            name = vr.str_("name", _NAME_RE)
-            if name in names:
-                raise SettingsError(f"{vr.path}.name {name!r} is used twice")
-            names.add(name)
-            weight = vr.float_("weight", 0.000001, 1_000_000)
-            params = vr._get("params")
-            if not isinstance(params, Mapping) or not all(
-                isinstance(v, str | int | float | bool) for v in params.values()
-            ):
-                raise SettingsError(f"{vr.path}.params must be an object of scalars")
-            _check_model_params(f"{vr.path}.params", params)
-            vr.done()
-            variants.append(Variant(name=name, weight=weight, params=MappingProxyType(dict(params))))
-        er.done()
-        experiments.append(Experiment(id=exp_id, variants=tuple(variants)))
-    return tuple(experiments)
-
-
 def parse_profile(name: str, raw: Any) -> Settings:
     """Validate one profile (the object under `profiles.<name>`) into Settings."""
-    r = _Reader(f"{CONTEXT_PROFILES}.{name}", raw)
-    settings = Settings(
-        profile=name,
-        stream=_stream(r.sub("stream")),
-        event_source=_event_source(r.sub("event_source")),
-        aggregate_source=_branch_source(r.sub("aggregate_source")),
-        experiments_source=_branch_source(r.sub("experiments_source")),
-        functions=_functions(r.sub("functions")),
-        features=_features(r.sub("features")),
-        ingest=_ingest(r.sub("ingest")),
-        api=_api(r.sub("api")),
-        alarms=_alarms(r.sub("alarms")),
-        experiments=_experiments(r),
-        removal_policy=getattr(RemovalPolicy, r.choice("removal_policy", REMOVAL_POLICIES)),
-    )
-    r.done()
-    _check_cross_field(settings, r.path)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(
+            "\n".join(_describe(f"{CONTEXT_PROFILES}.{name}", e) for e in exc.errors())
+        ) from None
+    settings._profile = name
     return settings
 
 
-def _check_cross_field(s: Settings, path: str) -> None:
-    if s.ingest.put_retry_budget.to_seconds() >= s.functions.ingest.timeout.to_seconds():
-        raise SettingsError(
-            f"{path}.ingest.put_retry_budget_seconds must be below functions.ingest.timeout_seconds "
-            "so ingest can still answer after its last retry"
-        )
-    # A record older than the stream's retention is gone before the age limit could ever apply.
-    if s.event_source.max_record_age.to_seconds() > s.stream.retention.to_seconds():
-        raise SettingsError(
-            f"{path}.event_source.max_record_age_seconds must not exceed stream.retention_hours"
-        )
-    # A branch resolves each record through the outbox the hot path keeps in the user row until the
-    # branches have consumed it, for at most outbox_retention; lagging longer, it can no longer resolve
-    # records (they are counted, not applied). A branch waits up to the hot path's maximum record age for
-    # a record the hot path has not applied yet, so the retention must outlast that wait, and its
-    # iterator-age alarm must fire while the lag can still be caught up.
-    retention = s.features.outbox_retention.to_seconds()
-    if retention <= s.event_source.max_record_age.to_seconds():
-        raise SettingsError(
-            f"{path}.features.outbox_retention_seconds ({int(retention)}) must exceed "
-            "event_source.max_record_age_seconds: a branch may wait that long for the hot path, and the "
-            "outbox entries of the records after it must still be there when it goes on"
-        )
-    for key, age in (
-        ("aggregate_iterator_age_seconds", s.alarms.aggregate_iterator_age),
-        ("experiments_iterator_age_seconds", s.alarms.experiments_iterator_age),
-    ):
-        if age.to_seconds() >= retention:
-            raise SettingsError(
-                f"{path}.alarms.{key} must be below features.outbox_retention_seconds ({int(retention)}): "
-                "a branch lagging past the outbox retention can no longer resolve records, so the "
-                "alarm must fire before that"
-            )
+def _describe(path: str, error: ErrorDetails) -> str:
+    """One pydantic error as `profiles.<name>.<key path>: <rule>, got <value>`."""
+    for part in error["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+    value = error["input"]
+    if error["type"] != "missing" and (value is None or isinstance(value, str | int | float)):
+        message += f", got {value!r}"
+    return f"{path}: {message}"
 
 
 def settings_from_context(node: Any) -> Settings:

@@ -5,7 +5,6 @@ Built in-process on imported resources (no assets, no nag), so it costs a fracti
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import aws_cdk as cdk
@@ -50,7 +49,9 @@ def _dev() -> Settings:
 def test_an_alarm_email_in_settings_subscribes_it_to_the_alarm_topic() -> None:
     # Given the dev settings with an on-call address
     dev = _dev()
-    settings = dataclasses.replace(dev, alarms=dataclasses.replace(dev.alarms, email="oncall@example.com"))
+    settings = dev.model_copy(
+        update={"alarms": dev.alarms.model_copy(update={"email": "oncall@example.com"})}
+    )
     # When the monitoring construct is built
     subscriptions = _monitoring_template(settings).find_resources("AWS::SNS::Subscription")
     # Then exactly that address is subscribed by email
