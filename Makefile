@@ -4,17 +4,20 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+# Reinstalled when a pin or the project's own packaging changes.
+INSTALL_INPUTS := requirements.txt lambdas/requirements.txt pyproject.toml
+STAMP := $(VENV)/.installed-$(shell cat $(INSTALL_INPUTS) | cksum | cut -d' ' -f1)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-# pytest-xdist workers; the e2e tests share one local pipeline on one worker (xdist_group).
+# pytest-xdist workers; each worker that runs e2e tests starts its own local pipeline (tests/e2e/conftest.py).
 WORKERS ?= 2
 
-.PHONY: venv demo up test test-fast e2e e2e-localstack synth cdk-synth deploy bench lint redrive openapi clean
+.PHONY: venv demo up test test-fast unit integration infra e2e e2e-localstack synth cdk-synth deploy bench lint redrive openapi clean
 
-$(STAMP): requirements.txt
+$(STAMP): $(INSTALL_INPUTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -36,8 +39,19 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -n $(WORKERS) -m "not e2e"
 
+## One kind of test each: logic without AWS or network (unit), code against moto and the emulator's
+## parts (integration), the synthesized template (infra), the whole local pipeline over HTTP (e2e).
+unit: venv
+	$(PY) -m pytest -n $(WORKERS) tests/unit
+
+integration: venv
+	$(PY) -m pytest -n $(WORKERS) tests/integration
+
+infra: venv
+	$(PY) -m pytest -n $(WORKERS) tests/infra
+
 e2e: venv
-	$(PY) -m pytest -m e2e
+	$(PY) -m pytest -n $(WORKERS) --dist loadgroup tests/e2e
 
 ## The same e2e suite against a running LocalStack (needs Docker; start it first, see localstack/README.md):
 ## deploys with cdklocal (= npm run localstack:deploy), then skips, with the reason, what LocalStack lacks.

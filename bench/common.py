@@ -1,6 +1,6 @@
 """What every benchmark shares: the machine, the data, Kinesis records as ingest writes them, statistics.
 
-Benchmarks import the function code exactly as Lambda does (``lambdas/`` on ``sys.path``). Records are
+Benchmarks import the function code by the names Lambda uses (``process``, ``streamrec_core``). Records are
 built with ingest's own code (``validate_event`` at the door, then ``encode_record``) and wrapped in the
 event source mapping's event shape, so the process function sees byte for byte what it sees deployed.
 
@@ -25,15 +25,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-_LAMBDAS = str(REPO_ROOT / "lambdas")
-if _LAMBDAS not in sys.path:
-    sys.path.insert(0, _LAMBDAS)
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from streamrec_core.features.config import FeatureConfig
+from streamrec_core.schema import encode_record, format_timestamp, validate_event
 
-from streamrec_core.features.config import FeatureConfig  # noqa: E402
-from streamrec_core.schema import encode_record, format_timestamp, validate_event  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # STREAMREC_EVENTS_FILE points elsewhere (e.g. when the benchmarks run from an exported checkout).
 REAL_EVENTS = Path(

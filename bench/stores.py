@@ -23,8 +23,6 @@ from streamrec_core.features.keys import Key, kind_of
 from streamrec_core.features.memory_store import MemoryStore, read_units
 from streamrec_core.features.store import CONFLICT, WRITTEN
 
-import bench.common  # noqa: F401  (puts lambdas/ on sys.path, as Lambda has it)
-
 
 class CodecStore:
     """Rows as the codec's items in a dict; reads decode, writes encode (version-checked). No bill."""

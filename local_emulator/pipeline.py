@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+# The shared names live with the functions; put them on the path as the CDK app and tests do.
+from streamrec_core import constants
 
 from local_emulator import aws
 from local_emulator.assembly import read_assembly, synth
@@ -30,12 +32,7 @@ from local_emulator.moto_server import MotoServer
 from local_emulator.runtime import Runtime, RuntimeOptions
 
 log = logging.getLogger(__name__)
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The shared names live with the functions; put them on the path as the CDK app and tests do.
-if str(REPO_ROOT / "lambdas") not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT / "lambdas"))
-from streamrec_core import constants  # noqa: E402
 
 # Stack outputs "<Role>ApiKeyId" (constants.OUTPUT_PRODUCER_API_KEY_ID, ...) name each API key's role.
 API_KEY_OUTPUT_SUFFIX = "ApiKeyId"

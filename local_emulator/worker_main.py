@@ -81,6 +81,10 @@ class _Capture:
         return "utf-8"
 
 
+# setuptools names the finder modules of an editable install `__editable___<project>_<version>_finder`.
+_EDITABLE = "__editable__"
+
+
 def _error(error_type: str, message: str, stack: list[str] | None = None) -> dict[str, Any]:
     return {"errorMessage": message, "errorType": error_type, "requestId": "", "stackTrace": stack or []}
 
@@ -92,6 +96,9 @@ def main() -> None:
     code_dir, handler_spec = sys.argv[1], sys.argv[2]
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [code_dir] + [p for p in sys.path if os.path.abspath(p or ".") != here]
+    # Developers have the repository installed editable (`make venv`); its finders would let a function
+    # import project code its asset lacks. A function sees its asset and the installed libraries only.
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith(_EDITABLE)]
     os.chdir(code_dir)
 
     # Keep the real stdout for the protocol; route fd 1 (and sys.stdout) to stderr for the handler.

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 # Run as a script from the repo: the shared constants live in lambdas/streamrec_core.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambdas"))
-from streamrec_core import constants as c  # noqa: E402
+from streamrec_core import constants as c
 
 # Keys of `api_keys` and the outputs that name their API key ids.
 API_KEY_OUTPUTS = {"producer": c.OUTPUT_PRODUCER_API_KEY_ID, "reader": c.OUTPUT_READER_API_KEY_ID}

@@ -39,19 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_ROOT = Path(__file__).resolve().parent.parent
-_LAMBDAS = str(_ROOT / "lambdas")
-if _LAMBDAS not in sys.path:
-    sys.path.insert(0, _LAMBDAS)
+from serve.experiments import Experiment, Variant
+from serve.logic import Recommender, ServeSettings
+from streamrec_core.constants import API_KEY_HEADER, MODEL_NAME
+from streamrec_core.features.config import FeatureConfig
+from streamrec_core.features.events import ITEM_EVENT_TYPES
+from streamrec_core.features.reference import ReferenceFold
 
-from serve.experiments import Experiment, Variant  # noqa: E402
-from serve.logic import Recommender, ServeSettings  # noqa: E402
-from streamrec_core.constants import API_KEY_HEADER, MODEL_NAME  # noqa: E402
-from streamrec_core.features.config import FeatureConfig  # noqa: E402
-from streamrec_core.features.events import ITEM_EVENT_TYPES  # noqa: E402
-from streamrec_core.features.reference import ReferenceFold  # noqa: E402
-
-from tools.replay import (  # noqa: E402
+from tools.replay import (
     Replayer,
     ReplaySummary,
     Retimer,
@@ -60,6 +55,8 @@ from tools.replay import (  # noqa: E402
     source_time,
     to_schema_event,
 )
+
+_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_EVENTS = _ROOT.parent / "shared" / "data" / "taobao-userbehavior" / "events.jsonl"
 DEFAULT_K = 10

@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "lambdas"))
+from streamrec_core.openapi import build_openapi
+from streamrec_core.schema import json_schema
 
-from streamrec_core.openapi import build_openapi  # noqa: E402
-from streamrec_core.schema import json_schema  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DOCS = REPO_ROOT / "docs"
 OPENAPI_PATH = DOCS / "openapi.json"

@@ -32,13 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_LAMBDAS = str(Path(__file__).resolve().parent.parent / "lambdas")
-if _LAMBDAS not in sys.path:
-    sys.path.insert(0, _LAMBDAS)
+from streamrec_core.features.events import TYPE_WEIGHTS
 
-from streamrec_core.features.events import TYPE_WEIGHTS  # noqa: E402
-
-from tools.evaluate import (  # noqa: E402
+from tools.evaluate import (
     DEFAULT_EVENTS,
     DEFAULT_K,
     DEFAULT_TRAIN_FRACTION,
@@ -46,7 +42,7 @@ from tools.evaluate import (  # noqa: E402
     load_events,
     split_events,
 )
-from tools.replay import source_time  # noqa: E402
+from tools.replay import source_time
 
 FEATURES = (
     "in_history",

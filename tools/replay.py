@@ -40,16 +40,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# Tools import the shared code exactly as the functions do, with lambdas/ on the path.
-_LAMBDAS = str(Path(__file__).resolve().parent.parent / "lambdas")
-if _LAMBDAS not in sys.path:
-    sys.path.insert(0, _LAMBDAS)
+from streamrec_core.constants import API_KEY_HEADER, MAX_EVENTS_PER_REQUEST
+from streamrec_core.schema import F_EVENT_ID, F_TIMESTAMP, FIELD_NAMES
+from streamrec_core.schema import format_timestamp as schema_timestamp
 
-from streamrec_core.constants import API_KEY_HEADER, MAX_EVENTS_PER_REQUEST  # noqa: E402
-from streamrec_core.schema import F_EVENT_ID, F_TIMESTAMP, FIELD_NAMES  # noqa: E402
-from streamrec_core.schema import format_timestamp as schema_timestamp  # noqa: E402
-
-from tools.progress import Progress  # noqa: E402
+from tools.progress import Progress
 
 MAX_BATCH_SIZE = MAX_EVENTS_PER_REQUEST  # the API's limit per request (and the PutRecords limit behind it)
 DEFAULT_ENDPOINT_FILE = Path(".local/endpoint.json")

@@ -25,7 +25,7 @@ import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REQUIREMENTS = REPO_ROOT / "requirements.txt"
+REQUIREMENTS = REPO_ROOT / "lambdas" / "requirements.txt"  # the functions' run-time pins
 WHEELHOUSE = REPO_ROOT / ".local" / "wheels"
 POWERTOOLS_PACKAGE = "aws-lambda-powertools"
 MSGSPEC_PACKAGE = "msgspec"
@@ -49,7 +49,7 @@ RUNTIME_PROVIDED = (
 
 
 def pinned_requirement(package: str, requirements: Path = REQUIREMENTS) -> str:
-    """The exact pin of `package` (with extras) from requirements.txt, so Lambda runs what tests ran."""
+    """The exact pin of `package` (with extras) in lambdas/requirements.txt: Lambda runs what tests ran."""
     pattern = re.compile(rf"^{re.escape(package)}(\[[^\]]*\])?==\S+", re.IGNORECASE)
     for line in requirements.read_text().splitlines():
         match = pattern.match(line.strip())

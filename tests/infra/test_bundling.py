@@ -18,11 +18,7 @@ from tests.infra.conftest import REPO_ROOT
 @pytest.mark.parametrize("package", ["aws-lambda-powertools", "msgspec"])
 def test_the_bundled_packages_are_the_versions_the_tests_run_against(package: str) -> None:
     requirement = bundling.pinned_requirement(package)
-    pinned = [
-        line
-        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
-        if line.startswith(requirement)
-    ]
+    pinned = [line for line in bundling.REQUIREMENTS.read_text().splitlines() if line.startswith(requirement)]
     assert pinned and "==" in requirement
     assert requirement.split("==")[1] == importlib.metadata.version(package)
 

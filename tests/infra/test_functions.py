@@ -88,7 +88,7 @@ def test_the_msgspec_layer_holds_the_pinned_msgspec_built_for_the_functions_plat
     root = synth.outdir / f"asset.{props['Content']['S3Key'].removesuffix('.zip')}"
     pinned = next(
         line.split("==")[1]
-        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+        for line in (REPO_ROOT / "lambdas" / "requirements.txt").read_text().splitlines()
         if line.startswith("msgspec==")
     )
     [wheel] = (root / "python").glob("msgspec-*.dist-info/WHEEL")

@@ -13,14 +13,6 @@ applies it once. Layers: `cli` (arguments, target, output) -> `replay` (logic) -
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Tools import the shared code exactly as the functions do, with lambdas/ on the path.
-_LAMBDAS = str(Path(__file__).resolve().parent.parent.parent / "lambdas")
-if _LAMBDAS not in sys.path:
-    sys.path.insert(0, _LAMBDAS)
-
-from tools.redrive.cli import main  # noqa: E402
+from tools.redrive.cli import main
 
 __all__ = ["main"]
