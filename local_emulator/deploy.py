@@ -16,8 +16,9 @@
    - ``AWS::CloudWatch::Alarm``: ``PutMetricAlarm`` (the local runtime evaluates the ones it can);
    - ``AWS::SNS::Subscription``: ``Subscribe`` (SQS, Lambda, email...; moto delivers to SQS queues).
    ``AWS::ApiGateway::Account`` (the account's CloudWatch role) has no local meaning and is skipped.
-   Stack outputs and function environment variables that refer to those resources (e.g. the API key
-   ids the functions accept) are recomputed from the template; the environments are updated in moto.
+   Stack outputs, function environment variables and dashboard bodies that refer to those resources
+   (e.g. the API key ids the functions accept, the API stage a dashboard graphs) are recomputed from
+   the template; the environments and dashboards are updated in moto.
 The local runtime then reads everything back from moto's APIs, never from a second description.
 """
 
@@ -164,6 +165,7 @@ def deploy_stack(stack: StackArtifact, endpoint: str, region: str = aws.REGION) 
     skipped = _SkippedResources(stack, endpoint, region, context, resolver, deployed)
     skipped.create_all()
     _complete_environments(aws.client("lambda", endpoint, region), stack, context, resolver)
+    _complete_dashboards(aws.client("cloudwatch", endpoint, region), stack, context, resolver)
     deployed.outputs = _outputs(cloudformation, stack, resolver)
     deployed.functions = _function_code(stack, context, resolver)
     return deployed
@@ -427,6 +429,20 @@ def _complete_environments(
         current = (config.get("Environment") or {}).get("Variables") or {}
         if current != wanted:
             lambda_client.update_function_configuration(FunctionName=name, Environment={"Variables": wanted})
+
+
+def _complete_dashboards(
+    cloudwatch: Any, stack: StackArtifact, context: StackContext, resolver: Resolver
+) -> None:
+    """Put dashboards again with their bodies resolved from the template: moto's CloudFormation renders
+    references to resources it skipped as "None" (e.g. the API stage in the API widgets' dimensions)."""
+    for logical_id, resource in stack.template.get("Resources", {}).items():
+        name = context.physical_ids.get(logical_id)
+        if resource.get("Type") != "AWS::CloudWatch::Dashboard" or not name:
+            continue
+        body = resolver.resolve(resource.get("Properties", {}).get("DashboardBody"))
+        if cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"] != body:
+            cloudwatch.put_dashboard(DashboardName=name, DashboardBody=body)
 
 
 def _function_code(

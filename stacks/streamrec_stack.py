@@ -116,8 +116,7 @@ class StreamrecStack(Stack):
                 on_failure_queue=self.processing.on_failure_queue,
                 users=users,
                 items=items,
-                api_name=self.api.api_name,
-                stage_name=self.api.stage_name,
+                api_stage=self.api.rest_api.deployment_stage,
             ),
         )
 

@@ -70,11 +70,10 @@ class Api(Construct):
             retention=settings.functions.log_retention,
             removal_policy=settings.removal_policy,
         )
-        self.api_name = f"{stack_name}-api"
         self.rest_api = apigw.RestApi(
             self,
             "RestApi",
-            rest_api_name=self.api_name,
+            rest_api_name=f"{stack_name}-api",
             description="streamrec: events in, recommendations out",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.HEADER,

@@ -1,7 +1,10 @@
 """Alarms (each with its real dimensions and an SNS action) and one dashboard for the whole pipeline.
 
-Thresholds come from `settings.alarms`; custom metrics are the functions' EMF metrics, named in
-`streamrec_core.constants`, with the Powertools default dimension `service`.
+Thresholds come from `settings.alarms`. AWS service metrics come from the `metric*` helpers of the
+construct that owns the resource (function, queue, stream, table, API stage), which set the namespace and
+dimensions by construction; the statistic is always given here, since the helpers' defaults differ (the
+stream's are Average, the stage's Count is SampleCount). Custom metrics are the functions' EMF metrics,
+named in `streamrec_core.constants`, with the Powertools default dimension `service`, built by `_emf`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -42,8 +46,7 @@ class Monitored:
     on_failure_queue: sqs.IQueue
     users: dynamodb.ITable
     items: dynamodb.ITable
-    api_name: str
-    stage_name: str
+    api_stage: apigw.StageBase  # the API's deployment stage (dimensions ApiName and Stage)
 
 
 class Monitoring(Construct):
@@ -74,12 +77,10 @@ class Monitoring(Construct):
         self.alarms: dict[str, cw.Alarm] = {}
 
         w = watched
-        lambda_dims = {"FunctionName": w.process.function_name}
-        stream_dims = {"StreamName": w.stream.stream_name}
-        api_dims = {"ApiName": w.api_name, "Stage": w.stage_name}
+        p = a.period
 
         # --- processing: freshness, errors, throttles ---
-        self.iterator_age = self._metric("AWS/Lambda", "IteratorAge", lambda_dims, "Maximum")
+        self.iterator_age = w.process.metric("IteratorAge", statistic="Maximum", period=p)
         self._alarm(
             c.ALARM_ITERATOR_AGE,
             self.iterator_age,
@@ -88,13 +89,13 @@ class Monitoring(Construct):
         )
         self._alarm(
             c.ALARM_PROCESS_ERRORS,
-            self._metric("AWS/Lambda", "Errors", lambda_dims, "Sum"),
+            w.process.metric_errors(statistic="Sum", period=p),
             a.process_errors,
             "Process function invocations failed (batches are retried, then bisected)",
         )
         self._alarm(
             c.ALARM_PROCESS_THROTTLES,
-            self._metric("AWS/Lambda", "Throttles", lambda_dims, "Sum"),
+            w.process.metric_throttles(statistic="Sum", period=p),
             a.process_throttles,
             "Process function was throttled (concurrency limit)",
         )
@@ -123,14 +124,14 @@ class Monitoring(Construct):
         ):
             self._alarm(
                 age_name,
-                fn.metric("IteratorAge", statistic="Maximum", period=a.period),
+                fn.metric("IteratorAge", statistic="Maximum", period=p),
                 age.to_milliseconds(),
                 f"The {label} branch lags: its oldest record read is older than the threshold, which stays "
                 "below the outbox retention so the lag can be caught up before records become unresolvable",
             )
             self._alarm(
                 errors_name,
-                fn.metric_errors(statistic="Sum", period=a.period),
+                fn.metric_errors(statistic="Sum", period=p),
                 errors,
                 f"The {label} branch's invocations failed (batches are retried, bisected, then sent to the "
                 "on-failure queue)",
@@ -154,12 +155,7 @@ class Monitoring(Construct):
         ):
             self._alarm(
                 name,
-                self._metric(
-                    "AWS/SQS",
-                    "ApproximateNumberOfMessagesVisible",
-                    {"QueueName": queue.queue_name},
-                    "Maximum",
-                ),
+                queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=p),
                 threshold,
                 what,
             )
@@ -174,13 +170,13 @@ class Monitoring(Construct):
         )
         self._alarm(
             c.ALARM_KINESIS_WRITE_THROTTLES,
-            self._metric("AWS/Kinesis", "WriteProvisionedThroughputExceeded", stream_dims, "Sum"),
+            w.stream.metric_write_provisioned_throughput_exceeded(statistic="Sum", period=p),
             a.kinesis_write_throttles,
             "Writes to the stream were throttled; raise shards or switch to on-demand",
         )
         self._alarm(
             c.ALARM_PUT_RECORDS_FAILURES,
-            self._metric("AWS/Kinesis", "PutRecords.FailedRecords", stream_dims, "Sum"),
+            w.stream.metric_put_records_failed_records(statistic="Sum", period=p),
             a.put_records_failures,
             "PutRecords entries failed (ingest retries them within its budget)",
         )
@@ -190,16 +186,15 @@ class Monitoring(Construct):
             (w.users, c.ALARM_USERS_READ_THROTTLES, c.ALARM_USERS_WRITE_THROTTLES),
             (w.items, c.ALARM_ITEMS_READ_THROTTLES, c.ALARM_ITEMS_WRITE_THROTTLES),
         ):
-            dims = {"TableName": table.table_name}
             self._alarm(
                 read_name,
-                self._metric("AWS/DynamoDB", "ReadThrottleEvents", dims, "Sum"),
+                table.metric("ReadThrottleEvents", statistic="Sum", period=p),
                 a.dynamodb_throttles,
                 "DynamoDB throttled reads of a feature table",
             )
             self._alarm(
                 write_name,
-                self._metric("AWS/DynamoDB", "WriteThrottleEvents", dims, "Sum"),
+                table.metric("WriteThrottleEvents", statistic="Sum", period=p),
                 a.dynamodb_throttles,
                 "DynamoDB throttled writes to a feature table",
             )
@@ -207,13 +202,13 @@ class Monitoring(Construct):
         # 5XXError is 0 or 1 per request, so its Average is the 5xx rate.
         self._alarm(
             c.ALARM_API_5XX_RATE,
-            self._metric("AWS/ApiGateway", "5XXError", api_dims, "Average"),
+            w.api_stage.metric_server_error(statistic="Average", period=p),
             a.api_5xx_rate,
             "Share of API requests answered with a 5xx",
         )
         self._alarm(
             c.ALARM_API_P99_LATENCY,
-            self._metric("AWS/ApiGateway", "Latency", api_dims, "p99"),
+            w.api_stage.metric_latency(statistic="p99", period=p),
             a.api_p99_latency.to_milliseconds(),
             "API p99 latency above target",
         )
@@ -230,17 +225,17 @@ class Monitoring(Construct):
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _metric(self, namespace: str, name: str, dims: dict[str, str], statistic: str) -> cw.Metric:
+    def _emf(
+        self, name: str, service: str, statistic: str = "Sum", dimensions: dict[str, str] | None = None
+    ) -> cw.Metric:
+        """A function's EMF metric: Powertools adds `service` to every one; `dimensions` adds the rest."""
         return cw.Metric(
-            namespace=namespace,
+            namespace=c.METRICS_NAMESPACE,
             metric_name=name,
-            dimensions_map=dims,
+            dimensions_map={SERVICE_DIMENSION: service, **(dimensions or {})},
             statistic=statistic,
             period=self._period,
         )
-
-    def _emf(self, name: str, service: str, statistic: str = "Sum") -> cw.Metric:
-        return self._metric(c.METRICS_NAMESPACE, name, {SERVICE_DIMENSION: service}, statistic)
 
     def _rate(self, part: str, rest: str, service: str, *, label: str) -> cw.MathExpression:
         """part / (part + rest). FILL keeps a 100 % rejection visible when `rest` has no data at all."""
@@ -283,12 +278,8 @@ class Monitoring(Construct):
     def _variant_metric(
         self, name: str, service: str, experiment_id: str, variant: str, label: str
     ) -> cw.Metric:
-        dims = {
-            SERVICE_DIMENSION: service,
-            c.METRIC_DIMENSION_EXPERIMENT: experiment_id,
-            c.METRIC_DIMENSION_VARIANT: variant,
-        }
-        return self._metric(c.METRICS_NAMESPACE, name, dims, "Sum").with_(label=label)
+        dims = {c.METRIC_DIMENSION_EXPERIMENT: experiment_id, c.METRIC_DIMENSION_VARIANT: variant}
+        return self._emf(name, service, dimensions=dims).with_(label=label)
 
     def _experiment_widgets(self, graph: Any) -> list[cw.IWidget]:
         """Per configured experiment: counts per variant, and CTR / conversion per variant.
@@ -415,13 +406,8 @@ class Monitoring(Construct):
         ]
 
     def _dashboard(self, w: Monitored) -> cw.Dashboard:
-        lam = "AWS/Lambda"
-
-        def fn_metrics(fn: lambda_.IFunction, name: str, stat: str = "Sum") -> cw.Metric:
-            return self._metric(lam, name, {"FunctionName": fn.function_name}, stat)
-
-        api_dims = {"ApiName": w.api_name, "Stage": w.stage_name}
-        stream_dims = {"StreamName": w.stream.stream_name}
+        p = self._period
+        stage, stream = w.api_stage, w.stream
 
         def graph(
             title: str, left: list[cw.IMetric], right: list[cw.IMetric] | None = None
@@ -448,10 +434,10 @@ class Monitoring(Construct):
         board.add_widgets(
             graph(
                 "API requests and errors",
-                [self._metric("AWS/ApiGateway", "Count", api_dims, "Sum")],
+                [stage.metric_count(statistic="Sum", period=p)],
                 [
-                    self._metric("AWS/ApiGateway", "4XXError", api_dims, "Sum"),
-                    self._metric("AWS/ApiGateway", "5XXError", api_dims, "Sum"),
+                    stage.metric_client_error(statistic="Sum", period=p),
+                    stage.metric_server_error(statistic="Sum", period=p),
                 ],
             ),
             graph(
@@ -466,8 +452,8 @@ class Monitoring(Construct):
             graph(
                 "API latency (ms)",
                 [
-                    self._metric("AWS/ApiGateway", "Latency", api_dims, "p50"),
-                    self._metric("AWS/ApiGateway", "Latency", api_dims, "p99"),
+                    stage.metric_latency(statistic="p50", period=p),
+                    stage.metric_latency(statistic="p99", period=p),
                 ],
             ),
         )
@@ -475,14 +461,14 @@ class Monitoring(Construct):
         board.add_widgets(
             graph(
                 "Incoming records",
-                [self._metric("AWS/Kinesis", "IncomingRecords", stream_dims, "Sum")],
-                [self._metric("AWS/Kinesis", "IncomingBytes", stream_dims, "Sum")],
+                [stream.metric_incoming_records(statistic="Sum", period=p)],
+                [stream.metric_incoming_bytes(statistic="Sum", period=p)],
             ),
             graph(
                 "Write throttles and failed PutRecords entries",
                 [
-                    self._metric("AWS/Kinesis", "WriteProvisionedThroughputExceeded", stream_dims, "Sum"),
-                    self._metric("AWS/Kinesis", "PutRecords.FailedRecords", stream_dims, "Sum"),
+                    stream.metric_write_provisioned_throughput_exceeded(statistic="Sum", period=p),
+                    stream.metric_put_records_failed_records(statistic="Sum", period=p),
                 ],
             ),
             graph("Iterator age (ms): freshness", [self.iterator_age]),
@@ -491,8 +477,11 @@ class Monitoring(Construct):
         board.add_widgets(
             graph(
                 "Process invocations, errors, throttles",
-                [fn_metrics(w.process, "Invocations")],
-                [fn_metrics(w.process, "Errors"), fn_metrics(w.process, "Throttles")],
+                [w.process.metric_invocations(statistic="Sum", period=p)],
+                [
+                    w.process.metric_errors(statistic="Sum", period=p),
+                    w.process.metric_throttles(statistic="Sum", period=p),
+                ],
             ),
             graph(
                 "Records processed / duplicates / late",
@@ -508,7 +497,10 @@ class Monitoring(Construct):
             ),
             graph(
                 "Process duration (ms)",
-                [fn_metrics(w.process, "Duration", "p50"), fn_metrics(w.process, "Duration", "p99")],
+                [
+                    w.process.metric_duration(statistic="p50", period=p),
+                    w.process.metric_duration(statistic="p99", period=p),
+                ],
             ),
         )
         board.add_widgets(header("Aggregate branches"))
@@ -518,12 +510,7 @@ class Monitoring(Construct):
             graph(
                 "Queue depth",
                 [
-                    self._metric(
-                        "AWS/SQS",
-                        "ApproximateNumberOfMessagesVisible",
-                        {"QueueName": q.queue_name},
-                        "Maximum",
-                    )
+                    q.metric_approximate_number_of_messages_visible(statistic="Maximum", period=p)
                     for q in (w.dead_letter_queue, w.on_failure_queue)
                 ],
             ),
@@ -532,17 +519,16 @@ class Monitoring(Construct):
         board.add_widgets(header("Feature tables"))
         table_widgets = []
         for label, table in (("users", w.users), ("items", w.items)):
-            dims = {"TableName": table.table_name}
             table_widgets.append(
                 graph(
                     f"{label} table: consumed capacity and throttles",
                     [
-                        self._metric("AWS/DynamoDB", "ConsumedReadCapacityUnits", dims, "Sum"),
-                        self._metric("AWS/DynamoDB", "ConsumedWriteCapacityUnits", dims, "Sum"),
+                        table.metric_consumed_read_capacity_units(statistic="Sum", period=p),
+                        table.metric_consumed_write_capacity_units(statistic="Sum", period=p),
                     ],
                     [
-                        self._metric("AWS/DynamoDB", "ReadThrottleEvents", dims, "Sum"),
-                        self._metric("AWS/DynamoDB", "WriteThrottleEvents", dims, "Sum"),
+                        table.metric("ReadThrottleEvents", statistic="Sum", period=p),
+                        table.metric("WriteThrottleEvents", statistic="Sum", period=p),
                     ],
                 )
             )
@@ -565,8 +551,8 @@ class Monitoring(Construct):
             ),
             graph(
                 "Serve and ingest errors",
-                [fn_metrics(w.serve, "Errors"), fn_metrics(w.ingest, "Errors")],
-                [fn_metrics(w.serve, "Throttles"), fn_metrics(w.ingest, "Throttles")],
+                [fn.metric_errors(statistic="Sum", period=p) for fn in (w.serve, w.ingest)],
+                [fn.metric_throttles(statistic="Sum", period=p) for fn in (w.serve, w.ingest)],
             ),
         )
         board.add_widgets(header("Experiments"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_lambda as lambda_
@@ -35,8 +36,14 @@ def _monitoring_template(settings: Any) -> Template:
         on_failure_queue=sqs.Queue.from_queue_arn(stack, "O", arn.format("sqs", "o")),
         users=dynamodb.Table.from_table_name(stack, "U", "users"),
         items=dynamodb.Table.from_table_name(stack, "I", "items"),
-        api_name="api",
-        stage_name="dev",
+        api_stage=apigw.Stage.from_stage_attributes(
+            stack,
+            "Stage",
+            stage_name="dev",
+            rest_api=apigw.RestApi.from_rest_api_attributes(
+                stack, "Api", rest_api_id="api", root_resource_id="root"
+            ),
+        ),
     )
     Monitoring(stack, "Monitoring", settings=settings, watched=watched)
     return Template.from_stack(stack)

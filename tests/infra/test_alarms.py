@@ -56,7 +56,11 @@ def _service(service: str) -> Callable[[Synth], dict[str, Any]]:
 
 
 def _api(s: Synth) -> dict[str, Any]:
-    return {"ApiName": s.props("AWS::ApiGateway::RestApi")["Name"], "Stage": s.settings.api.stage_name}
+    # The Ref of the API's one stage resolves to its name (settings' stage_name, asserted in test_api).
+    return {
+        "ApiName": s.props("AWS::ApiGateway::RestApi")["Name"],
+        "Stage": ref(s.one("AWS::ApiGateway::Stage")[0]),
+    }
 
 
 EXPECTED: dict[str, Plain | Ratio] = {

@@ -10,7 +10,7 @@ from streamrec_core.http import GATEWAY_ERRORS
 from streamrec_core.routes import KeyRole
 
 from stacks.settings import UsagePlanSettings
-from tests.infra.conftest import Synth, arn_of, ref
+from tests.infra.conftest import ACCOUNT, REGION, Synth, arn_of, ref
 
 FUNCTION_PREFIX = {routes.INGEST: "IngestFunction", routes.SERVE: "ServeFunction"}
 ROUTES = {(r.method, r.path): FUNCTION_PREFIX[r.function] for r in routes.ROUTES}
@@ -161,7 +161,10 @@ def test_stage_is_traced_access_logged_and_throttled_from_settings(synth: Synth)
     log_group_id, _ = synth.one("AWS::Logs::LogGroup", "ApiAccessLogs")
     assert stage["StageName"] == api.stage_name
     assert stage["TracingEnabled"] is True
-    assert stage["AccessLogSetting"]["DestinationArn"] == arn_of(log_group_id)
+    # The log group's ARN without the trailing ":*" of its Arn attribute: API Gateway stores it so, and
+    # drift detection compares the two (flag @aws-cdk/aws-apigateway:logGroupDestinationArnWithoutWildcard).
+    log_group_arn = {"Fn::Join": ["", [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:", ref(log_group_id)]]}
+    assert stage["AccessLogSetting"]["DestinationArn"] == log_group_arn
     [settings] = stage["MethodSettings"]
     assert settings["ThrottlingRateLimit"] == api.stage_rate_limit
     assert settings["ThrottlingBurstLimit"] == api.stage_burst_limit

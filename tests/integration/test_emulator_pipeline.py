@@ -221,6 +221,15 @@ def test_queue_depth_alarm_fires_and_notifies_its_topic(pipeline):
     )
 
 
+def test_dashboard_names_the_api_stage_moto_skipped(pipeline):
+    """A dashboard graphing the stage's metrics refers to the stage, which moto's CloudFormation does not
+    create (it writes "None" there); the deploy puts the body again, resolved from the template."""
+    body = pipeline.client("cloudwatch").get_dashboard(DashboardName="fixture-dashboard")["DashboardBody"]
+    [series] = json.loads(body)["widgets"][0]["properties"]["metrics"]
+    assert series[:4] == ["AWS/ApiGateway", "Count", "ApiName", "Api"]
+    assert series[4:6] == ["Stage", pipeline.outputs["ApiStageName"]] == ["Stage", "test"]
+
+
 def test_mapping_updates_in_moto_reach_the_poller(pipeline):
     """UpdateEventSourceMapping (here Enabled false, then true) is read back by the running poller."""
     lambda_client, kinesis = pipeline.client("lambda"), pipeline.client("kinesis")

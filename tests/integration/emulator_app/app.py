@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A tiny CDK app for the emulator's integration tests: one keyed API method, a stream with an event
-source mapping and an on-failure queue, a queue-depth alarm with an SNS action, and a second stream with
-three mappings (a hot path with ParallelizationFactor 2, a branch with a batching window, a filtered
-branch) whose functions share one module and a layer."""
+source mapping and an on-failure queue, a queue-depth alarm with an SNS action, a dashboard graphing the
+API stage, and a second stream with three mappings (a hot path with ParallelizationFactor 2, a branch
+with a batching window, a filtered branch) whose functions share one module and a layer."""
 
 import os
 
@@ -137,6 +137,13 @@ depth = cloudwatch.Alarm(
     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
 )
 depth.add_alarm_action(actions.SnsAction(topic))
+# The stage's metrics name it by Ref, and moto's CloudFormation skips stages.
+cloudwatch.Dashboard(
+    stack,
+    "Dashboard",
+    dashboard_name="fixture-dashboard",
+    widgets=[[cloudwatch.GraphWidget(left=[api.deployment_stage.metric_count()])]],
+)
 
 for name, value in {
     "RestApiId": api.rest_api_id,
