@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
-from streamrec_core.ranking import ModelParams
+from streamrec_core.experiments import Experiment, experiments_json, parse_experiments
 
 DEFAULT_PROFILE = "dev"
 CONTEXT_PROFILES = "profiles"
@@ -32,7 +31,6 @@ REMOVAL_POLICIES = ("DESTROY", "RETAIN", "SNAPSHOT")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # API Gateway ends every integration after 29 s, so a synchronous function must finish before that.
 API_GATEWAY_INTEGRATION_LIMIT_SECONDS = 29
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class SettingsError(ValueError):
@@ -157,19 +155,6 @@ class AlarmSettings:
 
 
 @dataclass(frozen=True)
-class Variant:
-    name: str
-    weight: float
-    params: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Experiment:
-    id: str
-    variants: tuple[Variant, ...]
-
-
-@dataclass(frozen=True)
 class Settings:
     profile: str
     stream: StreamSettings
@@ -186,19 +171,7 @@ class Settings:
 
     def experiments_json(self) -> str:
         """The experiments as the serve function reads them (ENV_EXPERIMENTS), compact and stable."""
-        return json.dumps(
-            [
-                {
-                    "id": e.id,
-                    "variants": [
-                        {"name": v.name, "weight": v.weight, "params": dict(v.params)} for v in e.variants
-                    ],
-                }
-                for e in self.experiments
-            ],
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+        return experiments_json(self.experiments)
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -423,53 +396,12 @@ def _alarms(r: _Reader) -> AlarmSettings:
     return result
 
 
-def _check_model_params(path: str, params: Mapping[str, Any]) -> None:
-    """Variant params must be parameters of the serving model: serve ignores unknown names, so a typo
-    would silently make a variant identical to control."""
-    known = {f.name for f in fields(ModelParams)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise SettingsError(
-            f"{path} has unknown model parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    try:
-        ModelParams.from_params(params)
-    except ValueError as exc:
-        raise SettingsError(f"{path}: {exc}") from None
-
-
 def _experiments(r: _Reader) -> tuple[Experiment, ...]:
-    experiments = []
-    seen_ids: set[str] = set()
-    for i, raw in enumerate(r.list_("experiments")):
-        er = _Reader(f"{r.path}.experiments[{i}]", raw)
-        exp_id = er.str_("id", _NAME_RE)
-        if exp_id in seen_ids:
-            raise SettingsError(f"{er.path}.id {exp_id!r} is used twice")
-        seen_ids.add(exp_id)
-        variants = []
-        names: set[str] = set()
-        raw_variants = er.list_("variants")
-        if len(raw_variants) < 2:
-            raise SettingsError(f"{er.path}.variants needs at least two variants")
-        for j, raw_v in enumerate(raw_variants):
-            vr = _Reader(f"{er.path}.variants[{j}]", raw_v)
-            name = vr.str_("name", _NAME_RE)
-            if name in names:
-                raise SettingsError(f"{vr.path}.name {name!r} is used twice")
-            names.add(name)
-            weight = vr.float_("weight", 0.000001, 1_000_000)
-            params = vr._get("params")
-            if not isinstance(params, Mapping) or not all(
-                isinstance(v, str | int | float | bool) for v in params.values()
-            ):
-                raise SettingsError(f"{vr.path}.params must be an object of scalars")
-            _check_model_params(f"{vr.path}.params", params)
-            vr.done()
-            variants.append(Variant(name=name, weight=weight, params=MappingProxyType(dict(params))))
-        er.done()
-        experiments.append(Experiment(id=exp_id, variants=tuple(variants)))
-    return tuple(experiments)
+    # The rules are serve's own (streamrec_core.experiments), so a profile serve would refuse fails here.
+    try:
+        return parse_experiments(r.list_("experiments"))
+    except ValueError as exc:
+        raise SettingsError(f"{r.path}.{exc}") from None
 
 
 def parse_profile(name: str, raw: Any) -> Settings:

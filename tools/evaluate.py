@@ -44,9 +44,9 @@ _LAMBDAS = str(_ROOT / "lambdas")
 if _LAMBDAS not in sys.path:
     sys.path.insert(0, _LAMBDAS)
 
-from serve.experiments import Experiment, Variant  # noqa: E402
 from serve.logic import Recommender, ServeSettings  # noqa: E402
 from streamrec_core.constants import API_KEY_HEADER, MODEL_NAME  # noqa: E402
+from streamrec_core.experiments import Experiment, Variant  # noqa: E402
 from streamrec_core.features.config import FeatureConfig  # noqa: E402
 from streamrec_core.features.events import ITEM_EVENT_TYPES  # noqa: E402
 from streamrec_core.features.reference import ReferenceFold  # noqa: E402
@@ -191,7 +191,7 @@ def covisit_model(
 
     def ask(user_id: str, k: int) -> list[str]:
         body = recommender.recommendations(user_id, k=k, request_id="evaluate").body
-        return [entry["item_id"] for entry in body["items"]]
+        return [entry.item_id for entry in body.items]
 
     return ask
 

@@ -19,7 +19,9 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from typing import Any, Final, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple
+
+import msgspec
 
 JSON_CONTENT_TYPE: Final = "application/json"
 
@@ -59,6 +61,23 @@ STATUS_BY_CODE: Final[Mapping[str, int]] = {
     ERROR_STREAM_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
     ERROR_SERVICE_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
 }
+
+
+# The codes as a type: the error shape's schema in the OpenAPI document lists exactly these.
+ErrorCode = Literal[tuple(sorted(STATUS_BY_CODE))]  # type: ignore[valid-type]
+
+
+class ErrorDetail(msgspec.Struct):
+    code: Annotated[ErrorCode, msgspec.Meta(description="Stable token to branch on.")]
+    message: Annotated[str, msgspec.Meta(description="For people.")]
+    request_id: Annotated[str | None, msgspec.Meta(description="API Gateway request id.")]
+    details: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+
+
+class Error(msgspec.Struct):
+    """The one error shape of every route (and of API Gateway's own errors)."""
+
+    error: ErrorDetail
 
 
 class GatewayError(NamedTuple):
@@ -125,36 +144,37 @@ class HttpError(Exception):
 
 def error_body(
     code: str, message: str, *, request_id: str | None = None, details: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
+) -> Error:
     """The one error shape: {"error": {"code", "message", "request_id", "details"?}}."""
-    error: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
-    if details is not None:
-        error["details"] = details
-    return {"error": error}
+    return Error(ErrorDetail(code, message, request_id, msgspec.UNSET if details is None else details))
 
 
 def gateway_response(response_type: str) -> tuple[int | None, str, dict[str, str]]:
     """(status, API Gateway mapping template, static headers) rendering a gateway error in the shared
     shape; `$context.requestId` is API Gateway's request id."""
     error = GATEWAY_ERRORS[response_type]
-    template = json.dumps(
-        error_body(error.code, error.message, request_id="REQUEST_ID"), separators=(",", ":")
-    )
+    template = encode_json(error_body(error.code, error.message, request_id="REQUEST_ID"))
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.retry_after else {}
     return error.status, template.replace('"REQUEST_ID"', '"$context.requestId"'), headers
 
 
-def json_response(
-    status: int, body: Mapping[str, Any] | list[Any], *, headers: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """A Lambda proxy integration response with a compact JSON body."""
+def encode_json(body: Any) -> str:
+    """Compact UTF-8 JSON of a response body (msgspec Structs, dicts, lists)."""
+    try:
+        return msgspec.json.encode(body).decode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate echoed from the request: JSON's \u escape keeps it
+        return json.dumps(msgspec.to_builtins(body), separators=(",", ":"))
+
+
+def json_response(status: int, body: Any, *, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A Lambda proxy integration response with a compact JSON body (a msgspec Struct, dict or list)."""
     all_headers = {"Content-Type": JSON_CONTENT_TYPE}
     if headers:
         all_headers.update(headers)
     return {
         "statusCode": int(status),
         "headers": all_headers,
-        "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        "body": encode_json(body),
         "isBase64Encoded": False,
     }
 

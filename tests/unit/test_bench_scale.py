@@ -139,10 +139,11 @@ def test_the_cost_inputs_carry_every_measured_figure_into_the_cost_model(small_r
 def test_the_warm_table_holds_rows_as_a_running_pipeline_leaves_them(small_run):
     # The branches consumed the warm-up records before the window: stored user rows carry no outbox
     # entries of them (kept, they would bill every user's first write on a bloated row).
-    from bench.scale_data import generated_stream, warm_new
     from streamrec_core.features.codec import from_item
     from streamrec_core.features.keys import USERS
     from streamrec_core.features.memory_store import MemoryStore
+
+    from bench.scale_data import generated_stream, warm_new
 
     stream = generated_stream(2, rate=50, warm_events=2_000)
     store = MemoryStore()

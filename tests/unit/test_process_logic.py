@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 
 from process.logic import HotPath
-from streamrec_core.features.config import FeatureConfig
-from streamrec_core.features.keys import USERS, Key, user_key
 from streamrec_core.features.codec import key_of
+from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.dynamodb import decoded
+from streamrec_core.features.keys import USERS, Key, user_key
 from streamrec_core.features.memory_store import MemoryStore
 from streamrec_core.features.store import WRITTEN
 from streamrec_core.features.user_fold import UserRow
