@@ -20,17 +20,19 @@ import math
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from local_emulator.pipeline import LocalPipeline
+from local_emulator.pipeline import LocalPipeline  # puts lambdas/ on sys.path, as the functions have it
 from tools.generate_clickstream import generate_events
 from tools.progress import Progress
 from tools.replay import ReplaySummary, format_timestamp, replay
+
+# isort: split
+from streamrec_core import routes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A freshness probe gives up after this long (the goal is p95 <= 1 s; anything near this is a failure).
@@ -53,8 +55,8 @@ def _request(method: str, url: str, api_key: str, body: Any = None) -> tuple[int
 
 def recommendations(pipeline: LocalPipeline, user_id: str, k: int = 5) -> dict[str, Any]:
     """GET the user's recommendations over HTTP with the reader key."""
-    url = f"{pipeline.base_url}/v1/users/{urllib.parse.quote(user_id, safe='')}/recommendations?k={k}"
-    status, body = _request("GET", url, pipeline.api_keys["reader"])
+    url = routes.RECOMMENDATIONS.url(pipeline.base_url, user_id=user_id, k=k)
+    status, body = _request(routes.RECOMMENDATIONS.method, url, pipeline.api_keys["reader"])
     if status != 200:
         raise RuntimeError(f"GET recommendations answered {status}: {body}")
     return body
@@ -75,7 +77,8 @@ def probe_freshness(pipeline: LocalPipeline, user_id: str, item_id: str, categor
         "category": category,
         "timestamp": format_timestamp(stamp),
     }
-    status, body = _request("POST", f"{pipeline.base_url}/v1/events", pipeline.api_keys["producer"], event)
+    url = routes.EVENTS.url(pipeline.base_url)
+    status, body = _request(routes.EVENTS.method, url, pipeline.api_keys["producer"], event)
     if status != 200 or body["counts"]["accepted"] != 1:
         raise RuntimeError(f"probe event not accepted: {status} {body}")
     accepted_at = time.monotonic()

@@ -31,7 +31,6 @@ import json
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,6 +44,7 @@ if _LAMBDAS not in sys.path:
     sys.path.insert(0, _LAMBDAS)
 
 from serve.logic import Recommender, ServeSettings  # noqa: E402
+from streamrec_core import routes  # noqa: E402
 from streamrec_core.constants import API_KEY_HEADER, MODEL_NAME  # noqa: E402
 from streamrec_core.experiments import Experiment, Variant  # noqa: E402
 from streamrec_core.features.config import FeatureConfig  # noqa: E402
@@ -294,7 +294,7 @@ class Api:
     timeout: float = 30.0
 
     def recommendations(self, user_id: str, k: int) -> dict[str, Any]:
-        url = f"{self.base_url.rstrip('/')}/v1/users/{urllib.parse.quote(user_id)}/recommendations?k={k}"
+        url = routes.RECOMMENDATIONS.url(self.base_url, user_id=user_id, k=k)
         request = urllib.request.Request(url, headers={API_KEY_HEADER: self.reader_key})
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             body: dict[str, Any] = json.loads(response.read())
