@@ -149,12 +149,17 @@ def error_body(
     return Error(ErrorDetail(code, message, request_id, msgspec.UNSET if details is None else details))
 
 
-def gateway_response(response_type: str) -> tuple[int | None, str, dict[str, str]]:
+def gateway_response(
+    response_type: str, allowed_origins: Iterable[str] = ()
+) -> tuple[int | None, str, dict[str, str]]:
     """(status, API Gateway mapping template, static headers) rendering a gateway error in the shared
-    shape; `$context.requestId` is API Gateway's request id."""
+    shape; `$context.requestId` is API Gateway's request id. The headers include the CORS headers of
+    `gateway_cors_headers(allowed_origins)`."""
     error = GATEWAY_ERRORS[response_type]
     template = encode_json(error_body(error.code, error.message, request_id="REQUEST_ID"))
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.retry_after else {}
+    headers = gateway_cors_headers(allowed_origins)
+    if error.retry_after:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return error.status, template.replace('"REQUEST_ID"', '"$context.requestId"'), headers
 
 
@@ -307,6 +312,22 @@ def cors_headers(origin: str | None, allowed_origins: Iterable[str]) -> dict[str
             "Vary": "Origin",
         }
     return {}
+
+
+def gateway_cors_headers(allowed_origins: Iterable[str]) -> dict[str, str]:
+    """The CORS headers of API Gateway's own answers, so that a page on an allowed origin can read a 429
+    or 403 and its Retry-After. A gateway response's headers are static (it cannot compare the request's
+    Origin with a list), so only "*" or a single allowed origin get them; with several, none (echoing the
+    request's Origin would open those answers to every site), and browsers see a network error instead.
+    """
+    allowed = tuple(allowed_origins)
+    if "*" in allowed:
+        origin = "*"
+    elif len(allowed) == 1:
+        origin = allowed[0]
+    else:
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
 
 
 def preflight_response(
