@@ -26,7 +26,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 # Powertools reads these at import: no X-Ray outside Lambda, metrics in the namespace serve uses.
@@ -60,6 +59,7 @@ from streamrec_core.http import (  # noqa: E402
 )
 
 from bench.common import fmt, generated_events, print_header, source_to_event, write_result
+from local_emulator.testing import FakeLambdaContext
 
 READER_KEY_ID = "reader-key-id"
 ORIGIN = "https://shop.example"
@@ -163,12 +163,8 @@ def powertools_handler(deps: serve.Dependencies) -> Callable[[dict[str, Any], An
 
 
 # --- Requests -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Context:
-    function_name: str = "serve"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:serve"
-    aws_request_id: str = "bench"
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext("serve", timeout_s=3600, memory_mb=1024)
 
 
 def proxy_event(
@@ -246,7 +242,7 @@ def differences(
     found: dict[str, list[str]] = {}
     (name_a, a), (name_b, b) = variants.items()
     for kind, events in kinds.items():
-        first, second = a(events[0], Context()), b(events[0], Context())
+        first, second = a(events[0], lambda_context()), b(events[0], lambda_context())
         seen = []
         if first["statusCode"] != second["statusCode"]:
             seen.append(f"status: {name_a} {first['statusCode']}, {name_b} {second['statusCode']}")
@@ -277,7 +273,7 @@ def measure(
     """CPU microseconds per request (of this process: other load on the machine does not count), per kind
     and variant; the variants alternate within every round."""
     samples: dict[str, dict[str, list[float]]] = {kind: {v: [] for v in variants} for kind in kinds}
-    context = Context()
+    context = lambda_context()
     for _ in range(rounds):
         for kind, events in kinds.items():
             for name, handler in variants.items():

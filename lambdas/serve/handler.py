@@ -29,6 +29,7 @@ from streamrec_core.http import (
     ERROR_METHOD_NOT_ALLOWED,
     ERROR_NOT_FOUND,
     ERROR_SERVICE_UNAVAILABLE,
+    RETRY_AFTER_SECONDS,
     HttpError,
     cors_headers,
     error_response,
@@ -126,7 +127,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             ERROR_SERVICE_UNAVAILABLE,
             "feature store busy; retry",
             request_id=rid,
-            headers={**cors, "Retry-After": "1"},
+            headers={**cors, "Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     except StoreError:
         logger.exception("feature store error")
