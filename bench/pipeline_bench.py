@@ -36,6 +36,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from streamrec_core.routes import EVENTS
+from streamrec_core.routes import RECOMMENDATIONS as RECS
+
 from bench.common import REPO_ROOT, dataset, fmt, percentile, print_header, summary_ms, write_result
 
 BENCH_PROFILE = "bench"
@@ -153,7 +156,9 @@ def bench_ingest(pipeline: Any, events: list[dict[str, Any]], batch: int) -> dic
     started = time.perf_counter()
     for start in range(0, len(events), batch):
         chunk = events[start : start + batch]
-        status, body, seconds = client.request("POST", "/v1/events", json.dumps({"events": chunk}).encode())
+        status, body, seconds = client.request(
+            EVENTS.method, EVENTS.url(""), json.dumps({"events": chunk}).encode()
+        )
         statuses[status] = statuses.get(status, 0) + 1
         latencies.append(seconds * 1000)
         if isinstance(body, dict) and "counts" in body:
@@ -219,7 +224,7 @@ def bench_freshness(
     timeouts = not_cold = 0
     for index in range(probes):
         user = f"bench-fresh-{run}-{index}"
-        status, before, _ = reader.request("GET", f"/v1/users/{user}/recommendations?k=10")
+        status, before, _ = reader.request(RECS.method, RECS.url("", user_id=user, k=10))
         if status != 200 or _reflects_history(before):
             not_cold += 1
         time.sleep(rng.random() * 0.5)  # a random phase of the poller's cycle
@@ -230,14 +235,14 @@ def bench_freshness(
             "category": category,
             "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         }
-        status, body, _ = producer.request("POST", "/v1/events", json.dumps(event).encode())
+        status, body, _ = producer.request(EVENTS.method, EVENTS.url(""), json.dumps(event).encode())
         accepted_at = time.perf_counter()
         if status != 200:
             raise RuntimeError(f"probe event refused: {status} {body}")
         count = 0
         while True:
             count += 1
-            status, body, _ = reader.request("GET", f"/v1/users/{user}/recommendations?k=10")
+            status, body, _ = reader.request(RECS.method, RECS.url("", user_id=user, k=10))
             now = time.perf_counter()
             if status == 200 and _reflects_history(body):
                 seconds.append(now - accepted_at)
@@ -281,7 +286,7 @@ def bench_serve_http(pipeline: Any, users: list[str], requests: int) -> dict[str
     started = time.perf_counter()
     for index in range(requests):
         user = users[index % len(users)]
-        status, body, seconds = reader.request("GET", f"/v1/users/{user}/recommendations?k=10")
+        status, body, seconds = reader.request(RECS.method, RECS.url("", user_id=user, k=10))
         statuses[status] = statuses.get(status, 0) + 1
         latencies.append(seconds * 1000)
         fallbacks += bool(isinstance(body, dict) and body.get("fallback"))

@@ -26,6 +26,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("process_throughput", []),
     ("process_memory", []),
     ("pipeline_bench", ["--window", "0"]),
+    ("serve_routing", []),
 ]
 COST_PROFILE = "large-100k"
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import fields
-from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from aws_cdk import Duration, RemovalPolicy
@@ -29,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails
-from streamrec_core.ranking import ModelParams
+from streamrec_core.experiments import Experiment, experiments_json, parse_experiments
 
 DEFAULT_PROFILE = "dev"
 CONTEXT_PROFILES = "profiles"
@@ -37,10 +35,9 @@ CONTEXT_ENV = "env"
 
 # API Gateway ends every integration after 29 s, so a synchronous function must finish before that.
 API_GATEWAY_INTEGRATION_LIMIT_SECONDS = 29
-_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 _ORIGIN = r"^(\*|https?://[A-Za-z0-9.-]+(:\d+)?)$"  # "*" allows any origin
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-_MAX_COUNT = 1_000_000  # upper bound of alarm counts, API throttles and variant weights
+_MAX_COUNT = 1_000_000  # upper bound of alarm counts and API throttles
 
 
 class SettingsError(ValueError):
@@ -242,43 +239,6 @@ class AlarmSettings(_Model):
         return Duration.millis(self.api_p99_latency_ms)
 
 
-class Variant(_Model):
-    name: str = Field(pattern=_NAME)
-    weight: float = Field(ge=0.000001, le=_MAX_COUNT)
-    params: Mapping[str, Any]
-
-    @field_validator("params")
-    @classmethod
-    def _model_params(cls, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        # Serve ignores unknown names, so a typo would silently make a variant identical to control.
-        known = sorted(f.name for f in fields(ModelParams))
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ValueError(f"unknown model parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        ModelParams.from_params(params)  # its ValueError names the parameter and the rule
-        return MappingProxyType(dict(params))
-
-
-class Experiment(_Model):
-    id: str = Field(pattern=_NAME)
-    variants: tuple[Variant, ...] = Field(strict=False)
-
-    @field_validator("variants")
-    @classmethod
-    def _variants(cls, variants: tuple[Variant, ...]) -> tuple[Variant, ...]:
-        # checked here, not as Field(min_length=2): that would also fire when one variant is invalid
-        if len(variants) < 2:
-            raise ValueError(f"needs at least two variants, got {len(variants)}")
-        _distinct("name", [v.name for v in variants])
-        return variants
-
-
-def _distinct(key: str, values: list[str]) -> None:
-    twice = sorted({v for v in values if values.count(v) > 1})
-    if twice:
-        raise ValueError(f"{key} {', '.join(map(repr, twice))} is used twice")
-
-
 class Settings(_Model):
     stream: StreamSettings
     event_source: EventSourceSettings
@@ -289,7 +249,8 @@ class Settings(_Model):
     ingest: IngestSettings
     api: ApiSettings
     alarms: AlarmSettings
-    experiments: tuple[Experiment, ...] = Field(strict=False)
+    # Read by serve's own rules (streamrec_core.experiments): a profile serve would refuse fails here.
+    experiments: tuple[Experiment, ...]
     # RETAIN_ON_UPDATE_OR_DELETE is left out; read as a RemovalPolicy through the property below
     removal_policy_name: Literal["DESTROY", "RETAIN", "SNAPSHOT"] = Field(alias="removal_policy")
     _profile: str = PrivateAttr(default="")
@@ -303,11 +264,10 @@ class Settings(_Model):
     def removal_policy(self) -> RemovalPolicy:
         return RemovalPolicy[self.removal_policy_name]
 
-    @field_validator("experiments")
+    @field_validator("experiments", mode="plain")
     @classmethod
-    def _distinct_ids(cls, experiments: tuple[Experiment, ...]) -> tuple[Experiment, ...]:
-        _distinct("id", [e.id for e in experiments])
-        return experiments
+    def _experiments(cls, raw: Any) -> tuple[Experiment, ...]:
+        return parse_experiments(raw)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -346,19 +306,7 @@ class Settings(_Model):
 
     def experiments_json(self) -> str:
         """The experiments as the serve function reads them (ENV_EXPERIMENTS), compact and stable."""
-        return json.dumps(
-            [
-                {
-                    "id": e.id,
-                    "variants": [
-                        {"name": v.name, "weight": v.weight, "params": dict(v.params)} for v in e.variants
-                    ],
-                }
-                for e in self.experiments
-            ],
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+        return experiments_json(self.experiments)
 
 
 def parse_profile(name: str, raw: Any) -> Settings:
@@ -378,6 +326,10 @@ def _describe(path: str, error: ErrorDetails) -> str:
     for part in error["loc"]:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+    field = str(error["loc"][-1]) if error["loc"] else ""
+    if error["type"] == "value_error" and field and message.startswith(field):
+        # The rule already names its path below the profile (streamrec_core.experiments): not twice.
+        return f"{path.removesuffix(field)}{message}"
     value = error["input"]
     if error["type"] != "missing" and (value is None or isinstance(value, str | int | float)):
         message += f", got {value!r}"

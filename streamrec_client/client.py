@@ -27,6 +27,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The API's contract as this client needs it. Defined in streamrec_core (routes.EVENTS,
+# constants.API_KEY_HEADER, constants.MAX_EVENTS_PER_REQUEST) and spelled here so that the client stays
+# standard library only (streamrec_core needs msgspec); tests/unit/test_client.py keeps them equal.
+EVENTS_METHOD = "POST"
+EVENTS_PATH = "/v1/events"
+API_KEY_HEADER = "x-api-key"
 DEFAULT_MAX_BATCH_EVENTS = 500
 # The deployed body limit is 1 MiB by default; stay below it with room for the envelope.
 DEFAULT_MAX_BATCH_BYTES = 1_000_000
@@ -103,7 +109,7 @@ def new_event_id() -> str:
 def urllib_transport(
     url: str, headers: Mapping[str, str], body: bytes, timeout: float
 ) -> tuple[int, Mapping[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+    request = urllib.request.Request(url, data=body, headers=dict(headers), method=EVENTS_METHOD)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (caller's URL)
             return response.status, dict(response.headers.items()), response.read()
@@ -136,8 +142,12 @@ class StreamrecClient:
             raise ValueError(f"max_batch_events must be 1..{DEFAULT_MAX_BATCH_EVENTS}")
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
-        self.url = base_url.rstrip("/") + "/v1/events"
-        self._headers = {"Content-Type": "application/json", "x-api-key": api_key, "User-Agent": USER_AGENT}
+        self.url = base_url.rstrip("/") + EVENTS_PATH
+        self._headers = {
+            "Content-Type": "application/json",
+            API_KEY_HEADER: api_key,
+            "User-Agent": USER_AGENT,
+        }
         self.max_batch_events = max_batch_events
         self.max_batch_bytes = max_batch_bytes
         self.max_attempts = max_attempts

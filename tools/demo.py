@@ -20,12 +20,13 @@ import math
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from streamrec_core import routes
 
 from local_emulator.pipeline import LocalPipeline
 from tools.generate_clickstream import generate_events
@@ -53,8 +54,8 @@ def _request(method: str, url: str, api_key: str, body: Any = None) -> tuple[int
 
 def recommendations(pipeline: LocalPipeline, user_id: str, k: int = 5) -> dict[str, Any]:
     """GET the user's recommendations over HTTP with the reader key."""
-    url = f"{pipeline.base_url}/v1/users/{urllib.parse.quote(user_id, safe='')}/recommendations?k={k}"
-    status, body = _request("GET", url, pipeline.api_keys["reader"])
+    url = routes.RECOMMENDATIONS.url(pipeline.base_url, user_id=user_id, k=k)
+    status, body = _request(routes.RECOMMENDATIONS.method, url, pipeline.api_keys["reader"])
     if status != 200:
         raise RuntimeError(f"GET recommendations answered {status}: {body}")
     return body
@@ -75,7 +76,8 @@ def probe_freshness(pipeline: LocalPipeline, user_id: str, item_id: str, categor
         "category": category,
         "timestamp": format_timestamp(stamp),
     }
-    status, body = _request("POST", f"{pipeline.base_url}/v1/events", pipeline.api_keys["producer"], event)
+    url = routes.EVENTS.url(pipeline.base_url)
+    status, body = _request(routes.EVENTS.method, url, pipeline.api_keys["producer"], event)
     if status != 200 or body["counts"]["accepted"] != 1:
         raise RuntimeError(f"probe event not accepted: {status} {body}")
     accepted_at = time.monotonic()

@@ -31,7 +31,6 @@ import json
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,9 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serve.experiments import Experiment, Variant
 from serve.logic import Recommender, ServeSettings
+from streamrec_core import routes
 from streamrec_core.constants import API_KEY_HEADER, MODEL_NAME
+from streamrec_core.experiments import Experiment, Variant
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.events import ITEM_EVENT_TYPES
 from streamrec_core.features.reference import ReferenceFold
@@ -188,7 +188,7 @@ def covisit_model(
 
     def ask(user_id: str, k: int) -> list[str]:
         body = recommender.recommendations(user_id, k=k, request_id="evaluate").body
-        return [entry["item_id"] for entry in body["items"]]
+        return [entry.item_id for entry in body.items]
 
     return ask
 
@@ -291,7 +291,7 @@ class Api:
     timeout: float = 30.0
 
     def recommendations(self, user_id: str, k: int) -> dict[str, Any]:
-        url = f"{self.base_url.rstrip('/')}/v1/users/{urllib.parse.quote(user_id)}/recommendations?k={k}"
+        url = routes.RECOMMENDATIONS.url(self.base_url, user_id=user_id, k=k)
         request = urllib.request.Request(url, headers={API_KEY_HEADER: self.reader_key})
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             body: dict[str, Any] = json.loads(response.read())

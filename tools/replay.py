@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from streamrec_core import routes
 from streamrec_core.constants import API_KEY_HEADER, MAX_EVENTS_PER_REQUEST
 from streamrec_core.schema import F_EVENT_ID, F_TIMESTAMP, FIELD_NAMES
 from streamrec_core.schema import format_timestamp as schema_timestamp
@@ -184,7 +185,7 @@ def urllib_transport(timeout: float = 30.0) -> Transport:
     """POST with urllib; HTTP error statuses come back as responses, network failures raise TransportError."""
 
     def post(url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        request = urllib.request.Request(url, data=body, headers=headers, method=routes.EVENTS.method)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return HttpResponse(response.status, dict(response.headers.items()), response.read())
@@ -323,7 +324,7 @@ class Replayer:
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
-        self.url = base_url.rstrip("/") + "/v1/events"
+        self.url = routes.EVENTS.url(base_url)
         self.api_key = api_key
         self.transport = transport or urllib_transport()
         self.max_attempts = max_attempts

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import msgspec
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -132,11 +133,11 @@ def _handle(
     put = deps.writer.put(records, budget_seconds=_budget(deps.config, context))
     status, body, headers = build_response(batch, put.failures, rid)
 
-    counts = body["counts"]
-    metrics.add_metric(name=c.METRIC_EVENTS_ACCEPTED, unit=MetricUnit.Count, value=counts["accepted"])
-    metrics.add_metric(name=c.METRIC_EVENTS_REJECTED, unit=MetricUnit.Count, value=counts["rejected"])
+    counts = body.counts
+    metrics.add_metric(name=c.METRIC_EVENTS_ACCEPTED, unit=MetricUnit.Count, value=counts.accepted)
+    metrics.add_metric(name=c.METRIC_EVENTS_REJECTED, unit=MetricUnit.Count, value=counts.rejected)
     metrics.add_metric(name=c.METRIC_EVENTS_RETRIED, unit=MetricUnit.Count, value=put.retried)
-    metrics.add_metric(name=c.METRIC_EVENTS_FAILED, unit=MetricUnit.Count, value=counts["failed"])
+    metrics.add_metric(name=c.METRIC_EVENTS_FAILED, unit=MetricUnit.Count, value=counts.failed)
     for field_name, count in sorted(rejection_dimensions(batch).items()):
         with single_metric(
             name=c.METRIC_EVENTS_REJECTED,
@@ -151,7 +152,7 @@ def _handle(
         extra={
             "status": status,
             "put_records_calls": put.calls,
-            **{f"events_{k}": v for k, v in counts.items()},
+            **{f"events_{k}": v for k, v in msgspec.structs.asdict(counts).items()},
         },
     )
     return json_response(status, body, headers={**cors, **headers})

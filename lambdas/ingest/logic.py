@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
+from streamrec_core import responses
 from streamrec_core.http import (
     ERROR_EMPTY_BATCH,
     ERROR_INVALID_ENVELOPE,
@@ -42,6 +44,7 @@ from streamrec_core.http import (
     error_body,
     media_type_is_json,
 )
+from streamrec_core.responses import Accepted, Counts, Failed, IngestRefusal, IngestResult, Rejected
 from streamrec_core.schema import (
     F_EVENT_ID,
     F_USER_ID,
@@ -185,86 +188,49 @@ def kinesis_records(batch: Batch, received_at: datetime) -> list[tuple[bytes, st
 
 def build_response(
     batch: Batch, failures: Mapping[int, str], request_id: str | None
-) -> tuple[int, dict[str, Any], dict[str, str]]:
+) -> tuple[int, IngestResult, dict[str, str]]:
     """Status, body and extra headers for a processed request.
 
     `failures` maps positions in `batch.events` to the reason the stream still refused them.
     """
-    accepted: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    for position, (index, event) in enumerate(zip(batch.indexes, batch.events, strict=True)):
-        _add_outcome(accepted, failed, index, event[F_EVENT_ID], failures.get(position), None)
-    for index, position in batch.duplicates:
-        first = batch.events[position]
-        _add_outcome(
-            accepted, failed, index, first[F_EVENT_ID], failures.get(position), batch.indexes[position]
-        )
-    accepted.sort(key=_by_index)
-    failed.sort(key=_by_index)
-    rejected = [
-        {"index": index, "errors": [v.as_dict() for v in violations]} for index, violations in batch.rejected
+    accepted: list[Accepted] = []
+    failed: list[Failed] = []
+    outcomes = [
+        (index, batch.events[position][F_EVENT_ID], failures.get(position), msgspec.UNSET)
+        for position, index in enumerate(batch.indexes)
     ]
-    body: dict[str, Any] = {
-        "request_id": request_id,
-        "counts": {
-            "received": batch.size,
-            "accepted": len(accepted),
-            "rejected": len(rejected),
-            "failed": len(failed),
-            "duplicates": len(batch.duplicates),
-        },
-        "accepted": accepted,
-        "rejected": rejected,
-        "failed": failed,
-    }
+    outcomes += [
+        (index, batch.events[position][F_EVENT_ID], failures.get(position), batch.indexes[position])
+        for index, position in batch.duplicates
+    ]
+    for index, event_id, reason, duplicate_of in sorted(outcomes, key=lambda outcome: outcome[0]):
+        if reason is None:
+            accepted.append(Accepted(index, event_id, duplicate_of))
+        else:
+            failed.append(Failed(index, event_id, duplicate_of, reason=reason, retryable=True))
+    rejected = [
+        Rejected(index, [responses.Violation.of(v) for v in violations])
+        for index, violations in batch.rejected
+    ]
+    counts = Counts(batch.size, len(accepted), len(rejected), len(failed), len(batch.duplicates))
     if not batch.events:
         details = [
             {"index": index, **v.as_dict()} for index, violations in batch.rejected for v in violations
         ]
         noun = "the event was" if batch.size == 1 else f"all {batch.size} events were"
-        body.update(
-            error_body(
-                ERROR_VALIDATION_FAILED,
-                f"{noun} rejected; " + "; ".join(d["message"] for d in details[:3]),
-                request_id=request_id,
-                details=details,
-            )
-        )
-        return STATUS_BY_CODE[ERROR_VALIDATION_FAILED], body, {}
+        message = f"{noun} rejected; " + "; ".join(d["message"] for d in details[:3])
+        error = error_body(ERROR_VALIDATION_FAILED, message, request_id=request_id, details=details).error
+        refusal = IngestRefusal(request_id, counts, accepted, rejected, failed, error)
+        return STATUS_BY_CODE[ERROR_VALIDATION_FAILED], refusal, {}
     if not accepted:
-        body.update(
-            error_body(
-                ERROR_STREAM_UNAVAILABLE,
-                "the event stream stored none of the valid events; resend them after Retry-After seconds",
-                request_id=request_id,
-            )
-        )
-        return STATUS_BY_CODE[ERROR_STREAM_UNAVAILABLE], body, {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return 200, body, {}
-
-
-def _add_outcome(
-    accepted: list[dict[str, Any]],
-    failed: list[dict[str, Any]],
-    index: int,
-    event_id: str,
-    reason: str | None,
-    duplicate_of: int | None,
-) -> None:
-    entry: dict[str, Any] = {"index": index, "event_id": event_id}
-    if reason is None:
-        target = accepted
-    else:
-        entry["reason"] = reason
-        entry["retryable"] = True
-        target = failed
-    if duplicate_of is not None:
-        entry["duplicate_of"] = duplicate_of
-    target.append(entry)
-
-
-def _by_index(entry: Mapping[str, Any]) -> int:
-    return int(entry["index"])
+        error = error_body(
+            ERROR_STREAM_UNAVAILABLE,
+            "the event stream stored none of the valid events; resend them after Retry-After seconds",
+            request_id=request_id,
+        ).error
+        refusal = IngestRefusal(request_id, counts, accepted, rejected, failed, error)
+        return STATUS_BY_CODE[ERROR_STREAM_UNAVAILABLE], refusal, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return 200, IngestResult(request_id, counts, accepted, rejected, failed), {}
 
 
 def rejection_dimensions(batch: Batch) -> Counter[str]:

@@ -6,6 +6,7 @@ metrics, map errors to the shared error shape (streamrec_core.http). Logs carry 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -20,14 +21,15 @@ from botocore.config import Config
 from streamrec_core import constants as c
 from streamrec_core import routes
 from streamrec_core.env import ConfigError, require_str
+from streamrec_core.experiments import Experiment, parse_experiments
 from streamrec_core.features.dynamodb import DynamoStore
 from streamrec_core.features.store import StoreError, Throttled
 from streamrec_core.http import (
-    ERROR_BAD_REQUEST,
     ERROR_INTERNAL,
     ERROR_METHOD_NOT_ALLOWED,
     ERROR_NOT_FOUND,
     ERROR_SERVICE_UNAVAILABLE,
+    RETRY_AFTER_SECONDS,
     HttpError,
     cors_headers,
     error_response,
@@ -36,21 +38,11 @@ from streamrec_core.http import (
     json_response,
     parse_origins,
     preflight_response,
-    query_parameter,
-    query_parameter_list,
     request_id,
 )
+from streamrec_core.responses import Health
 
-from serve.experiments import Experiment, parse_experiments
-from serve.logic import (
-    Recommender,
-    ServeSettings,
-    parse_category,
-    parse_exclude,
-    parse_experiment_id,
-    parse_id,
-    parse_k,
-)
+from serve.logic import Recommender, ServeSettings
 
 logger = Logger(service=c.SERVE_SERVICE)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.SERVE_SERVICE)
@@ -73,8 +65,9 @@ class ServeConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServeConfig:
         """Validate the environment; ConfigError names the first bad variable."""
+        raw = require_str(env, c.ENV_EXPERIMENTS)
         try:
-            experiments = parse_experiments(require_str(env, c.ENV_EXPERIMENTS))
+            experiments = parse_experiments(json.loads(raw) if raw.strip() else [])
         except ValueError as exc:
             raise ConfigError(f"environment variable {c.ENV_EXPERIMENTS} is invalid: {exc}") from None
         return cls(
@@ -134,7 +127,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             ERROR_SERVICE_UNAVAILABLE,
             "feature store busy; retry",
             request_id=rid,
-            headers={**cors, "Retry-After": "1"},
+            headers={**cors, "Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     except StoreError:
         logger.exception("feature store error")
@@ -147,7 +140,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _handle(
     event: Mapping[str, Any], deps: Dependencies, rid: str | None, cors: dict[str, str]
 ) -> dict[str, Any]:
-    route, params = routes.match(SERVE_ROUTES, event)
+    route, path_values = routes.match(SERVE_ROUTES, event)
     if route is None:
         raise HttpError(ERROR_NOT_FOUND, "no such resource")
     method = event.get("httpMethod", route.method)
@@ -156,38 +149,13 @@ def _handle(
     if method != route.method:
         raise HttpError(ERROR_METHOD_NOT_ALLOWED, f"use {route.method}", headers={"Allow": route.method})
     routes.authorize(route, event, deps.config.key_ids)
-    given = set(event.get("queryStringParameters") or {})
-    given |= set(event.get("multiValueQueryStringParameters") or {})
-    unknown = sorted(given - route.query)
-    if unknown:
-        allowed = ", ".join(sorted(route.query)) or "none"
-        raise HttpError(
-            ERROR_BAD_REQUEST, f"unknown query parameter {unknown[0][:64]!r}; this route takes: {allowed}"
-        )
-    handlers: dict[routes.Route, Callable[[], dict[str, Any]]] = {
-        routes.RECOMMENDATIONS: lambda: _recommendations(event, deps, params, rid),
-        routes.SIMILAR: lambda: deps.recommender.similar(
-            parse_id(params.get("item_id"), "item_id"), k=parse_k(query_parameter(event, "k"))
-        ),
-        routes.EXPERIMENT: lambda: deps.recommender.experiment(
-            parse_experiment_id(params.get("experiment_id"))
-        ),
-        routes.HEALTH: lambda: {"status": "ok", "model": c.MODEL_NAME},
-    }
-    return json_response(200, handlers[route](), headers=cors)
+    args = route.parse(event, path_values)
+    return json_response(200, _OPERATIONS[route](deps, args, rid), headers=cors)
 
 
-def _recommendations(
-    event: Mapping[str, Any], deps: Dependencies, params: dict[str, str], rid: str | None
-) -> dict[str, Any]:
-    user_id = parse_id(params.get("user_id"), "user_id")
-    k = parse_k(query_parameter(event, "k"))
-    category = parse_category(query_parameter(event, "category"))
-    exclude = parse_exclude(query_parameter_list(event, "exclude"))
+def _recommendations(deps: Dependencies, args: dict[str, Any], rid: str | None) -> Any:
     started = time.perf_counter()
-    result = deps.recommender.recommendations(
-        user_id, k=k, category=category, exclude=exclude, request_id=rid
-    )
+    result = deps.recommender.recommendations(**args, request_id=rid)
     elapsed_ms = (time.perf_counter() - started) * 1000
     metrics.add_metric(name=c.METRIC_RECOMMENDATION_LATENCY, unit=MetricUnit.Milliseconds, value=elapsed_ms)
     metrics.add_metric(name=c.METRIC_RECOMMENDATIONS_SERVED, unit=MetricUnit.Count, value=1)
@@ -216,3 +184,24 @@ def _recommendations(
         },
     )
     return result.body
+
+
+def _similar(deps: Dependencies, args: dict[str, Any], rid: str | None) -> Any:
+    return deps.recommender.similar(**args)
+
+
+def _experiment(deps: Dependencies, args: dict[str, Any], rid: str | None) -> Any:
+    return deps.recommender.experiment(**args)
+
+
+def _health(deps: Dependencies, args: dict[str, Any], rid: str | None) -> Any:
+    return Health("ok", c.MODEL_NAME)
+
+
+# What each route does with its parsed parameters (routes.Route.parse), returning the response body.
+_OPERATIONS: dict[routes.Route, Callable[[Dependencies, dict[str, Any], str | None], Any]] = {
+    routes.RECOMMENDATIONS: _recommendations,
+    routes.SIMILAR: _similar,
+    routes.EXPERIMENT: _experiment,
+    routes.HEALTH: _health,
+}

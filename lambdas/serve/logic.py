@@ -6,23 +6,23 @@ No boto3 here: rows come through a small reader port (`features.dynamodb.DynamoS
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from streamrec_core.constants import DDB_BATCH_GET_MAX_KEYS, MODEL_NAME
+from streamrec_core.experiments import Experiment, assign
 from streamrec_core.features.codec import Row
 from streamrec_core.features.counters import CounterRow
 from streamrec_core.features.item_aggregates import ItemRow
 from streamrec_core.features.keys import Key, item_key, trending_key, user_key
 from streamrec_core.features.trending import Trend, TrendingList
 from streamrec_core.features.user_fold import UserRow
-from streamrec_core.http import ERROR_BAD_REQUEST, ERROR_NOT_FOUND, HttpError
+from streamrec_core.http import ERROR_NOT_FOUND, HttpError
+from streamrec_core.params import K_DEFAULT
 from streamrec_core.ranking import (
-    MAX_K,
     ModelParams,
     Recommendation,
     categories_to_fill,
@@ -30,28 +30,20 @@ from streamrec_core.ranking import (
     seed_items,
     similar_items,
 )
-from streamrec_core.schema import (
-    F_CATEGORY,
-    F_ITEM_ID,
-    ID_CHARSET,
-    ITEM_ID_MAX,
-    Violation,
-    experiment_id_violation,
-    field_violation,
+from streamrec_core.responses import (
+    ExperimentResult,
+    Recommendations,
+    ScoredItem,
+    SimilarItems,
+    VariantResult,
 )
 
-from serve.experiments import Experiment, assign, wilson
+from serve.experiments import wilson
 
-DEFAULT_K = 10
-MAX_EXCLUDE = 100
-# At most three ASCII digits ([0-9], not \d, which matches every script's digits) before int().
-_K_RE = re.compile(r"[0-9]{1,3}")
-K_RULE = f"must be an integer between 1 and {MAX_K} in ASCII digits"
-EXCLUDE_RULE = (
-    f"must be at most {MAX_EXCLUDE} comma-separated item ids, each matching {ID_CHARSET}{{1,{ITEM_ID_MAX}}}"
-)
 # Merged trending lists change at most every merge interval (15 s): serve keeps them this long.
 TRENDING_CACHE_SECONDS = 10.0
+# Confidence level of the experiment results' intervals (wilson's default z).
+CONFIDENCE = 0.95
 
 
 class RowReader(Protocol):
@@ -91,63 +83,15 @@ class TrendingCache:
 
 @dataclass(frozen=True, slots=True)
 class RecommendationResult:
-    body: dict[str, Any]
+    body: Recommendations
     experiment_id: str | None
     variant: str
     fallback: bool
     items: int
 
 
-def _bad_parameter(violation: Violation) -> HttpError:
-    return HttpError(ERROR_BAD_REQUEST, violation.message(), details=[violation.as_dict()])
-
-
-def parse_k(raw: str | None) -> int:
-    """`k`: ASCII decimal digits only (str.isdigit() also takes '²' and other scripts' digits, which
-    int() then rejects or reads), at most three of them, between 1 and MAX_K."""
-    if raw is None or raw == "":
-        return DEFAULT_K
-    if _K_RE.fullmatch(raw) is None or not 1 <= int(raw) <= MAX_K:
-        raise _bad_parameter(Violation("k", K_RULE))
-    return int(raw)
-
-
-def parse_id(raw: str | None, name: str) -> str:
-    """A user or item id path parameter, held to the event schema's rule for the same field."""
-    violation = field_violation(name, raw)
-    if violation is not None:
-        raise _bad_parameter(violation)
-    return raw  # type: ignore[return-value]
-
-
-def parse_experiment_id(raw: str | None) -> str:
-    """An experiment id, held to the rule events carry it under (attribution.experiment_id)."""
-    violation = experiment_id_violation(raw)
-    if violation is not None:
-        raise _bad_parameter(violation)
-    return raw  # type: ignore[return-value]
-
-
-def parse_category(raw: str | None) -> str | None:
-    if raw is None or raw == "":
-        return None
-    violation = field_violation(F_CATEGORY, raw)
-    if violation is not None:
-        raise _bad_parameter(violation)
-    return raw
-
-
-def parse_exclude(values: Sequence[str]) -> list[str]:
-    if len(values) > MAX_EXCLUDE:
-        raise _bad_parameter(Violation("exclude", EXCLUDE_RULE))
-    for value in values:
-        if field_violation(F_ITEM_ID, value) is not None:
-            raise _bad_parameter(Violation("exclude", EXCLUDE_RULE))
-    return list(values)
-
-
-def _items(recs: Sequence[Recommendation]) -> list[dict[str, Any]]:
-    return [{"item_id": r.item_id, "score": round(r.score, 6), "reason": r.reason} for r in recs]
+def _items(recs: Sequence[Recommendation]) -> list[ScoredItem]:
+    return [ScoredItem(r.item_id, round(r.score, 6), r.reason) for r in recs]
 
 
 class Recommender:
@@ -164,7 +108,7 @@ class Recommender:
         self,
         user_id: str,
         *,
-        k: int = DEFAULT_K,
+        k: int = K_DEFAULT,
         category: str | None = None,
         exclude: Sequence[str] = (),
         request_id: str | None = None,
@@ -213,28 +157,28 @@ class Recommender:
             category=category,
             exclude=exclude,
         )
-        body = {
-            "user_id": user_id,
-            "items": _items(recs),
-            "model": MODEL_NAME,
-            "experiment_id": experiment_id,
-            "variant": variant.name,
-            "request_id": request_id or uuid.uuid4().hex,
-            "fallback": fallback,
-            "features_as_of": user.last_event_ms if user else None,
-        }
+        body = Recommendations(
+            user_id=user_id,
+            items=_items(recs),
+            model=MODEL_NAME,
+            experiment_id=experiment_id,
+            variant=variant.name,
+            request_id=request_id or uuid.uuid4().hex,
+            fallback=fallback,
+            features_as_of=user.last_event_ms if user else None,
+        )
         return RecommendationResult(body, experiment_id, variant.name, fallback, len(recs))
 
-    def similar(self, item_id: str, *, k: int = DEFAULT_K) -> dict[str, Any]:
+    def similar(self, item_id: str, *, k: int = K_DEFAULT) -> SimilarItems:
         """Co-visitation neighbours of one item (one read)."""
         profile = _item_row(
             self.reader.get_many([item_key(item_id)], consistent=False).get(item_key(item_id))
         )
         if profile is None:
             raise HttpError(ERROR_NOT_FOUND, f"no item {item_id} has been seen together with another")
-        return {"item_id": item_id, "items": _items(similar_items(profile, k)), "model": MODEL_NAME}
+        return SimilarItems(item_id, _items(similar_items(profile, k)), MODEL_NAME)
 
-    def experiment(self, experiment_id: str) -> dict[str, Any]:
+    def experiment(self, experiment_id: str) -> ExperimentResult:
         """Per-variant impressions, clicks, purchases, CTR and conversion with 95% Wilson intervals."""
         configured = next((e for e in self.settings.experiments if e.id == experiment_id), None)
         rows = {row.variant: row for row in self.reader.query_counters(experiment_id)}
@@ -250,22 +194,17 @@ class Recommender:
             clicks = row.clicks if row else 0
             purchases = row.purchases if row else 0
             variants.append(
-                {
-                    "variant": name,
-                    "weight": weights.get(name),
-                    "impressions": impressions,
-                    "clicks": clicks,
-                    "purchases": purchases,
-                    "ctr": wilson(clicks, impressions).as_dict(),
-                    "conversion": wilson(purchases, impressions).as_dict(),
-                }
+                VariantResult(
+                    variant=name,
+                    weight=weights.get(name),
+                    impressions=impressions,
+                    clicks=clicks,
+                    purchases=purchases,
+                    ctr=wilson(clicks, impressions),
+                    conversion=wilson(purchases, impressions),
+                )
             )
-        return {
-            "experiment_id": experiment_id,
-            "configured": configured is not None,
-            "confidence": 0.95,
-            "variants": variants,
-        }
+        return ExperimentResult(experiment_id, configured is not None, CONFIDENCE, variants)
 
 
 def _item_row(row: Row | None) -> ItemRow | None:

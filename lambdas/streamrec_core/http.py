@@ -19,7 +19,9 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from typing import Any, Final, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple
+
+import msgspec
 
 JSON_CONTENT_TYPE: Final = "application/json"
 
@@ -59,6 +61,23 @@ STATUS_BY_CODE: Final[Mapping[str, int]] = {
     ERROR_STREAM_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
     ERROR_SERVICE_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
 }
+
+
+# The codes as a type: the error shape's schema in the OpenAPI document lists exactly these.
+ErrorCode = Literal[tuple(sorted(STATUS_BY_CODE))]  # type: ignore[valid-type]
+
+
+class ErrorDetail(msgspec.Struct):
+    code: Annotated[ErrorCode, msgspec.Meta(description="Stable token to branch on.")]
+    message: Annotated[str, msgspec.Meta(description="For people.")]
+    request_id: Annotated[str | None, msgspec.Meta(description="API Gateway request id.")]
+    details: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+
+
+class Error(msgspec.Struct):
+    """The one error shape of every route (and of API Gateway's own errors)."""
+
+    error: ErrorDetail
 
 
 class GatewayError(NamedTuple):
@@ -125,36 +144,42 @@ class HttpError(Exception):
 
 def error_body(
     code: str, message: str, *, request_id: str | None = None, details: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
+) -> Error:
     """The one error shape: {"error": {"code", "message", "request_id", "details"?}}."""
-    error: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
-    if details is not None:
-        error["details"] = details
-    return {"error": error}
+    return Error(ErrorDetail(code, message, request_id, msgspec.UNSET if details is None else details))
 
 
-def gateway_response(response_type: str) -> tuple[int | None, str, dict[str, str]]:
+def gateway_response(
+    response_type: str, allowed_origins: Iterable[str] = ()
+) -> tuple[int | None, str, dict[str, str]]:
     """(status, API Gateway mapping template, static headers) rendering a gateway error in the shared
-    shape; `$context.requestId` is API Gateway's request id."""
+    shape; `$context.requestId` is API Gateway's request id. The headers include the CORS headers of
+    `gateway_cors_headers(allowed_origins)`."""
     error = GATEWAY_ERRORS[response_type]
-    template = json.dumps(
-        error_body(error.code, error.message, request_id="REQUEST_ID"), separators=(",", ":")
-    )
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.retry_after else {}
+    template = encode_json(error_body(error.code, error.message, request_id="REQUEST_ID"))
+    headers = gateway_cors_headers(allowed_origins)
+    if error.retry_after:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return error.status, template.replace('"REQUEST_ID"', '"$context.requestId"'), headers
 
 
-def json_response(
-    status: int, body: Mapping[str, Any] | list[Any], *, headers: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """A Lambda proxy integration response with a compact JSON body."""
+def encode_json(body: Any) -> str:
+    """Compact UTF-8 JSON of a response body (msgspec Structs, dicts, lists)."""
+    try:
+        return msgspec.json.encode(body).decode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate echoed from the request: JSON's \u escape keeps it
+        return json.dumps(msgspec.to_builtins(body), separators=(",", ":"))
+
+
+def json_response(status: int, body: Any, *, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A Lambda proxy integration response with a compact JSON body (a msgspec Struct, dict or list)."""
     all_headers = {"Content-Type": JSON_CONTENT_TYPE}
     if headers:
         all_headers.update(headers)
     return {
         "statusCode": int(status),
         "headers": all_headers,
-        "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        "body": encode_json(body),
         "isBase64Encoded": False,
     }
 
@@ -287,6 +312,22 @@ def cors_headers(origin: str | None, allowed_origins: Iterable[str]) -> dict[str
             "Vary": "Origin",
         }
     return {}
+
+
+def gateway_cors_headers(allowed_origins: Iterable[str]) -> dict[str, str]:
+    """The CORS headers of API Gateway's own answers, so that a page on an allowed origin can read a 429
+    or 403 and its Retry-After. A gateway response's headers are static (it cannot compare the request's
+    Origin with a list), so only "*" or a single allowed origin get them; with several, none (echoing the
+    request's Origin would open those answers to every site), and browsers see a network error instead.
+    """
+    allowed = tuple(allowed_origins)
+    if "*" in allowed:
+        origin = "*"
+    elif len(allowed) == 1:
+        origin = allowed[0]
+    else:
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
 
 
 def preflight_response(

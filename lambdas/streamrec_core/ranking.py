@@ -41,11 +41,13 @@ from streamrec_core.features.events import TYPE_WEIGHTS
 from streamrec_core.features.item_aggregates import ItemRow
 from streamrec_core.features.trending import Trend
 from streamrec_core.features.user_fold import UserRow
+from streamrec_core.params import K_MAX
 
+# Why an item is in a list (the `reason` of each item in the API's answers).
 REASON_COVISIT = "covisit"
 REASON_CATEGORY = "category"
 REASON_TRENDING = "trending"
-MAX_K = 100
+REASONS = (REASON_COVISIT, REASON_CATEGORY, REASON_TRENDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +199,8 @@ def recommend(
     maps category -> merged trending list (item, score, category) as `features.trending.merge` gives.
     `used_fallback` is True when no co-visitation candidate was found (cold start included).
     """
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be between 1 and {MAX_K}")
+    if not 1 <= k <= K_MAX:
+        raise ValueError(f"k must be between 1 and {K_MAX}")
     banned = set(exclude)
     if params.exclude_purchased and user:
         banned.update(user.bought)
@@ -283,8 +285,8 @@ def recommend(
 
 def similar_items(profile: ItemRow | None, k: int, exclude: Iterable[str] = ()) -> list[Recommendation]:
     """An item's co-visitation neighbours, best first (score = share of the best neighbour's score)."""
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be between 1 and {MAX_K}")
+    if not 1 <= k <= K_MAX:
+        raise ValueError(f"k must be between 1 and {K_MAX}")
     if not profile:
         return []
     banned = set(exclude)

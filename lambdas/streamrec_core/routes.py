@@ -1,9 +1,10 @@
 """Every route of the public API, defined once: method, path, the function behind it, the API key role
-it accepts and the query parameters it takes.
+it accepts and the parameters it takes (streamrec_core.params: rule, typed value, JSON Schema).
 
 Read by the CDK construct (stacks/constructs/api.py: resources, methods, integrations, which routes need
-a key, which key id each function is told to accept) and by the handlers (route matching, the key check,
-allowed query parameters).
+a key, which key id each function is told to accept), by the handlers (route matching, the key check,
+parameters parsed once into the values the logic takes), by the OpenAPI document (paths, methods,
+security, parameters) and by the clients (`Route.url`: streamrec_client, tools, the e2e tests).
 
 Why the handlers check the key: API Gateway usage plans attach keys to API stages, not to methods, so
 any key of any plan on the stage opens every keyed method. API Gateway puts the id of the key it
@@ -15,14 +16,22 @@ shape. The local emulator fills `apiKeyId` exactly like API Gateway, so the chec
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
 from streamrec_core import constants as c
+from streamrec_core import params as p
 from streamrec_core.env import require_str
-from streamrec_core.http import ERROR_FORBIDDEN, HttpError
+from streamrec_core.http import (
+    ERROR_BAD_REQUEST,
+    ERROR_FORBIDDEN,
+    HttpError,
+    query_parameter,
+    query_parameter_list,
+)
 
 
 class KeyRole(StrEnum):
@@ -52,17 +61,59 @@ class Route:
     path: str
     function: str
     key_role: KeyRole | None
-    query: frozenset[str] = frozenset()
+    params: tuple[p.Parameter, ...] = ()
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
         object.__setattr__(self, "pattern", re.compile(regex + "/?"))
+        declared = tuple(q.name for q in self.params if q.location == p.PATH)
+        if declared != self.path_parameters:
+            raise ValueError(f"{self.path}: path parameters {self.path_parameters} declared as {declared}")
 
     @property
     def path_parameters(self) -> tuple[str, ...]:
         """Names of the `{parameters}` in the path, in order."""
         return tuple(re.findall(r"\{(\w+)\}", self.path))
+
+    @property
+    def query(self) -> tuple[p.Parameter, ...]:
+        return tuple(q for q in self.params if q.location == p.QUERY)
+
+    def parse(self, event: Mapping[str, Any], path_values: Mapping[str, str]) -> dict[str, Any]:
+        """Every parameter of this route from a proxy event, by name, as the value the logic takes.
+
+        HttpError(bad_request) for a query parameter the route does not take or a value breaking its rule.
+        """
+        given = set(event.get("queryStringParameters") or {})
+        given |= set(event.get("multiValueQueryStringParameters") or {})
+        unknown = sorted(given - {q.name for q in self.query})
+        if unknown:
+            allowed = ", ".join(sorted(q.name for q in self.query)) or "none"
+            raise HttpError(
+                ERROR_BAD_REQUEST, f"unknown query parameter {unknown[0][:64]!r}; this route takes: {allowed}"
+            )
+        values: dict[str, Any] = {}
+        for param in self.params:
+            if param.location == p.PATH:
+                values[param.name] = param.parse(path_values.get(param.name))
+            elif param.many:
+                values[param.name] = param.parse(query_parameter_list(event, param.name))
+            else:
+                values[param.name] = param.parse(query_parameter(event, param.name))
+        return values
+
+    def url(self, base_url: str, **values: Any) -> str:
+        """`base_url` + this route's path, its parameters filled in (percent-encoded), the others as the
+        query string (None left out, a list repeated): `RECOMMENDATIONS.url(base, user_id="u1", k=5)`."""
+        path = self.path
+        for name in self.path_parameters:
+            path = path.replace("{" + name + "}", urllib.parse.quote(str(values.pop(name)), safe=""))
+        unknown = sorted(set(values) - {q.name for q in self.query})
+        if unknown:
+            raise ValueError(f"{self.method} {self.path} takes no parameter {unknown[0]!r}")
+        query = urllib.parse.urlencode({k: v for k, v in values.items() if v is not None}, doseq=True)
+        return base_url.rstrip("/") + path + (f"?{query}" if query else "")
 
 
 EVENTS: Final = Route("POST", "/v1/events", INGEST, KeyRole.PRODUCER)
@@ -71,10 +122,10 @@ RECOMMENDATIONS: Final = Route(
     "/v1/users/{user_id}/recommendations",
     SERVE,
     KeyRole.READER,
-    frozenset({"k", "category", "exclude"}),
+    (p.USER_ID, p.K, p.CATEGORY, p.EXCLUDE),
 )
-SIMILAR: Final = Route("GET", "/v1/items/{item_id}/similar", SERVE, KeyRole.READER, frozenset({"k"}))
-EXPERIMENT: Final = Route("GET", "/v1/experiments/{experiment_id}", SERVE, KeyRole.READER)
+SIMILAR: Final = Route("GET", "/v1/items/{item_id}/similar", SERVE, KeyRole.READER, (p.ITEM_ID, p.K))
+EXPERIMENT: Final = Route("GET", "/v1/experiments/{experiment_id}", SERVE, KeyRole.READER, (p.EXPERIMENT_ID,))
 HEALTH: Final = Route("GET", "/v1/health", SERVE, None)
 ROUTES: Final = (EVENTS, RECOMMENDATIONS, SIMILAR, EXPERIMENT, HEALTH)
 

@@ -596,16 +596,22 @@ def decode_record(data: bytes) -> dict[str, Any]:
 JSON_SCHEMA_ID: Final = "https://streamrec.dev/schemas/event-v1.json"
 
 
+def id_json_schema(max_length: int) -> dict[str, Any]:
+    """JSON Schema of an id of 1 to `max_length` characters of ID_CHARSET (the rule `_id_regex` checks);
+    for every document that publishes an id: event fields, path and query parameters, configuration."""
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": f"^{ID_CHARSET}+$"}
+
+
+def field_json_schema(name: str) -> dict[str, Any]:
+    """JSON Schema of one top-level event field (other documents describing the same value reuse it)."""
+    return _field_schema(_SPECS[name])
+
+
 def _field_schema(spec: FieldSpec) -> dict[str, Any]:
     kind = spec.kind
     schema: dict[str, Any]
     if kind == _ID:
-        schema = {
-            "type": "string",
-            "minLength": spec.min_length,
-            "maxLength": spec.max_length,
-            "pattern": f"^{ID_CHARSET}+$",
-        }
+        schema = id_json_schema(spec.max_length)
     elif kind == _ENUM:
         schema = {"type": "string", "enum": list(EVENT_TYPES)}
     elif kind == _TEXT:

@@ -109,9 +109,10 @@ class Api(Construct):
             "Validator", validate_request_parameters=True, validate_request_body=True
         )
         # API Gateway's own answers in the shared error shape (streamrec_core.http.GATEWAY_ERRORS): a
-        # throttled function (INTEGRATION_FAILURE) and the usage plan's throttle answer with Retry-After.
+        # throttled function (INTEGRATION_FAILURE) and the usage plan's throttle answer with Retry-After,
+        # and browsers on the allowed origin may read them (http.gateway_cors_headers).
         for response_type in GATEWAY_ERRORS:
-            status, template, headers = gateway_response(response_type)
+            status, template, headers = gateway_response(response_type, api_settings.cors_allowed_origins)
             self.rest_api.add_gateway_response(
                 f"{response_type.title().replace('_', '')}Response",
                 type=apigw.ResponseType.of(response_type),

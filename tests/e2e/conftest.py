@@ -40,7 +40,6 @@ import json
 import os
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -50,7 +49,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from streamrec_core import constants
+from streamrec_core import constants, routes
 
 from local_emulator import aws
 from local_emulator.pipeline import REPO_ROOT, LocalPipeline
@@ -135,22 +134,22 @@ class PipelineTarget:
     def post_events(self, events: Any, *, key: str | None = "producer") -> Response:
         """POST /v1/events: a list of events is sent as ``{"events": [...]}``, anything else as is."""
         body = {"events": events} if isinstance(events, list) else events
-        return self.request("POST", "/v1/events", key=key, body=body)
+        return self.request(routes.EVENTS.method, routes.EVENTS.url(""), key=key, body=body)
 
     def recommendations(
         self, user_id: str, *, k: int | None = None, key: str | None = "reader", **query: Any
     ) -> Response:
-        """GET /v1/users/{user_id}/recommendations with `k` and any other query parameters."""
-        params = {"k": k, **query}
-        return self.request("GET", f"/v1/users/{_quote(user_id)}/recommendations{_query(params)}", key=key)
+        """GET /v1/users/{user_id}/recommendations with `k` and any other parameters of the route."""
+        route = routes.RECOMMENDATIONS
+        return self.request(route.method, route.url("", user_id=user_id, k=k, **query), key=key)
 
     def similar(self, item_id: str, *, k: int | None = None, key: str | None = "reader") -> Response:
         """GET /v1/items/{item_id}/similar."""
-        return self.request("GET", f"/v1/items/{_quote(item_id)}/similar{_query({'k': k})}", key=key)
+        return self.request(routes.SIMILAR.method, routes.SIMILAR.url("", item_id=item_id, k=k), key=key)
 
     def health(self, *, key: str | None = None) -> Response:
         """GET /v1/health."""
-        return self.request("GET", "/v1/health", key=key)
+        return self.request(routes.HEALTH.method, routes.HEALTH.url(""), key=key)
 
     # --- AWS side -----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -175,20 +174,6 @@ def eventually(check: Callable[[], T], *, timeout_s: float = 30.0, interval_s: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s (last result: {result!r})")
         time.sleep(interval_s)
-
-
-def _quote(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
-
-
-def _query(params: dict[str, Any]) -> str:
-    pairs = []
-    for name, value in params.items():
-        if value is None:
-            continue
-        for item in value if isinstance(value, list | tuple) else [value]:
-            pairs.append((name, str(item)))
-    return "?" + urllib.parse.urlencode(pairs) if pairs else ""
 
 
 def _remote_target(name: str) -> PipelineTarget:

@@ -99,3 +99,26 @@ def test_browsers_on_configured_origins_may_call_every_keyed_route(local_pipelin
     refused = local_pipeline.request("OPTIONS", path, headers={"Origin": OTHER_ORIGIN, **asked})
     assert refused.status == 204
     assert not [h for h in refused.headers if h.lower().startswith("access-control-")]
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "path"),
+    [
+        ("no key", None, routes.EVENTS.path),
+        ("unknown key", "k" * 40, routes.EVENTS.path),
+        ("no such route", "producer", "/v1/nothing-here"),
+    ],
+)
+def test_api_gateways_own_refusals_come_in_the_shared_shape_readable_by_allowed_pages(
+    local_pipeline, case, key, path
+):
+    # Given a page on the allowed origin whose request API Gateway refuses before any function runs
+    answer = local_pipeline.request("POST", path, key=key, body={}, headers={"Origin": ALLOWED_ORIGINS[0]})
+    # Then the answer is the deployed gateway response: the shared error shape with API Gateway's
+    # request id, and CORS headers that let the page read it
+    assert answer.status == 403, case
+    body = answer.json()
+    assert set(body) == {"error"} and body["error"]["code"] == "forbidden"
+    assert body["error"]["request_id"] == answer.headers["x-amzn-RequestId"]
+    assert answer.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGINS[0]
+    assert "Retry-After" in answer.headers["Access-Control-Expose-Headers"]

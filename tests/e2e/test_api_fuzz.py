@@ -24,8 +24,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
+from streamrec_core import routes
 from streamrec_core.constants import API_KEY_HEADER
-from streamrec_core.openapi import PATH_EVENTS, build_openapi
+from streamrec_core.openapi import build_openapi
 
 # A batch over the event limit is refused with 413 (too_many_events), as documented: a refusal too.
 REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
@@ -43,7 +44,7 @@ FUZZ_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
 
-events_schema = SCHEMA.include(path=PATH_EVENTS, method="POST")
+events_schema = SCHEMA.include(path=routes.EVENTS.path, method=routes.EVENTS.method)
 reads_schema = SCHEMA.include(method="GET")
 
 

@@ -185,7 +185,25 @@ def test_gateway_answers_use_the_shared_error_shape_and_overload_says_when_to_re
     # A throttled function (Lambda at its concurrency) is DESIGN's overload answer: 503 with Retry-After;
     # so is the usage plan's throttle a 429 with Retry-After.
     assert responses["INTEGRATION_FAILURE"]["StatusCode"] == "503"
-    for response_type in ("INTEGRATION_FAILURE", "THROTTLED"):
-        assert responses[response_type]["ResponseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
+    for response_type, response in responses.items():
+        retry_after = response.get("ResponseParameters", {}).get("gatewayresponse.header.Retry-After")
+        assert retry_after == ("'1'" if response_type in ("INTEGRATION_FAILURE", "THROTTLED") else None)
     # A status on DEFAULT_5XX would replace the status of every other 5xx (502, 504...)
     assert "StatusCode" not in responses["DEFAULT_5XX"]
+
+
+def test_gateway_answers_are_readable_by_a_page_on_the_one_allowed_origin(synth: Synth) -> None:
+    """A page can only back off from a 429 (or show a 403) it may read: API Gateway's own answers carry
+    the CORS headers of the profile's allowed origin (dev: one), and none where no origin is allowed."""
+    origins = synth.settings.api.cors_allowed_origins
+    for response in synth.of_type("AWS::ApiGateway::GatewayResponse").values():
+        headers = {
+            name.removeprefix("gatewayresponse.header."): value
+            for name, value in response["Properties"].get("ResponseParameters", {}).items()
+        }
+        if origins:
+            assert len(origins) == 1, "a gateway response can name one origin (or '*')"
+            assert headers["Access-Control-Allow-Origin"] == f"'{origins[0]}'"
+            assert "Retry-After" in headers["Access-Control-Expose-Headers"]
+        else:
+            assert not [name for name in headers if name.startswith("Access-Control-")]

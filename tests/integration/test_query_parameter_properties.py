@@ -20,6 +20,7 @@ from moto import mock_aws
 from serve import handler as serve_handler
 from streamrec_core import constants as c
 from streamrec_core import routes
+from streamrec_core.experiments import Experiment, Variant, experiments_json
 
 from tests.feature_kit import ITEMS_TABLE, USERS_TABLE, create_tables
 from tests.unit.ingest_fakes import FakeKinesis, FakeLambdaContext, ingest_config, proxy_event
@@ -29,7 +30,7 @@ SERVE_ENV = {
     c.ENV_READER_API_KEY_ID: READER_KEY_ID,
     c.ENV_USERS_TABLE: USERS_TABLE,
     c.ENV_ITEMS_TABLE: ITEMS_TABLE,
-    c.ENV_EXPERIMENTS: json.dumps([{"id": "ranking", "variants": [{"name": "a"}, {"name": "b"}]}]),
+    c.ENV_EXPERIMENTS: experiments_json([Experiment("ranking", (Variant("a", 1.0), Variant("b", 1.0)))]),
 }
 # Values the hostile run used, and their neighbours: other scripts' digits (pass str.isdigit()),
 # numbers too long for int(), signs, spaces, exponents, bounds on both sides.

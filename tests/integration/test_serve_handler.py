@@ -4,6 +4,7 @@ aggregate handlers (co-visitation, trending lists, experiment counters), read ba
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from dataclasses import dataclass
 
@@ -332,6 +333,21 @@ def test_throttled_reads_become_503_with_retry_after(api):
     assert "Retry-After" in response["headers"]["Access-Control-Expose-Headers"]
 
 
-def test_bad_experiments_setting_fails_the_cold_start():
-    with pytest.raises(ConfigError, match=c.ENV_EXPERIMENTS):
-        serve_handler.ServeConfig.from_env({**SERVE_ENV, c.ENV_EXPERIMENTS: "[{]"})
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda e: "[{]", "Expecting property name"),
+        # the rules settings checks at synth (streamrec_core.experiments), held again at cold start
+        (lambda e: e[0]["variants"].pop() and e, r"experiments\[0\]\.variants needs at least two"),
+        (
+            lambda e: e[0]["variants"][1]["params"].update(seen_wieght=3) or e,
+            r"experiments\[0\]\.variants\[1\]\.params has unknown model parameter\(s\) seen_wieght",
+        ),
+        (lambda e: e[0]["variants"][0].pop("weight") and e, r"variants\[0\]\.weight is required"),
+    ],
+)
+def test_bad_experiments_setting_fails_the_cold_start_naming_the_entry(mutate, message):
+    raw = mutate(copy.deepcopy(EXPERIMENTS))
+    value = raw if isinstance(raw, str) else json.dumps(raw)
+    with pytest.raises(ConfigError, match=rf"{c.ENV_EXPERIMENTS} is invalid: .*{message}"):
+        serve_handler.ServeConfig.from_env({**SERVE_ENV, c.ENV_EXPERIMENTS: value})

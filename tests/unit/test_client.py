@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from ingest import handler as ingest_handler
+from streamrec_core import constants as c
+from streamrec_core import routes
 from streamrec_core.schema import decode_record
 
-from streamrec_client import Producer, StreamrecClient, StreamrecError, TransportError
+from streamrec_client import Producer, StreamrecClient, StreamrecError, TransportError, client
 from tests.unit.ingest_fakes import (
     FakeClock,
     FakeKinesis,
@@ -104,6 +106,14 @@ def test_requests_carry_the_api_key_and_json_content_type() -> None:
     assert request["url"] == "https://api.example/prod/v1/events"
     assert request["headers"]["x-api-key"] == "key-1"
     assert request["headers"]["Content-Type"] == "application/json"
+
+
+def test_the_client_speaks_the_route_table_s_events_route() -> None:
+    # The client is standard library only, so it spells the contract itself: the same as the API's.
+    assert (client.EVENTS_METHOD, client.EVENTS_PATH) == (routes.EVENTS.method, routes.EVENTS.path)
+    assert routes.EVENTS.url(BASE) == StreamrecClient(BASE, "k").url
+    assert client.API_KEY_HEADER == c.API_KEY_HEADER
+    assert client.DEFAULT_MAX_BATCH_EVENTS == c.MAX_EVENTS_PER_REQUEST
 
 
 # --- retries --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from ingest.logic import (
     MAX_VIOLATIONS_PER_EVENT,
     UNKNOWN_FIELD_DIMENSION,
+    Batch,
     Limits,
     build_response,
     kinesis_records,
@@ -16,7 +17,7 @@ from ingest.logic import (
     rejection_dimensions,
     validate_batch,
 )
-from streamrec_core.http import HttpError
+from streamrec_core.http import HttpError, encode_json
 from streamrec_core.schema import decode_record
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -153,11 +154,17 @@ def test_records_carry_the_event_and_receipt_time_keyed_by_user() -> None:
 
 
 # --- build_response ---------------------------------------------------------------------------------------
+def answer(batch: Batch, failures: dict[int, str], request_id: str | None) -> tuple[int, dict, dict]:
+    """build_response with its body as the client receives it (JSON)."""
+    status, body, headers = build_response(batch, failures, request_id)
+    return status, json.loads(encode_json(body)), headers
+
+
 def test_mixed_batch_answers_200_with_every_index_once() -> None:
     # Given accepted, rejected, duplicate and failed events
     batch = validate_batch([ok(0), bad(1), ok(2), ok(0), ok(4)], now=NOW, limits=LIMITS)
     # When the stream refused the event at position 1 (request index 2)
-    status, body, headers = build_response(batch, {1: "throttled"}, "req-1")
+    status, body, headers = answer(batch, {1: "throttled"}, "req-1")
     # Then
     assert status == 200 and headers == {}
     assert body == {
@@ -186,14 +193,14 @@ def test_mixed_batch_answers_200_with_every_index_once() -> None:
 
 def test_duplicates_of_a_failed_event_are_failed_too() -> None:
     batch = validate_batch([ok(0), ok(1), ok(1)], now=NOW, limits=LIMITS)
-    _, body, _ = build_response(batch, {1: "throttled"}, None)
+    _, body, _ = answer(batch, {1: "throttled"}, None)
     assert [f["index"] for f in body["failed"]] == [1, 2]
     assert body["failed"][1]["duplicate_of"] == 1
 
 
 def test_every_event_rejected_answers_400_validation_failed_with_details() -> None:
     batch = validate_batch([bad(0), bad(1)], now=NOW, limits=LIMITS)
-    status, body, _ = build_response(batch, {}, "req-2")
+    status, body, _ = answer(batch, {}, "req-2")
     assert status == 400
     assert body["error"]["code"] == "validation_failed"
     assert body["error"]["request_id"] == "req-2"
@@ -204,7 +211,7 @@ def test_every_event_rejected_answers_400_validation_failed_with_details() -> No
 
 def test_stream_storing_nothing_answers_503_with_retry_after() -> None:
     batch = validate_batch([ok(0), bad(1), ok(2)], now=NOW, limits=LIMITS)
-    status, body, headers = build_response(batch, {0: "throttled", 1: "stream_unavailable"}, "req-3")
+    status, body, headers = answer(batch, {0: "throttled", 1: "stream_unavailable"}, "req-3")
     assert status == 503 and headers == {"Retry-After": "1"}
     assert body["error"]["code"] == "stream_unavailable"
     assert [(f["index"], f["event_id"]) for f in body["failed"]] == [(0, "e-0"), (2, "e-2")]

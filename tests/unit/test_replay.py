@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from ingest.logic import Limits, build_response, parse_request, validate_batch
+from streamrec_core.http import encode_json
 from streamrec_core.schema import validate_event
 
 from tools.generate_clickstream import generate_events, write_jsonl
@@ -358,7 +359,7 @@ class IngestLogicApi:
         }
         self.refuse_once -= {batch.events[pos]["event_id"] for pos in failures}
         status, document, extra = build_response(batch, failures, "req-1")
-        return HttpResponse(status, extra, json.dumps(document).encode())
+        return HttpResponse(status, extra, encode_json(document).encode())
 
 
 def test_replay_reads_ingests_own_answers_and_retries_only_the_refused_events():

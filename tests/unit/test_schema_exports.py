@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import msgspec
 from openapi_spec_validator import validate as validate_openapi
 from streamrec_core import constants as c
+from streamrec_core import routes
 from streamrec_core.http import STATUS_BY_CODE
-from streamrec_core.openapi import API_KEY_SCHEME, PATHS, build_openapi
+from streamrec_core.openapi import API_KEY_SCHEME, RESPONSE_TYPES, build_openapi
 from streamrec_core.schema import json_schema
 
 from tools import export_openapi
@@ -31,10 +33,11 @@ def test_check_mode_reports_stale_files(tmp_path, monkeypatch) -> None:
     assert json.loads(stale.read_text())["openapi"].startswith("3.")
 
 
-def test_openapi_document_is_valid_and_covers_every_route() -> None:
+def test_openapi_document_is_valid_and_has_exactly_the_route_tables_operations() -> None:
     document = build_openapi()
     validate_openapi(document)
-    assert set(document["paths"]) == set(PATHS)
+    operations = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    assert operations == {(route.method, route.path) for route in routes.ROUTES}
     assert document["components"]["securitySchemes"][API_KEY_SCHEME] == {
         "type": "apiKey",
         "in": "header",
@@ -42,12 +45,29 @@ def test_openapi_document_is_valid_and_covers_every_route() -> None:
     }
 
 
-def test_every_route_but_health_requires_the_api_key() -> None:
+def test_a_route_needs_the_api_key_in_the_document_exactly_when_the_table_gives_it_a_key_role() -> None:
     document = build_openapi()
-    for path, operations in document["paths"].items():
-        for operation in operations.values():
-            expected = [] if path == "/v1/health" else [{API_KEY_SCHEME: []}]
-            assert operation["security"] == expected, path
+    for route in routes.ROUTES:
+        operation = document["paths"][route.path][route.method.lower()]
+        expected = [] if route.key_role is None else [{API_KEY_SCHEME: []}]
+        assert operation["security"] == expected, route.path
+        assert ("403" in operation["responses"]) == (route.key_role is not None), route.path
+
+
+def test_each_operation_documents_exactly_the_parameters_of_its_route() -> None:
+    document = build_openapi()
+    for route in routes.ROUTES:
+        documented = document["paths"][route.path][route.method.lower()].get("parameters", [])
+        assert [(d["name"], d["in"], d["required"]) for d in documented] == [
+            (q.name, q.location, q.location == "path") for q in route.params
+        ]
+        assert [d["schema"] for d in documented] == [dict(q.schema) for q in route.params]
+
+
+def test_response_schemas_are_those_of_the_types_the_handlers_return() -> None:
+    _, generated = msgspec.json.schema_components(RESPONSE_TYPES, ref_template="#/components/schemas/{name}")
+    schemas = build_openapi()["components"]["schemas"]
+    assert {name: schemas[name] for name in generated} == generated
 
 
 def test_event_schema_in_openapi_is_the_published_json_schema() -> None:
@@ -58,5 +78,5 @@ def test_event_schema_in_openapi_is_the_published_json_schema() -> None:
 
 
 def test_error_codes_in_the_document_are_the_codes_the_code_uses() -> None:
-    error = build_openapi()["components"]["schemas"]["Error"]
-    assert error["properties"]["error"]["properties"]["code"]["enum"] == sorted(STATUS_BY_CODE)
+    detail = build_openapi()["components"]["schemas"]["ErrorDetail"]
+    assert detail["properties"]["code"]["enum"] == sorted(STATUS_BY_CODE)

@@ -1,16 +1,16 @@
-"""Serve logic (serve.logic, serve.experiments) over an in-memory store: round trips, the trending
-cache, A/B, statistics."""
+"""Serve logic (serve.logic, serve.experiments, streamrec_core.experiments) over an in-memory store:
+round trips, the trending cache, A/B, statistics."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 
 import pytest
-from serve.experiments import Experiment, Variant, assign, parse_experiments, wilson
-from serve.logic import TRENDING_CACHE_SECONDS, Recommender, ServeSettings, parse_exclude, parse_k
+from serve.experiments import wilson
+from serve.logic import TRENDING_CACHE_SECONDS, Recommender, ServeSettings
 from streamrec_core import constants as c
+from streamrec_core.experiments import Experiment, Variant
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.keys import Key, item_key, kind_of, trending_key, user_key
 from streamrec_core.features.memory_store import MemoryStore
@@ -99,7 +99,7 @@ def set_trending(store: MemoryStore, items: list[str], category: str | None = No
 
 
 def recommended(recommender: Recommender, user: str, k: int = 10) -> list[str]:
-    return [entry["item_id"] for entry in recommender.recommendations(user, k=k).body["items"]]
+    return [entry.item_id for entry in recommender.recommendations(user, k=k).body.items]
 
 
 def test_recommendations_take_exactly_two_round_trips():
@@ -111,25 +111,24 @@ def test_recommendations_take_exactly_two_round_trips():
     assert set(second) == {item_key("a"), item_key("b"), item_key("c"), trending_key("cat")}
     assert reader.queries == 0
     body = result.body
-    assert body["model"] == c.MODEL_NAME and body["variant"] == c.DEFAULT_VARIANT and body["request_id"]
+    assert body.model == c.MODEL_NAME and body.variant == c.DEFAULT_VARIANT and body.request_id
     # Neighbours alice never saw (d via bob, e via carol) are candidates beside her own viewed items.
-    assert {"d", "e"} <= {item["item_id"] for item in body["items"]}
-    assert all(set(item) == {"item_id", "score", "reason"} for item in body["items"])
+    assert {"d", "e"} <= {item.item_id for item in body.items}
 
 
 def test_recommendations_state_how_fresh_the_features_are():
     """features_as_of is the newest event time in the user's features (what freshness probes poll)."""
     recommender = Recommender(CountingReader(world()), NO_EXPERIMENTS)
-    assert recommender.recommendations("alice").body["features_as_of"] == 1714564803000  # ts(3), ms
-    assert recommender.recommendations("nobody").body["features_as_of"] is None
+    assert recommender.recommendations("alice").body.features_as_of == 1714564803000  # ts(3), ms
+    assert recommender.recommendations("nobody").body.features_as_of is None
 
 
 def test_cold_start_takes_one_round_trip_and_returns_trending():
     reader = CountingReader(world())
     result = Recommender(reader, NO_EXPERIMENTS).recommendations("nobody", k=3)
     assert reader.round_trips == [[user_key("nobody"), trending_key()]]
-    assert result.fallback and [i["reason"] for i in result.body["items"]] == ["trending"] * 3
-    assert result.body["items"][0]["item_id"] == "b"  # seen by all three users
+    assert result.fallback and [i.reason for i in result.body.items] == ["trending"] * 3
+    assert result.body.items[0].item_id == "b"  # seen by all three users
 
 
 def test_a_round_trip_holds_at_most_100_keys_with_as_many_seeds_and_categories_as_a_row_can_give():
@@ -235,7 +234,7 @@ def test_similar_items_take_one_read_of_one_row_and_unknown_items_are_404():
     reader = CountingReader(world())
     recommender = Recommender(reader, NO_EXPERIMENTS)
     body = recommender.similar("b", k=3)
-    assert reader.round_trips == [[item_key("b")]] and body["items"][0]["item_id"] in {"a", "c"}
+    assert reader.round_trips == [[item_key("b")]] and body.items[0].item_id in {"a", "c"}
     with pytest.raises(HttpError) as error:
         recommender.similar("nope")
     assert error.value.code == "not_found"
@@ -261,10 +260,10 @@ def test_variant_params_tune_the_model():
         CountingReader(store),
         ServeSettings(experiments=(Experiment("e", (Variant("v", 1, {"seen_weight": 0}),)),)),
     )
-    with_seen = plain.recommendations("alice", k=3).body["items"]
-    without = no_seen.recommendations("alice", k=3).body["items"]
+    with_seen = plain.recommendations("alice", k=3).body.items
+    without = no_seen.recommendations("alice", k=3).body.items
     # seen_weight adds the user's own recent items to their neighbours' scores
-    score = lambda items, item: next(i["score"] for i in items if i["item_id"] == item)  # noqa: E731
+    score = lambda items, item: next(i.score for i in items if i.item_id == item)  # noqa: E731
     assert score(with_seen, "b") > score(without, "b")
 
 
@@ -304,11 +303,11 @@ def test_experiment_results_count_attributed_events_with_wilson_intervals():
     reader = CountingReader(store_of(fold))
     body = Recommender(reader, ServeSettings(experiments=experiments)).experiment("exp")
     assert reader.queries == 1 and reader.round_trips == []
-    by_name = {v["variant"]: v for v in body["variants"]}
-    assert (by_name["control"]["impressions"], by_name["control"]["clicks"]) == (40, 4)
-    assert by_name["treatment"]["ctr"]["value"] == pytest.approx(0.25)
-    assert by_name["idle"]["impressions"] == 0 and by_name["idle"]["ctr"]["value"] is None
-    low, high = by_name["treatment"]["ctr"]["low"], by_name["treatment"]["ctr"]["high"]
+    by_name = {v.variant: v for v in body.variants}
+    assert (by_name["control"].impressions, by_name["control"].clicks) == (40, 4)
+    assert by_name["treatment"].ctr.value == pytest.approx(0.25)
+    assert by_name["idle"].impressions == 0 and by_name["idle"].ctr.value is None
+    low, high = by_name["treatment"].ctr.low, by_name["treatment"].ctr.high
     assert low < 0.25 < high
     with pytest.raises(HttpError):
         Recommender(reader, ServeSettings(experiments=experiments)).experiment("unknown")
@@ -324,38 +323,3 @@ def test_wilson_interval_matches_the_formula():
     assert rate.low == pytest.approx(0.1419, abs=1e-4) and rate.high == pytest.approx(0.4019, abs=1e-4)
     assert wilson(0, 10).low == 0.0 and wilson(10, 10).high == pytest.approx(1.0)
     assert wilson(0, 0).value is None
-
-
-def test_experiments_parse_from_the_settings_json_and_reject_bad_input():
-    raw = json.dumps(
-        [
-            {
-                "id": "e",
-                "variants": [
-                    {"name": "a", "weight": 1, "params": {"seen_weight": 2}},
-                    {"name": "b", "weight": 2},
-                ],
-            }
-        ]
-    )
-    (experiment,) = parse_experiments(raw)
-    assert experiment.variants[0].params == {"seen_weight": 2}
-    assert assign((experiment,), "u")[0] == "e"
-    assert assign((), "u") == (None, Variant(c.DEFAULT_VARIANT, 1.0))
-    for bad in (
-        '{"id": 1}',
-        '[{"id": "e", "variants": []}]',
-        '[{"id": "e", "variants": [{"name": "a", "weight": 0}]}]',
-    ):
-        with pytest.raises(ValueError):
-            parse_experiments(bad)
-
-
-def test_query_parameters_are_validated():
-    assert parse_k(None) == 10 and parse_k("100") == 100
-    for bad in ("0", "101", "-1", "ten"):
-        with pytest.raises(HttpError):
-            parse_k(bad)
-    assert parse_exclude(["a", "b"]) == ["a", "b"]
-    with pytest.raises(HttpError):
-        parse_exclude(["bad id"])
