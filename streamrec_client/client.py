@@ -263,7 +263,11 @@ class StreamrecClient:
         return result
 
     def _delay(self, attempt: int, retry_after: float) -> float:
-        """Full jitter on a capped exponential, but never shorter than the server's Retry-After."""
+        """Full jitter on a capped exponential, but never shorter than the server's Retry-After.
+
+        The formula of `streamrec_core.backoff.backoff_delay(attempt + 1, ...)`, copied: producers import
+        this package without the functions' code (tests/unit/test_backoff.py keeps the two equal).
+        """
         return max(retry_after, self._rand() * min(self.max_delay, self.base_delay * (2**attempt)))
 
 

@@ -32,8 +32,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from streamrec_core.backoff import WriteRetries
 from streamrec_core.constants import EXPERIMENTS_BRANCH, ITEMS_BRANCH
 from streamrec_core.features.codec import Row, key_of, new_row
 from streamrec_core.features.config import FeatureConfig
@@ -106,11 +107,10 @@ class _Branch:
         self.hot_path_max_record_age_s = hot_path_max_record_age_s
         self.clock = clock
         self.not_ready_wait_s = not_ready_wait_s
-        self.max_conflict_retries = max_conflict_retries
-        self.max_throttle_retries = max_throttle_retries
-        self.backoff_base_s = backoff_base_s
         self.sleep = sleep
-        self.jitter = jitter
+        self.retry_budget = WriteRetries(
+            max_conflict_retries, max_throttle_retries, backoff_base_s, sleep=sleep, jitter=jitter
+        )
 
     def process(self, records: Sequence[KinesisRecord], *, redriven: bool = False) -> AggregateResult:
         """Apply the batch's effects (one shard's records, in order) and say where to resume, if anywhere."""
@@ -187,7 +187,7 @@ class _Branch:
         """Read, change (`apply` returns the last record applied, None if none) and write each row;
         the first sequence number of a row that could not be written, or None."""
         pending_keys = list(keys)
-        conflicts = throttles = 0
+        retries = replace(self.retry_budget)  # a fresh count per call
         consistent = False
         while True:
             if not pending_keys:
@@ -210,16 +210,8 @@ class _Branch:
             if not retry:
                 return None
             consistent = True
-            if throttled:
-                throttles += 1
-                if throttles > self.max_throttle_retries:
-                    break
-                self.sleep(self.backoff_base_s * 2 ** (throttles - 1))
-            else:
-                conflicts += 1
-                if conflicts > self.max_conflict_retries:
-                    break
-                self.sleep(self.jitter() * self.backoff_base_s * 2 ** (conflicts - 1))
+            if not retries.again(throttled=throttled):
+                break
         return min(first_seq[key] for key in pending_keys)
 
 
