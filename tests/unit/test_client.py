@@ -11,11 +11,11 @@ import pytest
 from ingest import handler as ingest_handler
 from streamrec_core.schema import decode_record
 
+from local_emulator.worker_main import LambdaContext
 from streamrec_client import Producer, StreamrecClient, StreamrecError, TransportError
 from tests.unit.ingest_fakes import (
     FakeClock,
     FakeKinesis,
-    FakeLambdaContext,
     fail_all,
     fail_positions,
     ingest_config,
@@ -225,7 +225,7 @@ def handler_transport(lose_responses: int = 0) -> Callable[..., tuple[int, Mappi
     def transport(url: str, headers: Mapping[str, str], body: bytes, timeout: float):
         event = proxy_event(body.decode("utf-8"))
         event["headers"].update(headers)
-        response = ingest_handler.handler(event, FakeLambdaContext())
+        response = ingest_handler.handler(event, LambdaContext("ingest"))
         if lost[0]:
             lost[0] -= 1
             raise TransportError("read timed out")

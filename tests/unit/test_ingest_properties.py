@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from ingest import handler as ingest_handler
 from streamrec_core.schema import decode_record
 
+from local_emulator.worker_main import LambdaContext
 from tests.unit.event_strategies import MUTATIONS, json_values, valid_events
-from tests.unit.ingest_fakes import FakeClock, FakeKinesis, FakeLambdaContext, ingest_config, proxy_event
+from tests.unit.ingest_fakes import FakeClock, FakeKinesis, ingest_config, proxy_event
 
 EVENT_ID_POOL = st.sampled_from([f"pool-{i}" for i in range(6)])  # small pool: duplicates happen
 
@@ -88,7 +89,7 @@ def post(fake: FakeKinesis, body: Any, script: list[frozenset[int]], budget: flo
     ingest_handler.configure(
         ingest_config(put_retry_budget_seconds=budget), fake, sleep=clock.sleep, clock=clock, rand=lambda: 0.5
     )
-    response = ingest_handler.handler(proxy_event(body), FakeLambdaContext())
+    response = ingest_handler.handler(proxy_event(body), LambdaContext("ingest"))
     return response["statusCode"], json.loads(response["body"])
 
 
