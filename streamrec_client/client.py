@@ -69,6 +69,7 @@ class SendResult:
     rejected: list[RejectedEvent] = field(default_factory=list)
     failed: list[FailedEvent] = field(default_factory=list)  # still not stored after every attempt
     requests: int = 0
+    retries: int = 0  # requests that resent a batch (or what of it was not stored) after an attempt
 
     @property
     def ok(self) -> bool:
@@ -79,6 +80,7 @@ class SendResult:
         self.rejected += other.rejected
         self.failed += other.failed
         self.requests += other.requests
+        self.retries += other.retries
 
     def raise_for_failures(self) -> None:
         """Raise when any event was rejected or could not be stored."""
@@ -195,6 +197,7 @@ class StreamrecClient:
             if attempt:
                 self._sleep(self._delay(attempt - 1, retry_after))
                 retry_after = 0.0
+                result.retries += 1
             result.requests += 1
             try:
                 status, headers, raw = self._transport(

@@ -118,6 +118,7 @@ def test_retryable_answers_resend_the_same_events_with_the_same_ids(failure: Any
     first, last = api.requests[0]["events"], api.requests[2]["events"]
     assert first == last  # identical ids: the API counts a resent event once
     assert sleeps == [0.2, 0.4]  # exponential backoff (jitter pinned at its maximum)
+    assert (result.requests, result.retries) == (3, 2)
 
 
 def test_backoff_honours_retry_after_and_is_capped() -> None:
