@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-# pytest-xdist workers; the e2e tests share one local pipeline on one worker (xdist_group).
+# pytest-xdist workers; each worker that runs e2e tests starts its own local pipeline (tests/e2e/conftest.py).
 WORKERS ?= 2
 
 .PHONY: venv demo up test test-fast e2e e2e-localstack synth cdk-synth deploy bench lint redrive openapi clean

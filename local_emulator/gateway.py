@@ -201,11 +201,6 @@ class RestApiModel:
                 best = (rank, method, params)
         return None if best is None else (best[1], best[2])
 
-    def any_method_on(self, path: str) -> bool:
-        """True when some resource matches `path` (for whatever verb)."""
-        segments = [s for s in path.split("/") if s]
-        return any(_match_template(t, segments) is not None for t in self.methods)
-
 
 def _all_items(apigateway: Any, operation: str, **kwargs: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []

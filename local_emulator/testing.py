@@ -81,20 +81,6 @@ def fail_from(sequence_number: int | str) -> Responder:
     return lambda event: ({"batchItemFailures": [{"itemIdentifier": str(sequence_number)}]}, None)
 
 
-def fail_when(predicate: Callable[[int], bool]) -> Responder:
-    """A responder reporting every record whose integer sequence number satisfies `predicate`."""
-
-    def respond(event: dict[str, Any]) -> tuple[Any, str | None]:
-        failed = [
-            {"itemIdentifier": r["kinesis"]["sequenceNumber"]}
-            for r in event["Records"]
-            if predicate(int(r["kinesis"]["sequenceNumber"]))
-        ]
-        return {"batchItemFailures": failed}, None
-
-    return respond
-
-
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:process"
 ON_FAILURE_ARN = "arn:aws:sqs:us-east-1:123456789012:on-failure"
 
