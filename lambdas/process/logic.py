@@ -23,10 +23,9 @@ consumed are released before the row is written.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from streamrec_core.backoff import WriteRetries
 from streamrec_core.constants import EXPERIMENTS_BRANCH, ITEMS_BRANCH
@@ -89,18 +88,14 @@ class HotPath:
         dead_letters: DeadLetterPort,
         cfg: FeatureConfig,
         *,
-        max_conflict_retries: int = 5,
-        max_throttle_retries: int = 3,
-        backoff_base_s: float = 0.05,
+        retries: WriteRetries | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.cfg = cfg
-        self.retry_budget = WriteRetries(
-            max_conflict_retries, max_throttle_retries, backoff_base_s, sleep=sleep, jitter=jitter
-        )
+        self.retries = retries or WriteRetries()
+        self.sleep = sleep
 
     def process(self, records: Sequence[KinesisRecord], *, redrive: bool = False) -> BatchResult:
         """Apply the records (one shard's, any order) and say where to resume, if anywhere.
@@ -141,7 +136,7 @@ class HotPath:
         progress = [
             progress_key(branch, shard) for shard in shards for branch in (ITEMS_BRANCH, EXPERIMENTS_BRANCH)
         ]
-        retries = replace(self.retry_budget)  # a fresh count per batch
+        retries = self.retries.fresh()
         # Redrive reads consistently from the start: it runs while the mapping may be writing the rows.
         consistent = redrive
         while True:
@@ -198,6 +193,6 @@ class HotPath:
             pending = retry
             if not pending:
                 return None
-            if not retries.again(throttled=throttled):
+            if not retries.again(throttled=throttled, sleep=self.sleep):
                 break
         return min(by_user[uid][0].seq for uid in pending)

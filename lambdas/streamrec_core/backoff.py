@@ -10,6 +10,7 @@ the bound itself, which suits throttling (every waiter backs off; spreading them
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,31 +31,35 @@ def backoff_delay(attempt: int, *, base: float, cap: float = math.inf, jitter: f
 
 @dataclass(slots=True)
 class WriteRetries:
-    """The retry budget of one read-modify-write loop over conditional writes.
+    """The retry budget of a read-modify-write loop over conditional writes (the hot path's and the
+    aggregate branches'): `fresh()` gives each loop its own count.
 
     Each failed round counts against its kind: a throttled round backs off exponentially; a round lost
     to a concurrent writer (conflict) backs off with full jitter, since writers that collided would
     otherwise re-read and collide again in step.
     """
 
-    max_conflicts: int
-    max_throttles: int
-    base_s: float
-    sleep: Callable[[float], None]
-    jitter: Callable[[], float]
+    max_conflicts: int = 5
+    max_throttles: int = 3
+    base_s: float = 0.05
+    jitter: Callable[[], float] = random.random
     conflicts: int = 0
     throttles: int = 0
 
-    def again(self, *, throttled: bool) -> bool:
+    def fresh(self) -> WriteRetries:
+        """The same budget with nothing spent."""
+        return WriteRetries(self.max_conflicts, self.max_throttles, self.base_s, self.jitter)
+
+    def again(self, *, throttled: bool, sleep: Callable[[float], None]) -> bool:
         """Count one more failed round; sleep and return True if another is allowed, else False."""
         if throttled:
             self.throttles += 1
             if self.throttles > self.max_throttles:
                 return False
-            self.sleep(backoff_delay(self.throttles, base=self.base_s))
+            sleep(backoff_delay(self.throttles, base=self.base_s))
         else:
             self.conflicts += 1
             if self.conflicts > self.max_conflicts:
                 return False
-            self.sleep(backoff_delay(self.conflicts, base=self.base_s, jitter=self.jitter()))
+            sleep(backoff_delay(self.conflicts, base=self.base_s, jitter=self.jitter()))
         return True

@@ -25,6 +25,7 @@ from moto import mock_aws
 from process import handler as process_handler
 from process.config import ProcessConfig
 from streamrec_core import constants as c
+from streamrec_core.backoff import WriteRetries
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.counters import CounterRow
 from streamrec_core.features.events import TYPE_WEIGHTS, decode_event
@@ -152,7 +153,7 @@ def run_pipeline(events: list[dict[str, Any]], delivery: dict[str, Any]) -> tupl
         kinesis.put_record(StreamName=STREAM, PartitionKey=body["user_id"], Data=json.dumps(body).encode())
 
     features = delivery["features"]
-    retries = {"sleep": lambda s: None, "max_throttle_retries": 1, "max_conflict_retries": 1}
+    retries = {"sleep": lambda s: None, "retries": WriteRetries(max_conflicts=1, max_throttles=1)}
     hot_faults, aggregate_faults = delivery["faults"]["hot"], delivery["faults"]["aggregate"]
     process_handler.configure(
         ProcessConfig(USERS_TABLE, ITEMS_TABLE, dlq, features),

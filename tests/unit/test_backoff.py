@@ -50,24 +50,29 @@ def test_a_jitter_draw_outside_zero_to_one_is_refused(jitter: float) -> None:
         backoff_delay(1, base=BASE, jitter=jitter)
 
 
-def retries(slept: list[float], draws: list[float] | None = None) -> WriteRetries:
-    pending = iter(draws or [])
-    return WriteRetries(2, 3, BASE, sleep=slept.append, jitter=lambda: next(pending))
-
-
 def test_throttled_rounds_back_off_exponentially_until_the_budget_is_spent() -> None:
     slept: list[float] = []
-    budget = retries(slept)
-    assert [budget.again(throttled=True) for _ in range(4)] == [True, True, True, False]
+    budget = WriteRetries(max_throttles=3, base_s=BASE)
+    assert [budget.again(throttled=True, sleep=slept.append) for _ in range(4)] == [True, True, True, False]
     assert slept == pytest.approx([0.05, 0.1, 0.2])  # the round past the budget does not sleep
 
 
 def test_conflicting_rounds_back_off_with_full_jitter_and_their_own_budget() -> None:
     slept: list[float] = []
-    budget = retries(slept, draws=[0.5, 0.0])
-    assert [budget.again(throttled=False) for _ in range(3)] == [True, True, False]
+    draws = iter([0.5, 0.0])
+    budget = WriteRetries(max_conflicts=2, base_s=BASE, jitter=lambda: next(draws))
+    assert [budget.again(throttled=False, sleep=slept.append) for _ in range(3)] == [True, True, False]
     assert slept == pytest.approx([0.025, 0.0])
-    assert budget.again(throttled=True)  # throttles count apart from conflicts
+    assert budget.again(throttled=True, sleep=slept.append)  # throttles count apart from conflicts
+
+
+def test_a_fresh_budget_keeps_the_limits_and_forgets_what_was_spent() -> None:
+    spent = WriteRetries(max_conflicts=1, max_throttles=1)
+    assert spent.again(throttled=True, sleep=lambda s: None)
+    assert not spent.again(throttled=True, sleep=lambda s: None)
+    fresh = spent.fresh()
+    assert (fresh.max_conflicts, fresh.max_throttles, fresh.throttles) == (1, 1, 0)
+    assert fresh.again(throttled=True, sleep=lambda s: None)
 
 
 @pytest.mark.parametrize("draw", [0.0, 0.25, 1.0])
