@@ -18,8 +18,7 @@ import platform
 import shlex
 import statistics
 import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,17 +195,6 @@ class Timing:
 
     cpu_s: float
     wall_s: float
-
-
-def best_of(runs: int, work: Callable[[], Any]) -> tuple[Timing, list[Timing]]:
-    """Run `work` `runs` times; (the run with the least CPU time, all runs). Best-of is the least noisy."""
-    times = []
-    for _ in range(runs):
-        wall = time.perf_counter()
-        cpu = time.process_time()
-        work()
-        times.append(Timing(time.process_time() - cpu, time.perf_counter() - wall))
-    return min(times, key=lambda t: t.cpu_s), times
 
 
 def load_average() -> str:

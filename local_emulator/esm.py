@@ -175,8 +175,6 @@ class BatchOutcome:
     shard_id: str
     lane: int
     records: int
-    first_sequence_number: str
-    last_sequence_number: str
     iterator_age_ms: float
     function_error: str | None
     result: str  # "success" | "partial" | "failure"
@@ -266,7 +264,6 @@ class EsmPoller:
         self._known_ids: set[str] = set()
         self._records_seen = 0
         self.invocations = 0
-        self.last_iterator_age_ms: float | None = None
 
     # --- public API -------------------------------------------------------------------------------
     def poll_once(self) -> int:
@@ -525,7 +522,6 @@ class EsmPoller:
             "functionError": function_error or "",
         }
         age_ms = max(0.0, (started - records[-1].arrival) * 1000.0)
-        self.last_iterator_age_ms = age_ms
 
         if function_error is not None:
             result, failed_from = "failure", None
@@ -549,8 +545,6 @@ class EsmPoller:
                     shard_id=shard.shard_id,
                     lane=index,
                     records=len(records),
-                    first_sequence_number=records[0].sequence_number,
-                    last_sequence_number=records[-1].sequence_number,
                     iterator_age_ms=age_ms,
                     function_error=function_error,
                     result=result,

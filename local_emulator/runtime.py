@@ -70,7 +70,6 @@ class _PollerThread:
         self._stop = threading.Event()
         self._condition = threading.Condition()
         self.rounds = 0
-        self.quiet_rounds_since: int | None = None
         self.last_quiet_round = -1
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from local_emulator.worker_main import LambdaContext
 
 Responder = Callable[[dict[str, Any]], tuple[Any, str | None]]
 
@@ -81,20 +81,6 @@ def fail_from(sequence_number: int | str) -> Responder:
     return lambda event: ({"batchItemFailures": [{"itemIdentifier": str(sequence_number)}]}, None)
 
 
-def fail_when(predicate: Callable[[int], bool]) -> Responder:
-    """A responder reporting every record whose integer sequence number satisfies `predicate`."""
-
-    def respond(event: dict[str, Any]) -> tuple[Any, str | None]:
-        failed = [
-            {"itemIdentifier": r["kinesis"]["sequenceNumber"]}
-            for r in event["Records"]
-            if predicate(int(r["kinesis"]["sequenceNumber"]))
-        ]
-        return {"batchItemFailures": failed}, None
-
-    return respond
-
-
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:process"
 ON_FAILURE_ARN = "arn:aws:sqs:us-east-1:123456789012:on-failure"
 
@@ -113,26 +99,6 @@ def put(kinesis: Any, stream: str, partition_key: str, data: bytes | str) -> int
     return int(response["SequenceNumber"])
 
 
-class FakeLambdaContext:
-    """A Lambda context for in-process invocations (same attributes as the runtime's)."""
-
-    def __init__(self, function_name: str, timeout_s: float, memory_mb: int = 128) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.memory_limit_in_mb = str(memory_mb)
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds until the timeout."""
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 def handler_invoker(
     handler: Callable[[dict[str, Any], Any], Any], function_name: str = "process", timeout_s: float = 60.0
 ) -> Callable[[dict[str, Any]], tuple[Any, str | None]]:
@@ -143,7 +109,7 @@ def handler_invoker(
     """
 
     def invoke(event: dict[str, Any]) -> tuple[Any, str | None]:
-        context = FakeLambdaContext(function_name, timeout_s)
+        context = LambdaContext(function_name, timeout_s=timeout_s)
         try:
             result = handler(json.loads(json.dumps(event)), context)
         except Exception as error:  # the handler's exception is the function error

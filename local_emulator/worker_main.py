@@ -19,25 +19,60 @@ import signal
 import sys
 import time
 import traceback
+import uuid
 from typing import Any
 
 
 class LambdaContext:
-    """The context object Lambda's Python runtime passes to handlers."""
+    """The context object Lambda's Python runtime passes to handlers.
 
-    def __init__(self, request_id: str, deadline_ms: int) -> None:
-        env = os.environ
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME", "")
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        self.invoked_function_arn = env.get("STREAMREC_LOCAL_FUNCTION_ARN", "")
+    The one definition: the workers build it from their environment (`from_environment`); in-process
+    invocations (`local_emulator.testing.handler_invoker`) and the tests build it from a function name.
+    """
+
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        timeout_s: float = 60.0,
+        deadline_ms: int | None = None,
+        request_id: str | None = None,
+        function_arn: str | None = None,
+        memory_mb: int | str = 128,
+        log_group_name: str | None = None,
+        log_stream_name: str = "local",
+        function_version: str = "$LATEST",
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = function_version
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+            if function_arn is None
+            else function_arn
+        )
         # Lambda's runtime reads this from the environment, so it is a string there too.
-        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        self.aws_request_id = request_id
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self.memory_limit_in_mb = str(memory_mb)
+        self.aws_request_id = request_id or str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}" if log_group_name is None else log_group_name
+        self.log_stream_name = log_stream_name
         self.identity = None
         self.client_context = None
-        self._deadline_ms = deadline_ms
+        self._deadline_ms = int(time.time() * 1000 + timeout_s * 1000) if deadline_ms is None else deadline_ms
+
+    @classmethod
+    def from_environment(cls, request_id: str, deadline_ms: int) -> LambdaContext:
+        """The context of one invocation in a worker, from the function's environment."""
+        env = os.environ
+        return cls(
+            env.get("AWS_LAMBDA_FUNCTION_NAME", ""),
+            deadline_ms=deadline_ms,
+            request_id=request_id,
+            function_arn=env.get("STREAMREC_LOCAL_FUNCTION_ARN", ""),
+            memory_mb=env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            log_group_name=env.get("AWS_LAMBDA_LOG_GROUP_NAME", ""),
+            log_stream_name=env.get("AWS_LAMBDA_LOG_STREAM_NAME", ""),
+            function_version=env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        )
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the function's timeout."""
@@ -141,7 +176,7 @@ def main() -> None:
         if handler is None:
             answer = {"payload": init_error, "error": "Unhandled"}
         else:
-            context = LambdaContext(request["request_id"], int(request["deadline_ms"]))
+            context = LambdaContext.from_environment(request["request_id"], int(request["deadline_ms"]))
             try:
                 result = handler(request["event"], context)
                 try:

@@ -48,7 +48,6 @@ class StreamrecStack(Stack):
             stream=stream,
             users=users,
             items=items,
-            on_failure_queue=self.processing.on_failure_queue,
             dependencies=deps,
         )
 

@@ -75,6 +75,7 @@ class SendResult:
     rejected: list[RejectedEvent] = field(default_factory=list)
     failed: list[FailedEvent] = field(default_factory=list)  # still not stored after every attempt
     requests: int = 0
+    retries: int = 0  # requests that resent a batch (or what of it was not stored) after an attempt
 
     @property
     def ok(self) -> bool:
@@ -85,6 +86,7 @@ class SendResult:
         self.rejected += other.rejected
         self.failed += other.failed
         self.requests += other.requests
+        self.retries += other.retries
 
     def raise_for_failures(self) -> None:
         """Raise when any event was rejected or could not be stored."""
@@ -205,6 +207,7 @@ class StreamrecClient:
             if attempt:
                 self._sleep(self._delay(attempt - 1, retry_after))
                 retry_after = 0.0
+                result.retries += 1
             result.requests += 1
             try:
                 status, headers, raw = self._transport(
@@ -273,7 +276,11 @@ class StreamrecClient:
         return result
 
     def _delay(self, attempt: int, retry_after: float) -> float:
-        """Full jitter on a capped exponential, but never shorter than the server's Retry-After."""
+        """Full jitter on a capped exponential, but never shorter than the server's Retry-After.
+
+        The formula of `streamrec_core.backoff.backoff_delay(attempt + 1, ...)`, copied: producers import
+        this package without the functions' code (tests/unit/test_backoff.py keeps the two equal).
+        """
         return max(retry_after, self._rand() * min(self.max_delay, self.base_delay * (2**attempt)))
 
 

@@ -13,8 +13,9 @@ ahead, and the source data is from the past. Two modes:
   relative gaps, squeezed (if needed) into the last ``--span-seconds`` before the replay started.
 
 Each event gets a deterministic ``event_id`` derived from its source line, so replaying the same file
-again is deduplicated by the pipeline (``--id-salt`` gives a fresh set of ids). Throttling (429), an
-unavailable stream (503) and events the API reports as failed-retryable are retried with backoff.
+again is deduplicated by the pipeline (``--id-salt`` gives a fresh set of ids). Requests go through
+``streamrec_client``: throttling (429), an unavailable stream (503), network errors and events the API
+reports as failed are resent with backoff and jitter, never sooner than Retry-After.
 
 Usage:
     python -m tools.replay events.jsonl                       # endpoint from .local/endpoint.json
@@ -30,8 +31,6 @@ import json
 import random
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,11 +39,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from streamrec_core import routes
-from streamrec_core.constants import API_KEY_HEADER, MAX_EVENTS_PER_REQUEST
+from streamrec_core.constants import MAX_EVENTS_PER_REQUEST
 from streamrec_core.schema import F_EVENT_ID, F_TIMESTAMP, FIELD_NAMES
 from streamrec_core.schema import format_timestamp as schema_timestamp
 
+from streamrec_client import RejectedEvent, SendResult, StreamrecClient, StreamrecError
+from streamrec_client.client import Transport
 from tools.progress import Progress
 
 MAX_BATCH_SIZE = MAX_EVENTS_PER_REQUEST  # the API's limit per request (and the PutRecords limit behind it)
@@ -162,99 +162,6 @@ def time_bounds(events: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
     return first, last, count
 
 
-# --- HTTP ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    """What a transport got back: status, headers and raw body."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-class TransportError(RuntimeError):
-    """The request did not get an HTTP answer (connection refused, reset, timeout)."""
-
-
-Transport = Callable[[str, bytes, dict[str, str]], HttpResponse]
-
-
-def urllib_transport(timeout: float = 30.0) -> Transport:
-    """POST with urllib; HTTP error statuses come back as responses, network failures raise TransportError."""
-
-    def post(url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
-        request = urllib.request.Request(url, data=body, headers=headers, method=routes.EVENTS.method)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return HttpResponse(response.status, dict(response.headers.items()), response.read())
-        except urllib.error.HTTPError as error:
-            return HttpResponse(error.code, dict(error.headers.items()), error.read())
-        except (urllib.error.URLError, OSError) as error:
-            raise TransportError(str(error)) from error
-
-    return post
-
-
-@dataclass
-class BatchOutcome:
-    """What the API said about one request, by index into the posted batch."""
-
-    accepted: list[int] = field(default_factory=list)
-    rejected: dict[int, str] = field(default_factory=dict)  # index -> reason
-    failed: list[int] = field(default_factory=list)  # valid but not stored; worth retrying
-
-
-def _reason(entry: dict[str, Any]) -> str:
-    """A short 'field: rule' reason from one rejected entry, whatever its exact error shape."""
-    errors = entry.get("errors") or entry.get("error") or entry.get("reason") or "rejected"
-    first = errors[0] if isinstance(errors, list) and errors else errors
-    if isinstance(first, dict):
-        where = first.get("field") or first.get("path") or ""
-        rule = first.get("rule") or first.get("code") or first.get("message") or "invalid"
-        return f"{where}: {rule}" if where else str(rule)
-    return str(first)
-
-
-def parse_outcome(payload: Any, batch_size: int) -> BatchOutcome:
-    """Read the per-index answer of ``POST /v1/events``.
-
-    Accepts both a ``results`` list (one entry per index with a ``status``) and ``accepted`` /
-    ``rejected`` / ``failed`` lists of entries with an ``index``. Indexes the answer does not mention are
-    counted as failed, so nothing is silently assumed stored.
-    """
-    outcome = BatchOutcome()
-    if not isinstance(payload, dict):
-        outcome.failed = list(range(batch_size))
-        return outcome
-    entries: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(payload.get("results"), list):
-        for position, entry in enumerate(payload["results"]):
-            entry = entry if isinstance(entry, dict) else {"status": str(entry)}
-            entry.setdefault("index", position)
-            entries.append((str(entry.get("status", "")).lower(), entry))
-    else:
-        for status in ("accepted", "rejected", "failed"):
-            listed = payload.get(status)
-            if isinstance(listed, list):
-                entries += [(status, e if isinstance(e, dict) else {"index": e}) for e in listed]
-    seen: set[int] = set()
-    for status, entry in entries:
-        index = entry.get("index")
-        if not isinstance(index, int) or not 0 <= index < batch_size or index in seen:
-            continue
-        seen.add(index)
-        if status in ("accepted", "stored", "ok", "duplicate"):
-            outcome.accepted.append(index)
-        elif status in ("rejected", "invalid"):
-            outcome.rejected[index] = _reason(entry)
-        else:
-            outcome.failed.append(index)
-    outcome.failed += [i for i in range(batch_size) if i not in seen]
-    return outcome
-
-
 # --- Replay ----------------------------------------------------------------------------------------
 
 
@@ -307,8 +214,12 @@ class ReplaySummary:
         return "\n".join(lines)
 
 
+# --- Sending ---------------------------------------------------------------------------------------
+
+
 class Replayer:
-    """Posts batches of schema v1 events and retries what the API says is worth retrying."""
+    """Sends batches with `streamrec_client` (batching, retries with jitter, never sooner than
+    Retry-After, 413 answered by halving) and adds what the API said about them to a summary."""
 
     def __init__(
         self,
@@ -317,105 +228,42 @@ class Replayer:
         *,
         transport: Transport | None = None,
         max_attempts: int = 6,
-        backoff_seconds: float = 0.2,
-        max_backoff_seconds: float = 5.0,
+        timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
+        rand: Callable[[], float] = random.random,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
-        self.url = routes.EVENTS.url(base_url)
-        self.api_key = api_key
-        self.transport = transport or urllib_transport()
-        self.max_attempts = max_attempts
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
-        self.sleep = sleep
-        self.rng = rng or random.Random()
+        self.client = StreamrecClient(
+            base_url,
+            api_key,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            transport=transport,
+            sleep=sleep,
+            rand=rand,
+        )
 
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(float(retry_after), self.max_backoff_seconds * 4)
-            except ValueError:
-                pass
-        # Exponential backoff with jitter, so many replayers do not retry in lockstep.
-        ceiling = min(self.backoff_seconds * 2**attempt, self.max_backoff_seconds)
-        return ceiling * (0.5 + self.rng.random() / 2)
-
-    def send(self, events: Sequence[dict[str, Any]], summary: ReplaySummary) -> BatchOutcome:
-        """POST ``events`` (one request, plus retries) and add the result to ``summary``."""
-        pending = list(range(len(events)))  # indexes into `events` still to store
-        final = BatchOutcome()
-        for attempt in range(self.max_attempts):
-            if attempt:
-                summary.retries += 1
-            body = json.dumps({"events": [events[i] for i in pending]}, separators=(",", ":")).encode()
-            headers = {"content-type": "application/json", API_KEY_HEADER: self.api_key}
-            summary.requests += 1
-            try:
-                response = self.transport(self.url, body, headers)
-            except TransportError:
-                response = None
-            if response is not None and response.status in (401, 403):
-                raise ReplayError(f"API key refused by {self.url} (HTTP {response.status})")
-            retry_after = _header(response, "retry-after") if response is not None else None
-            payload = _per_index_document(response)
-            if payload is not None:
-                # Ingest answers by index even on 400 (all rejected) and 503 (nothing stored).
-                outcome = parse_outcome(payload, len(pending))
-                final.accepted += [pending[i] for i in outcome.accepted]
-                final.rejected.update({pending[i]: reason for i, reason in outcome.rejected.items()})
-                pending = [pending[i] for i in sorted(outcome.failed)]
-            elif response is not None and 400 <= response.status < 500 and response.status != 429:
-                # The whole request was refused (too large, malformed): no retry can fix it.
-                reason = f"request: HTTP {response.status} {_error_message(response.body)}"
-                final.rejected.update({i: reason for i in pending})
-                pending = []
-            # Otherwise (no answer, 429, 5xx without a per-index document) the whole request is retried.
-            if not pending:
-                break
-            if attempt + 1 < self.max_attempts:
-                self.sleep(self._delay(attempt, retry_after))
-        final.failed = pending
-        summary.accepted += len(final.accepted)
-        summary.rejected.update(final.rejected.values())
-        summary.failed += len(final.failed)
-        return final
+    def send(self, events: Sequence[dict[str, Any]], summary: ReplaySummary) -> SendResult:
+        """Send ``events`` (one request, plus retries) and add the result to ``summary``."""
+        try:
+            result = self.client.send(events)
+        except StreamrecError as error:
+            if error.status in (401, 403):
+                raise ReplayError(f"API key refused by {self.client.url} (HTTP {error.status})") from None
+            raise ReplayError(f"{self.client.url} refused the request: {error}") from None
+        summary.requests += result.requests
+        summary.retries += result.retries
+        summary.accepted += len(result.accepted)
+        summary.rejected.update(_reason(rejected) for rejected in result.rejected)
+        summary.failed += len(result.failed)
+        return result
 
 
-def _per_index_document(response: HttpResponse | None) -> dict[str, Any] | None:
-    """The response body when it is ingest's per-index answer, else None."""
-    if response is None or not response.body:
-        return None
-    try:
-        payload = json.loads(response.body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(payload, dict):
-        return None
-    if isinstance(payload.get("results"), list) or any(
-        isinstance(payload.get(key), list) for key in ("accepted", "rejected", "failed")
-    ):
-        return payload
-    return None
-
-
-def _header(response: HttpResponse, name: str) -> str | None:
-    return next((v for k, v in response.headers.items() if k.lower() == name), None)
-
-
-def _error_message(body: bytes) -> str:
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return body[:200].decode("utf-8", "replace")
-    if isinstance(payload, dict):
-        error = payload.get("error", payload)
-        if isinstance(error, dict):
-            return str(error.get("message") or error)
-        return str(payload.get("message") or error)
-    return str(payload)
+def _reason(rejected: RejectedEvent) -> str:
+    """A short 'field: rule' reason from the first error of a rejected event."""
+    first = rejected.errors[0] if rejected.errors else {}
+    where = first.get("field") or ""
+    rule = first.get("rule") or first.get("message") or "invalid"
+    return f"{where}: {rule}" if where else str(rule)
 
 
 def replay(
@@ -430,16 +278,17 @@ def replay(
     id_salt: str = "",
     transport: Transport | None = None,
     max_attempts: int = 6,
+    timeout: float = 30.0,
     linger_seconds: float = 0.2,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     progress: Progress | None = None,
-    on_batch: Callable[[list[dict[str, Any]], BatchOutcome], None] | None = None,
+    on_batch: Callable[[list[dict[str, Any]], SendResult], None] | None = None,
 ) -> ReplaySummary:
     """Replay source events (a JSON Lines path or an iterable of dicts) through ``POST /v1/events``.
 
     Returns the totals. ``clock`` (Unix seconds) and ``sleep`` pace the replay and can be faked in tests;
-    ``on_batch`` sees each posted batch with the API's per-index outcome (the demo uses it to measure
+    ``on_batch`` sees each posted batch with the client's result for it (the demo uses it to measure
     freshness). ``limit`` replays only the first N events. When paced (``speed`` > 0), a batch collects
     the events due within ``linger_seconds`` of its first one, so a busy stream still goes out in large
     requests while no event waits longer than that after its time.
@@ -450,7 +299,9 @@ def replay(
     first, last, total = time_bounds(source())
     started = clock()
     retimer = Retimer.for_speed(speed, first, last, now=started, span_seconds=span_seconds)
-    sender = Replayer(base_url, api_key, transport=transport, max_attempts=max_attempts, sleep=sleep)
+    sender = Replayer(
+        base_url, api_key, transport=transport, max_attempts=max_attempts, timeout=timeout, sleep=sleep
+    )
     summary = ReplaySummary()
     if progress is not None:
         progress.total = total
@@ -568,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             limit=args.limit,
             id_salt=args.id_salt,
-            transport=urllib_transport(args.timeout),
             max_attempts=args.max_attempts,
+            timeout=args.timeout,
             progress=progress,
         )
     except (ReplayError, ValueError) as error:

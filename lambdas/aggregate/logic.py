@@ -29,11 +29,11 @@ applied in this run.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from streamrec_core.backoff import WriteRetries
 from streamrec_core.constants import EXPERIMENTS_BRANCH, ITEMS_BRANCH
 from streamrec_core.features.codec import Row, key_of, new_row
 from streamrec_core.features.config import FeatureConfig
@@ -95,22 +95,16 @@ class _Branch:
         hot_path_max_record_age_s: int | None = None,
         clock: Callable[[], float] = time.time,
         not_ready_wait_s: float = 2.0,
-        max_conflict_retries: int = 5,
-        max_throttle_retries: int = 3,
-        backoff_base_s: float = 0.05,
+        retries: WriteRetries | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
         self.cfg = cfg
         self.hot_path_max_record_age_s = hot_path_max_record_age_s
         self.clock = clock
         self.not_ready_wait_s = not_ready_wait_s
-        self.max_conflict_retries = max_conflict_retries
-        self.max_throttle_retries = max_throttle_retries
-        self.backoff_base_s = backoff_base_s
+        self.retries = retries or WriteRetries()
         self.sleep = sleep
-        self.jitter = jitter
 
     def process(self, records: Sequence[KinesisRecord], *, redriven: bool = False) -> AggregateResult:
         """Apply the batch's effects (one shard's records, in order) and say where to resume, if anywhere."""
@@ -187,7 +181,7 @@ class _Branch:
         """Read, change (`apply` returns the last record applied, None if none) and write each row;
         the first sequence number of a row that could not be written, or None."""
         pending_keys = list(keys)
-        conflicts = throttles = 0
+        retries = self.retries.fresh()
         consistent = False
         while True:
             if not pending_keys:
@@ -210,16 +204,8 @@ class _Branch:
             if not retry:
                 return None
             consistent = True
-            if throttled:
-                throttles += 1
-                if throttles > self.max_throttle_retries:
-                    break
-                self.sleep(self.backoff_base_s * 2 ** (throttles - 1))
-            else:
-                conflicts += 1
-                if conflicts > self.max_conflict_retries:
-                    break
-                self.sleep(self.jitter() * self.backoff_base_s * 2 ** (conflicts - 1))
+            if not retries.again(throttled=throttled, sleep=self.sleep):
+                break
         return min(first_seq[key] for key in pending_keys)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from streamrec_core.backoff import backoff_delay
 from streamrec_core.constants import MAX_EVENTS_PER_REQUEST
 from streamrec_core.http import REASON_STREAM_UNAVAILABLE, REASON_THROTTLED
 
@@ -41,11 +42,6 @@ class PutResult:
     failures: dict[int, str] = field(default_factory=dict)
     calls: int = 0
     retried: int = 0  # entries sent again after a failure (summed over retries)
-
-
-def backoff_delay(attempt: int, rand: Callable[[], float], *, base: float, cap: float) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**attempt)) (attempt 0 = first retry)."""
-    return rand() * min(cap, base * (2**attempt))
 
 
 class KinesisWriter:
@@ -79,7 +75,7 @@ class KinesisWriter:
             return result
         deadline = self._clock() + budget_seconds
         pending = list(range(len(records)))
-        attempt = 0
+        attempt = 0  # retries made so far; the next one is number attempt + 1
         while True:
             failures, retry_worthwhile = self._put_once(records, pending)
             result.calls += 1
@@ -89,11 +85,11 @@ class KinesisWriter:
             result.failures = failures
             if not retry_worthwhile:
                 return result
-            delay = backoff_delay(attempt, self._rand, base=self._base_delay, cap=self._max_delay)
+            attempt += 1
+            delay = backoff_delay(attempt, base=self._base_delay, cap=self._max_delay, jitter=self._rand())
             if self._clock() + delay >= deadline:
                 return result
             self._sleep(delay)
-            attempt += 1
             pending = sorted(failures)
             result.retried += len(pending)
 

@@ -23,11 +23,11 @@ consumed are released before the row is written.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from streamrec_core.backoff import WriteRetries
 from streamrec_core.constants import EXPERIMENTS_BRANCH, ITEMS_BRANCH
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.events import Event
@@ -88,20 +88,14 @@ class HotPath:
         dead_letters: DeadLetterPort,
         cfg: FeatureConfig,
         *,
-        max_conflict_retries: int = 5,
-        max_throttle_retries: int = 3,
-        backoff_base_s: float = 0.05,
+        retries: WriteRetries | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.cfg = cfg
-        self.max_conflict_retries = max_conflict_retries
-        self.max_throttle_retries = max_throttle_retries
-        self.backoff_base_s = backoff_base_s
+        self.retries = retries or WriteRetries()
         self.sleep = sleep
-        self.jitter = jitter
 
     def process(self, records: Sequence[KinesisRecord], *, redrive: bool = False) -> BatchResult:
         """Apply the records (one shard's, any order) and say where to resume, if anywhere.
@@ -142,7 +136,7 @@ class HotPath:
         progress = [
             progress_key(branch, shard) for shard in shards for branch in (ITEMS_BRANCH, EXPERIMENTS_BRANCH)
         ]
-        conflicts = throttles = 0
+        retries = self.retries.fresh()
         # Redrive reads consistently from the start: it runs while the mapping may be writing the rows.
         consistent = redrive
         while True:
@@ -199,15 +193,6 @@ class HotPath:
             pending = retry
             if not pending:
                 return None
-            if throttled:
-                throttles += 1
-                if throttles > self.max_throttle_retries:
-                    break
-                self.sleep(self.backoff_base_s * 2 ** (throttles - 1))
-            else:
-                conflicts += 1
-                if conflicts > self.max_conflict_retries:
-                    break
-                # Full jitter: writers that collided would otherwise re-read and collide again in step.
-                self.sleep(self.jitter() * self.backoff_base_s * 2 ** (conflicts - 1))
+            if not retries.again(throttled=throttled, sleep=self.sleep):
+                break
         return min(by_user[uid][0].seq for uid in pending)

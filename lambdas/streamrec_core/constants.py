@@ -6,7 +6,6 @@ twice: it is defined here and imported everywhere else.
 
 from __future__ import annotations
 
-SERVICE_NAME = "streamrec"
 METRICS_NAMESPACE = "Streamrec"
 SCHEMA_VERSION = 1
 MODEL_NAME = "covisit-v1"
@@ -37,7 +36,6 @@ ENV_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
 # --- Limits enforced in our own code (the emulator is looser than AWS) ------------------------------
 MAX_EVENTS_PER_REQUEST = 500  # also the PutRecords limit
 MAX_EVENT_BYTES = 8 * 1024
-KINESIS_MAX_RECORD_BYTES = 1024 * 1024
 DDB_BATCH_GET_MAX_KEYS = 100
 
 # --- Feature table layout ---------------------------------------------------------------------------
@@ -178,7 +176,6 @@ METRIC_AGGREGATE_NOT_READY = "AggregateNotReady"  # left for a retry: the hot pa
 METRIC_AGGREGATE_UNRESOLVED = "AggregateUnresolved"  # outbox entry expired: lag beyond the retention
 METRIC_AGGREGATE_GIVEN_UP = "AggregateGivenUp"  # skipped: the hot path gave them up (redrive applies them)
 METRIC_TRENDING_MERGES = "TrendingMerges"
-METRIC_EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
 # Dimensions of the per-variant metrics (METRIC_VARIANT_*), emitted besides the service-only series.
 METRIC_DIMENSION_EXPERIMENT = "experiment"
 METRIC_DIMENSION_VARIANT = "variant"

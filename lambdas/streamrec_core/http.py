@@ -233,12 +233,6 @@ def request_id(event: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def path_parameter(event: Mapping[str, Any], name: str) -> str | None:
-    params = event.get("pathParameters") or {}
-    value = params.get(name) if isinstance(params, Mapping) else None
-    return value if isinstance(value, str) else None
-
-
 def query_parameter(event: Mapping[str, Any], name: str) -> str | None:
     params = event.get("queryStringParameters") or {}
     value = params.get(name) if isinstance(params, Mapping) else None

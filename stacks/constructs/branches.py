@@ -8,8 +8,8 @@
 
 Both resolve each record against the user row the hot path wrote (read only) and write the items table.
 ParallelizationFactor is 1 on both, not a setting: a branch keeps one watermark per shard on shared
-rows, which holds only while one invocation per shard applies its records in sequence order. Exhausted
-batches go to the stack's one on-failure queue; AWS names the function in every such message.
+rows, which holds only while one invocation per shard applies its records in sequence order. Neither
+gives a batch up, so neither has an on-failure destination (see `_source`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from streamrec_core import constants as c
 
@@ -65,7 +64,6 @@ class AggregateBranches(Construct):
         stream: kinesis.IStream,
         users: dynamodb.ITable,
         items: dynamodb.ITable,
-        on_failure_queue: sqs.IQueue,
         dependencies: FunctionDependencies,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -73,7 +71,6 @@ class AggregateBranches(Construct):
         self._stream = stream
         self._users = users
         self._items = items
-        self._on_failure_queue = on_failure_queue
         self._dependencies = dependencies
 
         self.items = self._branch(

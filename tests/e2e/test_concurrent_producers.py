@@ -1,4 +1,4 @@
-"""Concurrent producers on the local pipeline (issue 11): every event the API accepted reaches the stream
+"""Concurrent producers on the local pipeline: every event the API accepted reaches the stream
 and is applied to the users table exactly once, and nothing else is, also when function workers are
 killed mid-way (an ingest worker while producers post, a process worker while the stream drains)."""
 

@@ -1,4 +1,4 @@
-"""Locally evaluated alarms on the real stack (issue 6): a poison source makes the DLQ-depth alarm fire.
+"""Locally evaluated alarms on the real stack: a poison source makes the DLQ-depth alarm fire.
 
 moto's CloudFormation skips AWS::CloudWatch::Alarm; the embedded emulator creates the template's alarms
 in moto and evaluates them from what it observes (here: the dead-letter queue's real depth in moto SQS).

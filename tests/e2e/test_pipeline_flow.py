@@ -1,4 +1,4 @@
-"""The pipeline end to end over HTTP on the local runtime (issue 2): what a producer and a page rely on."""
+"""The pipeline end to end over HTTP on the local runtime: what a producer and a page rely on."""
 
 from __future__ import annotations
 

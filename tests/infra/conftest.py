@@ -51,6 +51,15 @@ class Synth:
         )
         return found[0]
 
+    def every(self, cfn_type: str, *logical_id_prefixes: str) -> dict[str, dict[str, Any]]:
+        """Every resource of a type, which must be exactly one per prefix: a check looping over them
+        fails when one is missing or unexpected instead of passing over an empty or partial set."""
+        found = dict(self.one(cfn_type, prefix) for prefix in logical_id_prefixes)
+        assert set(found) == set(self.of_type(cfn_type)), (
+            f"expected {cfn_type} {logical_id_prefixes}, found {sorted(self.of_type(cfn_type))}"
+        )
+        return found
+
     def props(self, cfn_type: str, logical_id_prefix: str = "") -> dict[str, Any]:
         return self.one(cfn_type, logical_id_prefix)[1]["Properties"]
 
@@ -127,6 +136,11 @@ def prod(synths: dict[str, Synth]) -> Synth:
 def synth(request: pytest.FixtureRequest, synths: dict[str, Synth]) -> Synth:
     """Each profile in turn, for properties every environment must have."""
     return synths[request.param]
+
+
+# Logical id prefixes of the resources a test may loop over (Synth.every checks there are no others).
+QUEUES = ("ProcessingDeadLetterQueue", "ProcessingOnFailureQueue")
+TABLES = ("TablesUsers", "TablesItems")
 
 
 def ref(logical_id: str) -> dict[str, str]:

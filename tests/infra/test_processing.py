@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.infra.conftest import Synth, arn_of, ref
+from tests.infra.conftest import QUEUES, Synth, arn_of, ref
 
 
 def test_dev_profile_uses_pairwise_distinct_numbers_so_a_swapped_argument_cannot_pass(dev: Synth) -> None:
@@ -65,5 +65,5 @@ def test_process_function_sends_poison_records_to_its_own_dead_letter_queue_not_
 def test_queues_keep_messages_for_fourteen_days_so_a_redrive_can_wait_out_a_long_weekend(
     synth: Synth,
 ) -> None:
-    for _, queue in synth.of_type("AWS::SQS::Queue").items():
+    for queue in synth.every("AWS::SQS::Queue", *QUEUES).values():
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Synth, arn_of, ref
+from tests.infra.conftest import QUEUES, TABLES, Synth, arn_of, ref
 
 # Services whose actions read or write our data; a wildcard here would be a data-plane grant to anything.
 DATA_PLANE_SERVICES = ("dynamodb", "kinesis", "sqs", "sns", "kms", "s3", "lambda")
@@ -175,21 +175,19 @@ def test_each_function_writes_logs_only_to_its_own_log_group(synth: Synth) -> No
 
 
 @pytest.mark.parametrize(
-    ("cfn_type", "key_prefix", "get_key"),
+    ("cfn_type", "stores", "key_prefix", "get_key"),
     [
-        ("AWS::Kinesis::Stream", "EventsKey", lambda p: p["StreamEncryption"]["KeyId"]),
-        ("AWS::DynamoDB::Table", "TablesKey", lambda p: p["SSESpecification"]["KMSMasterKeyId"]),
-        ("AWS::SQS::Queue", "ProcessingQueueKey", lambda p: p["KmsMasterKeyId"]),
-        ("AWS::SNS::Topic", "MonitoringTopicKey", lambda p: p["KmsMasterKeyId"]),
+        ("AWS::Kinesis::Stream", ("EventsStream",), "EventsKey", lambda p: p["StreamEncryption"]["KeyId"]),
+        ("AWS::DynamoDB::Table", TABLES, "TablesKey", lambda p: p["SSESpecification"]["KMSMasterKeyId"]),
+        ("AWS::SQS::Queue", QUEUES, "ProcessingQueueKey", lambda p: p["KmsMasterKeyId"]),
+        ("AWS::SNS::Topic", ("MonitoringAlarmTopic",), "MonitoringTopicKey", lambda p: p["KmsMasterKeyId"]),
     ],
 )
 def test_every_store_is_encrypted_with_its_customer_managed_key(
-    synth: Synth, cfn_type: str, key_prefix: str, get_key: Any
+    synth: Synth, cfn_type: str, stores: tuple[str, ...], key_prefix: str, get_key: Any
 ) -> None:
     key_id, key = synth.one("AWS::KMS::Key", key_prefix)
-    stores = synth.of_type(cfn_type)
-    assert stores
-    for _, store in stores.items():
+    for store in synth.every(cfn_type, *stores).values():
         assert get_key(store["Properties"]) == arn_of(key_id)
     assert key["Properties"]["EnableKeyRotation"] is True
 
@@ -199,7 +197,7 @@ def test_stream_encryption_is_kms(synth: Synth) -> None:
 
 
 def test_every_queue_denies_requests_without_tls(synth: Synth) -> None:
-    queues = synth.of_type("AWS::SQS::Queue")
+    queues = synth.every("AWS::SQS::Queue", *QUEUES)
     policies = synth.of_type("AWS::SQS::QueuePolicy").values()
     for queue_id in queues:
         denies = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamrec_core import constants as c
 
-from tests.infra.conftest import Synth, arn_of
+from tests.infra.conftest import TABLES, Synth, arn_of
 
 
 def test_users_table_is_keyed_by_user_id(synth: Synth) -> None:
@@ -26,16 +26,14 @@ def test_items_table_has_generic_string_partition_and_sort_keys(synth: Synth) ->
 
 
 def test_both_tables_expire_items_on_the_shared_ttl_attribute(synth: Synth) -> None:
-    for _, table in synth.of_type("AWS::DynamoDB::Table").items():
+    for table in synth.every("AWS::DynamoDB::Table", *TABLES).values():
         ttl = table["Properties"]["TimeToLiveSpecification"]
         assert ttl == {"AttributeName": c.TTL_ATTRIBUTE, "Enabled": True}
 
 
 def test_tables_are_on_demand_with_point_in_time_recovery_and_a_customer_managed_key(synth: Synth) -> None:
     key_id, _ = synth.one("AWS::KMS::Key", "TablesKey")
-    tables = synth.of_type("AWS::DynamoDB::Table")
-    assert len(tables) == 2
-    for _, table in tables.items():
+    for table in synth.every("AWS::DynamoDB::Table", *TABLES).values():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST"
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True

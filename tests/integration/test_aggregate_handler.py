@@ -20,8 +20,8 @@ from streamrec_core.features.item_aggregates import ItemRow, Neighbour
 from streamrec_core.features.keys import experiment_key, item_key, partial_key, trending_key
 from streamrec_core.features.trending import TrendingList
 
+from local_emulator.worker_main import LambdaContext
 from tests.feature_kit import FaultyDynamoDB, aggregate_env, create_tables, process_env, scan_rows
-from tests.integration.test_process_handler import FakeContext
 
 FIXTURE = json.loads(
     (Path(__file__).resolve().parent.parent / "fixtures" / "process" / "kinesis_batch.json").read_text()
@@ -53,8 +53,8 @@ def emf(capsys) -> list[dict]:
 
 def test_the_item_branch_writes_the_pair_the_trending_partial_and_the_merged_lists(aws):
     dynamodb, spy = aws
-    assert process_handler.handler(FIXTURE, FakeContext()) == {"batchItemFailures": []}
-    assert aggregate_handler.items(FIXTURE, FakeContext()) == {"batchItemFailures": []}
+    assert process_handler.handler(FIXTURE, LambdaContext("process")) == {"batchItemFailures": []}
+    assert aggregate_handler.items(FIXTURE, LambdaContext("items")) == {"batchItemFailures": []}
     rows = scan_rows(dynamodb)
     # alice looked at book-1, then book-2 (cart, purchase): one pair per book-2 event, in both rows
     book1, book2 = rows[item_key("book-1")], rows[item_key("book-2")]
@@ -71,26 +71,26 @@ def test_the_item_branch_writes_the_pair_the_trending_partial_and_the_merged_lis
 
 def test_a_redelivered_batch_changes_no_item_row(aws):
     dynamodb, spy = aws
-    process_handler.handler(FIXTURE, FakeContext())
-    aggregate_handler.items(FIXTURE, FakeContext())
+    process_handler.handler(FIXTURE, LambdaContext("process"))
+    aggregate_handler.items(FIXTURE, LambdaContext("items"))
     before = {k: v for k, v in scan_rows(dynamodb).items() if k.pk.startswith("item#")}
     puts = spy.put_calls
-    assert aggregate_handler.items(FIXTURE, FakeContext()) == {"batchItemFailures": []}
+    assert aggregate_handler.items(FIXTURE, LambdaContext("items")) == {"batchItemFailures": []}
     assert {k: v for k, v in scan_rows(dynamodb).items() if k.pk.startswith("item#")} == before
     assert spy.put_calls == puts + 1  # only the branch's progress row
 
 
 def test_records_the_hot_path_has_not_applied_are_handed_back(aws):
-    assert aggregate_handler.items(FIXTURE, FakeContext()) == {
+    assert aggregate_handler.items(FIXTURE, LambdaContext("items")) == {
         "batchItemFailures": [{"itemIdentifier": FIXTURE["Records"][0]["kinesis"]["sequenceNumber"]}]
     }
 
 
 def test_the_experiment_branch_counts_per_variant_and_emits_dimensioned_metrics(aws, capsys):
     dynamodb, _spy = aws
-    process_handler.handler(FIXTURE, FakeContext())
+    process_handler.handler(FIXTURE, LambdaContext("process"))
     emf(capsys)
-    assert aggregate_handler.experiments(FIXTURE, FakeContext()) == {"batchItemFailures": []}
+    assert aggregate_handler.experiments(FIXTURE, LambdaContext("experiments")) == {"batchItemFailures": []}
     rows = scan_rows(dynamodb)
     treatment, control = (
         rows[experiment_key("ranking", "treatment")],
@@ -114,7 +114,7 @@ def test_records_the_hot_path_never_applied_within_its_record_age_were_given_up_
         sleep=lambda s: None,
     )
     # the hot path never applied these 2024 records: its mapping discarded them long ago
-    assert aggregate_handler.items(FIXTURE, FakeContext()) == {"batchItemFailures": []}
+    assert aggregate_handler.items(FIXTURE, LambdaContext("items")) == {"batchItemFailures": []}
     assert not any(key.pk.startswith("item#") for key in scan_rows(dynamodb))
     # counted where a person sees it: the on-failure queue holds them until redrive
     (blob,) = [b for b in emf(capsys) if c.METRIC_AGGREGATE_GIVEN_UP in b]

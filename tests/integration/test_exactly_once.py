@@ -14,7 +14,6 @@ satisfy counting invariants computed without the feature code.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -26,6 +25,7 @@ from moto import mock_aws
 from process import handler as process_handler
 from process.config import ProcessConfig
 from streamrec_core import constants as c
+from streamrec_core.backoff import WriteRetries
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.counters import CounterRow
 from streamrec_core.features.events import TYPE_WEIGHTS, decode_event
@@ -36,6 +36,7 @@ from streamrec_core.features.user_fold import UserRow
 from local_emulator import moto_patches
 from local_emulator.esm import EsmConfig, EsmPoller
 from local_emulator.testing import FUNCTION_ARN, FakeClock, create_stream
+from local_emulator.worker_main import LambdaContext
 from tests.feature_kit import (
     ITEMS_TABLE,
     USERS_TABLE,
@@ -72,14 +73,6 @@ def iso(seconds: float) -> str:
 
     moment = datetime.fromtimestamp(seconds, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "function"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = FUNCTION_ARN
-    aws_request_id: str = "req"
 
 
 # --- generated clickstreams --------------------------------------------------------------------------
@@ -160,7 +153,7 @@ def run_pipeline(events: list[dict[str, Any]], delivery: dict[str, Any]) -> tupl
         kinesis.put_record(StreamName=STREAM, PartitionKey=body["user_id"], Data=json.dumps(body).encode())
 
     features = delivery["features"]
-    retries = {"sleep": lambda s: None, "max_throttle_retries": 1, "max_conflict_retries": 1}
+    retries = {"sleep": lambda s: None, "retries": WriteRetries(max_conflicts=1, max_throttles=1)}
     hot_faults, aggregate_faults = delivery["faults"]["hot"], delivery["faults"]["aggregate"]
     process_handler.configure(
         ProcessConfig(USERS_TABLE, ITEMS_TABLE, dlq, features),
@@ -190,8 +183,8 @@ def run_pipeline(events: list[dict[str, Any]], delivery: dict[str, Any]) -> tupl
         def invoke(event: dict[str, Any], name: str = name, calls: dict = calls) -> tuple[Any, str | None]:
             calls["n"] += 1
             if calls["n"] in delivery["duplicate_invokes"][name]:
-                handlers[name](event, FakeContext())  # delivered, but the answer was lost
-            return handlers[name](event, FakeContext()), None
+                handlers[name](event, LambdaContext(name))  # delivered, but the answer was lost
+            return handlers[name](event, LambdaContext(name)), None
 
         config = EsmConfig(
             arn,

@@ -13,9 +13,9 @@ from moto import mock_aws
 from streamrec_core import constants as c
 from streamrec_core.schema import decode_record
 
+from local_emulator.worker_main import LambdaContext
 from tests.unit.ingest_fakes import (
     PRODUCER_KEY_ID,
-    FakeLambdaContext,
     ingest_config,
     load_fixture,
     proxy_event,
@@ -50,7 +50,7 @@ def test_accepted_events_land_keyed_by_user_and_decode_back(kinesis: Any) -> Non
     # Given the ingest function wired to a real (moto) stream
     ingest_handler.configure(ingest_config(stream_name=STREAM), kinesis)
     # When a batch with one invalid event and one repeat is posted
-    response = ingest_handler.handler(load_fixture("batch_mixed.json"), FakeLambdaContext())
+    response = ingest_handler.handler(load_fixture("batch_mixed.json"), LambdaContext("ingest"))
     body = json.loads(response["body"])
     # Then exactly the two distinct valid events are in the stream, keyed by user, decodable
     assert response["statusCode"] == 200
@@ -71,7 +71,7 @@ def test_one_users_events_stay_in_order_on_one_shard(kinesis: Any) -> None:
         {"event_id": f"e-{i}", "event_type": "view", "user_id": f"user-{i % 5}", "item_id": f"i-{i}"}
         for i in range(100)
     ]
-    response = ingest_handler.handler(proxy_event({"events": events}), FakeLambdaContext())
+    response = ingest_handler.handler(proxy_event({"events": events}), LambdaContext("ingest"))
     assert response["statusCode"] == 200
     shards_of_user: dict[str, set[str]] = {}
     order_of_user: dict[str, list[str]] = {}
@@ -101,7 +101,7 @@ def test_cold_start_reads_the_environment_and_creates_its_client(
         monkeypatch.setenv(name, value)
     ingest_handler.reset()
     # When an event arrives
-    response = ingest_handler.handler(load_fixture("single_event.json"), FakeLambdaContext())
+    response = ingest_handler.handler(load_fixture("single_event.json"), LambdaContext("ingest"))
     # Then it is in the stream
     assert response["statusCode"] == 200
     records = [r for shard in read_all(kinesis).values() for r in shard]
@@ -110,7 +110,7 @@ def test_cold_start_reads_the_environment_and_creates_its_client(
 
 def test_a_missing_stream_answers_503_with_retry_after(kinesis: Any) -> None:
     ingest_handler.configure(ingest_config(stream_name="no-such-stream"), kinesis)
-    response = ingest_handler.handler(load_fixture("single_event.json"), FakeLambdaContext())
+    response = ingest_handler.handler(load_fixture("single_event.json"), LambdaContext("ingest"))
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"] == "1"
     assert json.loads(response["body"])["error"]["code"] == "stream_unavailable"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -18,22 +17,12 @@ from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.keys import USERS, user_key
 from streamrec_core.features.user_fold import EXPERIMENT_EFFECT, ITEM_EFFECT, UserRow
 
+from local_emulator.worker_main import LambdaContext
 from tests.feature_kit import USERS_TABLE, FaultyDynamoDB, create_tables, process_env, scan_rows
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "process"
 CFG = FeatureConfig(user_ttl_seconds=2_592_000, item_ttl_seconds=604_800, allowed_lateness_ms=3_600_000)
 ENV = process_env(CFG, "set-by-fixture")
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "process"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:process"
-    aws_request_id: str = "req-0001"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def load(name: str) -> dict:
@@ -64,7 +53,7 @@ def test_batch_fixture_is_applied_and_poison_records_are_dead_lettered(aws):
     # GIVEN a batch of 6 events (one a client resend), one undecodable and one invalid record
     event = load("kinesis_batch.json")
     # WHEN the handler runs
-    response = process_handler.handler(event, FakeContext())
+    response = process_handler.handler(event, LambdaContext("process"))
     # THEN the batch is done, the two poison records are in the DLQ with payload, reason, shard, sequence
     assert response == {"batchItemFailures": []}
     letters = sorted(dead_letters(sqs, dlq), key=lambda m: m[c.DLQ_SEQUENCE_NUMBER])
@@ -92,9 +81,9 @@ def test_batch_fixture_is_applied_and_poison_records_are_dead_lettered(aws):
 def test_redelivering_the_fixture_leaves_the_tables_unchanged(aws):
     dynamodb, _sqs, _dlq, spy = aws
     event = load("kinesis_batch.json")
-    process_handler.handler(event, FakeContext())
+    process_handler.handler(event, LambdaContext("process"))
     before = scan_rows(dynamodb)
-    assert process_handler.handler(event, FakeContext()) == {"batchItemFailures": []}
+    assert process_handler.handler(event, LambdaContext("process")) == {"batchItemFailures": []}
     assert scan_rows(dynamodb) == before
     assert spy.put_calls == 2  # nothing new to write
 
@@ -103,7 +92,7 @@ def test_throttling_that_persists_reports_the_first_unapplied_record(aws):
     dynamodb, _sqs, _dlq, spy = aws
     spy.plan = lambda n: "throttle"
     event = load("kinesis_batch.json")
-    response = process_handler.handler(event, FakeContext())
+    response = process_handler.handler(event, LambdaContext("process"))
     first = event["Records"][0]["kinesis"]["sequenceNumber"]
     assert response == {"batchItemFailures": [{"itemIdentifier": first}]}
     assert scan_rows(dynamodb) == {}
@@ -113,15 +102,15 @@ def test_an_unexpected_error_propagates_so_the_mapping_retries_or_bisects(aws):
     _dynamodb, _sqs, _dlq, spy = aws
     spy.plan = lambda n: "crash"
     with pytest.raises(RuntimeError):
-        process_handler.handler(load("kinesis_batch.json"), FakeContext())
+        process_handler.handler(load("kinesis_batch.json"), LambdaContext("process"))
 
 
 def test_empty_event_is_a_success(aws):
-    assert process_handler.handler({"Records": []}, FakeContext()) == {"batchItemFailures": []}
+    assert process_handler.handler({"Records": []}, LambdaContext("process")) == {"batchItemFailures": []}
 
 
 def test_metrics_are_emitted_with_the_shared_names(aws, capsys):
-    process_handler.handler(load("kinesis_batch.json"), FakeContext())
+    process_handler.handler(load("kinesis_batch.json"), LambdaContext("process"))
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for blob in emitted for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert {
@@ -147,6 +136,6 @@ def test_missing_setting_fails_the_cold_start_naming_the_variable():
 
 def test_user_row_key_is_the_constant(aws):
     dynamodb, *_ = aws
-    process_handler.handler(load("kinesis_batch.json"), FakeContext())
+    process_handler.handler(load("kinesis_batch.json"), LambdaContext("process"))
     item = dynamodb.get_item(TableName=USERS_TABLE, Key={c.USERS_PK: {"S": user_key("bob").pk}})["Item"]
     assert item[c.USERS_PK]["S"] == "bob" and int(item[c.ATTR_VERSION]["N"]) == 1

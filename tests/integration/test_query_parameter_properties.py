@@ -22,8 +22,9 @@ from streamrec_core import constants as c
 from streamrec_core import routes
 from streamrec_core.experiments import Experiment, Variant, experiments_json
 
+from local_emulator.worker_main import LambdaContext
 from tests.feature_kit import ITEMS_TABLE, USERS_TABLE, create_tables
-from tests.unit.ingest_fakes import FakeKinesis, FakeLambdaContext, ingest_config, proxy_event
+from tests.unit.ingest_fakes import FakeKinesis, ingest_config, proxy_event
 
 READER_KEY_ID = "reader-key-id"
 SERVE_ENV = {
@@ -132,7 +133,7 @@ def assert_client_error_or_success(response: dict) -> dict:
 @PROPERTY_SETTINGS
 @given(path_value=HOSTILE, query=QUERY)
 def test_no_query_or_path_parameter_value_gives_a_5xx(serve, resource, name, path_value, query) -> None:
-    response = serve_handler.handler(proxy_get(resource, path_value, name, query), FakeLambdaContext())
+    response = serve_handler.handler(proxy_get(resource, path_value, name, query), LambdaContext("serve"))
     assert_client_error_or_success(response)
 
 
@@ -141,7 +142,7 @@ def test_no_query_or_path_parameter_value_gives_a_5xx(serve, resource, name, pat
 def test_k_is_ascii_decimal_within_bounds_or_a_400_naming_k(serve, value) -> None:
     query = {"k": [value]}
     response = serve_handler.handler(
-        proxy_get("/v1/users/{user_id}/recommendations", "u1", "user_id", query), FakeLambdaContext()
+        proxy_get("/v1/users/{user_id}/recommendations", "u1", "user_id", query), LambdaContext("serve")
     )
     body = assert_client_error_or_success(response)
     valid = value == "" or (
@@ -156,7 +157,7 @@ def test_k_is_ascii_decimal_within_bounds_or_a_400_naming_k(serve, value) -> Non
 
 def test_an_experiment_id_longer_than_events_may_carry_is_a_400_not_a_404(serve) -> None:
     response = serve_handler.handler(
-        proxy_get("/v1/experiments/{experiment_id}", "e" * 65, "experiment_id", {}), FakeLambdaContext()
+        proxy_get("/v1/experiments/{experiment_id}", "e" * 65, "experiment_id", {}), LambdaContext("serve")
     )
     body = json.loads(response["body"])
     assert response["statusCode"] == 400
@@ -171,4 +172,4 @@ def test_ingest_answers_hostile_query_parameters_without_a_5xx(ingest, query) ->
         queryStringParameters={key: values[-1] for key, values in query.items()} or None,
         multiValueQueryStringParameters=query or None,
     )
-    assert_client_error_or_success(ingest_handler.handler(event, FakeLambdaContext()))
+    assert_client_error_or_success(ingest_handler.handler(event, LambdaContext("ingest")))

@@ -9,7 +9,6 @@ import io
 import json
 import math
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -26,6 +25,7 @@ from streamrec_core.features.events import decode_event
 from local_emulator import moto_patches
 from local_emulator.esm import EsmConfig, EsmPoller
 from local_emulator.testing import FakeClock, create_stream
+from local_emulator.worker_main import LambdaContext
 from tests.feature_kit import (
     USERS_TABLE,
     FaultyDynamoDB,
@@ -43,14 +43,6 @@ from tools.redrive.messages import CorruptMessage, parse_failed_batch
 
 STREAM = "events"
 FEATURES = FeatureConfig(user_ttl_seconds=86_400, item_ttl_seconds=86_400, allowed_lateness_ms=3_600_000)
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "process"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:process"
-    aws_request_id: str = "req"
 
 
 def body(n: int, user: str, item: str, kind: str = "view") -> dict[str, Any]:
@@ -136,7 +128,7 @@ def outage():
                 maximum_retry_attempts=1,
                 on_failure_destination="arn:aws:sqs:us-east-1:123456789012:on-failure",
             ),
-            invoke=lambda event: (process_handler.handler(event, FakeContext()), None),
+            invoke=lambda event: (process_handler.handler(event, LambdaContext("process")), None),
             send_on_failure=send_on_failure,
             clock=FakeClock(),
         )
@@ -144,7 +136,7 @@ def outage():
         items = EsmPoller(
             kinesis,
             EsmConfig(arn, functions["items"], batch_size=6, report_batch_item_failures=True),
-            invoke=lambda event: (aggregate_handler.items(event, FakeContext()), None),
+            invoke=lambda event: (aggregate_handler.items(event, LambdaContext("items")), None),
             clock=FakeClock(),
         )
         for _ in range(5):  # the item branch waits for the records the hot path has not applied

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from dataclasses import dataclass
 
 import boto3
 import pytest
@@ -20,6 +19,7 @@ from streamrec_core import constants as c
 from streamrec_core.env import ConfigError
 from streamrec_core.features.config import FeatureConfig
 
+from local_emulator.worker_main import LambdaContext
 from tests.feature_kit import (
     ITEMS_TABLE,
     USERS_TABLE,
@@ -51,14 +51,6 @@ SERVE_ENV = {
     c.ENV_READER_API_KEY_ID: READER_KEY_ID,
     c.ENV_CORS_ALLOWED_ORIGINS: SHOP,
 }
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "serve"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:serve"
-    aws_request_id: str = "req-0001"
 
 
 def api_event(
@@ -157,9 +149,12 @@ def api():
         records = stream_records()
         done = {"batchItemFailures": []}
         # The hot path first; then the two aggregate mappings of the same stream.
-        assert process_handler.handler(kinesis_event(records), FakeContext()) == done
-        assert aggregate_handler.items(kinesis_event(records), FakeContext()) == done
-        assert aggregate_handler.experiments(kinesis_event(attributed(records)), FakeContext()) == done
+        assert process_handler.handler(kinesis_event(records), LambdaContext("process")) == done
+        assert aggregate_handler.items(kinesis_event(records), LambdaContext("items")) == done
+        assert (
+            aggregate_handler.experiments(kinesis_event(attributed(records)), LambdaContext("experiments"))
+            == done
+        )
         spy = FaultyDynamoDB(dynamodb)
         serve_handler.configure(serve_handler.ServeConfig.from_env(SERVE_ENV), spy)
         yield spy
@@ -169,7 +164,7 @@ def api():
 
 
 def call(event: dict) -> tuple[int, dict]:
-    response = serve_handler.handler(event, FakeContext())
+    response = serve_handler.handler(event, LambdaContext("serve"))
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -304,14 +299,14 @@ def test_preflight_of_a_read_route_is_answered_for_configured_origins_only(api, 
         key_id=None,
         headers={"Origin": SHOP, "Access-Control-Request-Method": "GET"},
     )
-    allowed = serve_handler.handler(preflight, FakeContext())
+    allowed = serve_handler.handler(preflight, LambdaContext("serve"))
     # Then it may, from that origin only
     assert allowed["statusCode"] == 204
     assert allowed["headers"]["Access-Control-Allow-Origin"] == SHOP
     assert "GET" in allowed["headers"]["Access-Control-Allow-Methods"]
     assert "x-api-key" in allowed["headers"]["Access-Control-Allow-Headers"].lower()
     preflight["headers"]["Origin"] = "https://evil.example"
-    refused = serve_handler.handler(preflight, FakeContext())
+    refused = serve_handler.handler(preflight, LambdaContext("serve"))
     assert refused["statusCode"] == 204
     assert not any(h.lower().startswith("access-control-") for h in refused["headers"])
     assert api.batch_get_calls == api.query_calls == 0
@@ -327,7 +322,7 @@ def test_throttled_reads_become_503_with_retry_after(api):
     serve_handler.configure(serve_handler.ServeConfig.from_env(SERVE_ENV), Throttling(api._client))
     event = recommendations_event("alice")
     event["headers"]["Origin"] = SHOP
-    response = serve_handler.handler(event, FakeContext())
+    response = serve_handler.handler(event, LambdaContext("serve"))
     assert response["statusCode"] == 503 and response["headers"]["Retry-After"] == "1"
     # a page's script may read it (CORS exposes only safelisted headers unless told)
     assert "Retry-After" in response["headers"]["Access-Control-Expose-Headers"]

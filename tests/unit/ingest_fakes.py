@@ -1,4 +1,5 @@
-"""Test doubles for the ingest function: a Lambda context, a scripted Kinesis client, proxy events."""
+"""Test doubles for the ingest function: a scripted Kinesis client, proxy events (the Lambda context is
+`local_emulator.worker_main.LambdaContext`)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ingest"
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "streamrec-ingest"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:streamrec-ingest"
-    aws_request_id: str = "0d1f4bd5-0b5c-4d1e-9d6e-3c2a4a1e0001"
-    remaining_ms: int = 28_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 def throttled_entry() -> dict[str, str]:

@@ -13,11 +13,11 @@ from streamrec_core import constants as c
 from streamrec_core import routes
 from streamrec_core.schema import decode_record
 
+from local_emulator.worker_main import LambdaContext
 from streamrec_client import Producer, StreamrecClient, StreamrecError, TransportError, client
 from tests.unit.ingest_fakes import (
     FakeClock,
     FakeKinesis,
-    FakeLambdaContext,
     fail_all,
     fail_positions,
     ingest_config,
@@ -128,6 +128,7 @@ def test_retryable_answers_resend_the_same_events_with_the_same_ids(failure: Any
     first, last = api.requests[0]["events"], api.requests[2]["events"]
     assert first == last  # identical ids: the API counts a resent event once
     assert sleeps == [0.2, 0.4]  # exponential backoff (jitter pinned at its maximum)
+    assert (result.requests, result.retries) == (3, 2)
 
 
 def test_backoff_honours_retry_after_and_is_capped() -> None:
@@ -235,7 +236,7 @@ def handler_transport(lose_responses: int = 0) -> Callable[..., tuple[int, Mappi
     def transport(url: str, headers: Mapping[str, str], body: bytes, timeout: float):
         event = proxy_event(body.decode("utf-8"))
         event["headers"].update(headers)
-        response = ingest_handler.handler(event, FakeLambdaContext())
+        response = ingest_handler.handler(event, LambdaContext("ingest"))
         if lost[0]:
             lost[0] -= 1
             raise TransportError("read timed out")

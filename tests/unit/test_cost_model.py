@@ -32,7 +32,6 @@ from bench.cost_model import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECONDS_PER_MONTH = 730 * 3600  # 2,628,000
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +295,7 @@ def test_each_lever_is_the_bill_with_its_overrides_and_all_together_cost_least(p
     rows = lever_bills(profile, prices)
     assert [r["lever"] for r in rows] == [name for name, _ in LEVERS] + ["all of the above"]
     base = monthly_bill(profile, prices)
-    for row, (_name, lever) in zip(rows, LEVERS, strict=False):
+    for row, (_name, lever) in zip(rows[:-1], LEVERS, strict=True):
         alone = monthly_bill(apply_overrides(profile, lever(profile)), prices)
         assert row["on_demand_per_million"] == pytest.approx(alone.per_million_events(ON_DEMAND), abs=1e-4)
         assert row["provisioned_per_million"] <= base.per_million_events(PROVISIONED) + 1e-9

@@ -13,10 +13,10 @@ from streamrec_core import constants as c
 from streamrec_core.env import ConfigError
 from streamrec_core.schema import decode_record
 
+from local_emulator.worker_main import LambdaContext
 from tests.unit.ingest_fakes import (
     FakeClock,
     FakeKinesis,
-    FakeLambdaContext,
     emf_metrics,
     fail_all,
     fail_positions,
@@ -39,7 +39,7 @@ def stream() -> Iterator[FakeKinesis]:
 
 
 def invoke(event: dict) -> tuple[int, dict, dict]:
-    response = ingest_handler.handler(event, FakeLambdaContext())
+    response = ingest_handler.handler(event, LambdaContext("ingest"))
     assert response["headers"]["Content-Type"] == "application/json"
     assert response["isBase64Encoded"] is False
     return response["statusCode"], json.loads(response["body"]), response["headers"]
@@ -289,13 +289,13 @@ def test_cors_preflight_is_answered_for_allowed_origins_only(stream: FakeKinesis
     ingest_handler.configure(ingest_config(cors_allowed_origins=("https://shop.example",)), stream)
     preflight = proxy_event(None, httpMethod="OPTIONS")
     preflight["headers"]["Origin"] = "https://shop.example"
-    response = ingest_handler.handler(preflight, FakeLambdaContext())
+    response = ingest_handler.handler(preflight, LambdaContext("ingest"))
     assert response["statusCode"] == 204
     assert response["headers"]["Access-Control-Allow-Origin"] == "https://shop.example"
     assert "POST" in response["headers"]["Access-Control-Allow-Methods"]
     assert "x-api-key" in response["headers"]["Access-Control-Allow-Headers"].lower()
     preflight["headers"]["Origin"] = "https://evil.example"
-    refused = ingest_handler.handler(preflight, FakeLambdaContext())
+    refused = ingest_handler.handler(preflight, LambdaContext("ingest"))
     assert refused["statusCode"] == 204 and "Access-Control-Allow-Origin" not in refused["headers"]
     assert stream.calls == []
 
@@ -356,7 +356,7 @@ def test_missing_setting_fails_the_cold_start_naming_the_variable(monkeypatch: p
     monkeypatch.setenv(c.ENV_PUT_RETRY_BUDGET_SECONDS, "5")
     monkeypatch.delenv(c.ENV_STREAM_NAME)
     with pytest.raises(ConfigError, match=c.ENV_STREAM_NAME):
-        ingest_handler.handler(load_fixture("single_event.json"), FakeLambdaContext())
+        ingest_handler.handler(load_fixture("single_event.json"), LambdaContext("ingest"))
 
 
 def test_retry_budget_beyond_api_gateways_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

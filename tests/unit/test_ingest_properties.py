@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from ingest import handler as ingest_handler
 from streamrec_core.schema import decode_record
 
+from local_emulator.worker_main import LambdaContext
 from tests.unit.event_strategies import MUTATIONS, json_values, valid_events
-from tests.unit.ingest_fakes import FakeClock, FakeKinesis, FakeLambdaContext, ingest_config, proxy_event
+from tests.unit.ingest_fakes import FakeClock, FakeKinesis, ingest_config, proxy_event
 
 EVENT_ID_POOL = st.sampled_from([f"pool-{i}" for i in range(6)])  # small pool: duplicates happen
 
@@ -88,7 +89,7 @@ def post(fake: FakeKinesis, body: Any, script: list[frozenset[int]], budget: flo
     ingest_handler.configure(
         ingest_config(put_retry_budget_seconds=budget), fake, sleep=clock.sleep, clock=clock, rand=lambda: 0.5
     )
-    response = ingest_handler.handler(proxy_event(body), FakeLambdaContext())
+    response = ingest_handler.handler(proxy_event(body), LambdaContext("ingest"))
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -154,9 +155,20 @@ def test_retries_carry_only_the_entries_that_failed(
     stream: FakeKinesis, batch: list[tuple[bool, dict[str, Any]]], script: list[frozenset[int]]
 ) -> None:
     post(stream, {"events": [e for _, e in batch]}, script)
-    for previous, call, failing in zip(stream.calls, stream.calls[1:], script, strict=False):
-        expected = [r["Data"] for i, r in enumerate(previous["Records"]) if i in failing]
-        assert [r["Data"] for r in call["Records"]] == expected
+    # Then the stream is called when there is a valid event ...
+    calls = stream.calls
+    assert bool(calls) == any(valid for valid, _ in batch)
+    # ... each call after the first carries exactly what the one before it failed (the stream stores
+    # everything once the script runs out), and the last call left nothing failed: within the 5 s
+    # budget, a writer that stops retrying early, or retries what was stored, fails here
+    steps = (script + [frozenset()] * len(calls))[: len(calls)]
+    failed_by_call = [
+        [r["Data"] for i, r in enumerate(call["Records"]) if i in failing]
+        for call, failing in zip(calls, steps, strict=True)
+    ]
+    carried = [[r["Data"] for r in call["Records"]] for call in calls[1:]]
+    if calls:
+        assert carried + [[]] == failed_by_call
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from ingest.kinesis_writer import KinesisWriter, backoff_delay
+from ingest.kinesis_writer import KinesisWriter
 from streamrec_core.http import REASON_STREAM_UNAVAILABLE, REASON_THROTTLED
 
 from tests.unit.ingest_fakes import (
@@ -72,21 +72,6 @@ def test_entries_still_failing_when_the_budget_runs_out_are_reported_with_their_
     assert sorted(r["Data"] for r in fake.stored) == sorted(RECORDS[i][0] for i in (0, 1, 2, 4))
     assert sum(clock.sleeps) < 1.0
     assert result.calls == len(clock.sleeps) + 1
-
-
-def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
-    assert [backoff_delay(a, lambda: 1.0, base=0.05, cap=2.0) for a in range(8)] == [
-        0.05,
-        0.1,
-        0.2,
-        0.4,
-        0.8,
-        1.6,
-        2.0,
-        2.0,
-    ]
-    assert backoff_delay(3, lambda: 0.0, base=0.05, cap=2.0) == 0.0
-    assert backoff_delay(3, lambda: 0.25, base=0.05, cap=2.0) == pytest.approx(0.1)
 
 
 def test_sleeps_follow_the_backoff_schedule() -> None:

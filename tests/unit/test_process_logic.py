@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 from process.logic import HotPath
+from streamrec_core.backoff import WriteRetries
 from streamrec_core.features.codec import key_of
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.dynamodb import decoded
@@ -92,7 +93,7 @@ def test_persistent_throttling_reports_the_first_record_of_a_user_not_written() 
     # GIVEN a store that refuses every write of user u1 (its records are 1, 3, 5, ...)
     store = MemoryStore(fault=lambda op, key: "throttle" if op == "write" and key == user_key("u1") else None)
     records = records_for([event(i, user=f"u{i % 2}", item=f"i{i}", ts=ts(i)) for i in range(10)])
-    result = hot_path(store, max_throttle_retries=2).process(records)
+    result = hot_path(store, retries=WriteRetries(max_throttles=2)).process(records)
     # THEN u0 is written, u1 is not, and the mapping resumes at u1's first record
     assert result.failed_sequence_number == "2"
     assert user_key("u0") in store.items and user_key("u1") not in store.items
@@ -180,7 +181,9 @@ def test_reads_are_eventually_consistent_first_and_a_stale_row_is_never_written_
 
 def test_conflicts_beyond_the_retry_budget_report_a_failure() -> None:
     store = MemoryStore(fault=lambda op, key: "conflict" if op == "write" else None)
-    result = hot_path(store, max_conflict_retries=2).process(records_for(many_events(3, users=1)))
+    result = hot_path(store, retries=WriteRetries(max_conflicts=2)).process(
+        records_for(many_events(3, users=1))
+    )
     assert result.failed_sequence_number == "1" and result.conflicts == 3
 
 
@@ -189,7 +192,11 @@ def test_conflict_retries_back_off_with_full_jitter() -> None:
     slept: list[float] = []
     draws = iter([0.5, 0.25, 1.0])
     HotPath(
-        store, ListDeadLetters(), CFG, sleep=slept.append, jitter=lambda: next(draws), max_conflict_retries=3
+        store,
+        ListDeadLetters(),
+        CFG,
+        sleep=slept.append,
+        retries=WriteRetries(max_conflicts=3, jitter=lambda: next(draws)),
     ).process(records_for(many_events(1)))
     assert slept == [0.5 * 0.05, 0.25 * 0.1, 1.0 * 0.2]
 

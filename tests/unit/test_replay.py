@@ -16,18 +16,9 @@ from ingest.logic import Limits, build_response, parse_request, validate_batch
 from streamrec_core.http import encode_json
 from streamrec_core.schema import validate_event
 
+from streamrec_client import TransportError
 from tools.generate_clickstream import generate_events, write_jsonl
-from tools.replay import (
-    HttpResponse,
-    Retimer,
-    TransportError,
-    event_id_for,
-    load_endpoint,
-    main,
-    parse_outcome,
-    replay,
-    to_schema_event,
-)
+from tools.replay import Retimer, event_id_for, load_endpoint, main, replay, to_schema_event
 
 BASE_URL = "http://api.test/prod/"
 KEY = "producer-key"
@@ -60,7 +51,8 @@ class FakeClock:
 
 
 class FakeApi:
-    """Answers POST /v1/events like ingest: one result per index. Scripted statuses come first."""
+    """Answers POST /v1/events like ingest: accepted, rejected and failed by index. Scripted statuses
+    (answered without a per-index document) come first."""
 
     def __init__(
         self,
@@ -76,30 +68,27 @@ class FakeApi:
         self.clock = clock
         self.requests: list[dict] = []  # url, headers, events, time
 
-    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
+    def __call__(self, url: str, headers: dict[str, str], body: bytes, timeout: float):
         events = json.loads(body)["events"]
         self.requests.append(
             {"url": url, "headers": headers, "events": events, "time": self.clock() if self.clock else None}
         )
         if self.statuses:
             status = self.statuses.pop(0)
-            return HttpResponse(status, {"Retry-After": "1"}, b'{"error": {"message": "busy"}}')
-        results = []
+            return status, {"Retry-After": "1"}, b'{"error": {"code": "busy", "message": "busy"}}'
+        answer: dict[str, list] = {"accepted": [], "rejected": [], "failed": []}
         for index, event in enumerate(events):
             if event["user_id"] in self.reject:
-                results.append(
-                    {
-                        "index": index,
-                        "status": "rejected",
-                        "errors": [{"field": self.reject[event["user_id"]], "rule": "is invalid"}],
-                    }
-                )
+                errors = [{"field": self.reject[event["user_id"]], "rule": "is invalid"}]
+                answer["rejected"].append({"index": index, "errors": errors})
             elif event["event_id"] in self.fail_first_try:
                 self.fail_first_try.discard(event["event_id"])
-                results.append({"index": index, "status": "failed", "retryable": True})
+                answer["failed"].append(
+                    {"index": index, "event_id": event["event_id"], "reason": "throttled"}
+                )
             else:
-                results.append({"index": index, "status": "accepted", "event_id": event["event_id"]})
-        return HttpResponse(207, {}, json.dumps({"results": results}).encode())
+                answer["accepted"].append({"index": index, "event_id": event["event_id"]})
+        return 200, {}, json.dumps(answer).encode()
 
     @property
     def posted(self) -> list[dict]:
@@ -307,20 +296,29 @@ def test_events_still_failing_after_the_last_attempt_are_counted_failed():
 def test_network_errors_are_retried():
     calls = []
 
-    def flaky(url, body, headers):
+    def flaky(url, headers, body, timeout):
         calls.append(url)
         if len(calls) == 1:
             raise TransportError("connection reset")
-        return FakeApi()(url, body, headers)
+        return FakeApi()(url, headers, body, timeout)
 
     summary = run(generate_events(3, users=2, items=5, seed=1), flaky)
     assert summary.accepted == 3 and summary.requests == 2
 
 
-def test_a_refused_request_is_rejected_without_retry():
+def test_a_request_too_large_is_halved_and_each_half_sent():
+    # Given an API that refuses the first request as too large (413)
     api = FakeApi(statuses=[413])
     summary = run(generate_events(3, users=2, items=5, seed=1), api)
-    assert summary.requests == 1 and summary.rejected == {"request: HTTP 413 busy": 3}
+    # Then the events go again in two smaller requests, and all are stored
+    assert [len(r["events"]) for r in api.requests] == [3, 1, 2]
+    assert (summary.accepted, summary.rejected_total, summary.requests) == (3, 0, 3)
+
+
+def test_a_single_event_too_large_is_rejected_without_retry():
+    api = FakeApi(statuses=[413])
+    summary = run(generate_events(1, users=1, items=5, seed=1), api)
+    assert summary.requests == 1 and summary.rejected == {"event: busy": 1}
 
 
 def test_a_refused_api_key_stops_the_replay():
@@ -328,15 +326,22 @@ def test_a_refused_api_key_stops_the_replay():
         run([TAOBAO_LINE], FakeApi(statuses=[403]))
 
 
-def test_parse_outcome_reads_index_lists_and_treats_unmentioned_indexes_as_failed():
-    payload = {
-        "accepted": [{"index": 0}],
-        "rejected": [{"index": 2, "errors": [{"field": "user_id", "rule": "x"}]}],
-    }
-    outcome = parse_outcome(payload, 4)
-    assert outcome.accepted == [0]
-    assert outcome.rejected == {2: "user_id: x"}
-    assert outcome.failed == [1, 3]
+def test_an_event_the_answer_does_not_mention_is_not_counted_stored_but_resent():
+    # Given an answer that mentions indexes 0 and 2 only
+    def silent_on_one(url, headers, body, timeout):
+        events = json.loads(body)["events"]
+        if len(events) == 1:
+            return FakeApi()(url, headers, body, timeout)
+        answer = {
+            "accepted": [{"index": 0, "event_id": events[0]["event_id"]}],
+            "rejected": [{"index": 2, "errors": [{"field": "user_id", "rule": "x"}]}],
+            "failed": [],
+        }
+        return 200, {}, json.dumps(answer).encode()
+
+    summary = run(generate_events(3, users=2, items=5, seed=1), silent_on_one)
+    # Then index 1 is sent again, alone, and stored
+    assert (summary.accepted, summary.rejected, summary.requests) == (2, {"user_id: x": 1}, 2)
 
 
 class IngestLogicApi:
@@ -350,7 +355,7 @@ class IngestLogicApi:
         )
         self.bodies: list[list[dict]] = []
 
-    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
+    def __call__(self, url: str, headers: dict[str, str], body: bytes, timeout: float):
         raw = parse_request(body, "application/json", self.limits)
         self.bodies.append(raw)
         batch = validate_batch(raw, now=datetime.fromtimestamp(self.clock(), UTC), limits=self.limits)
@@ -359,7 +364,7 @@ class IngestLogicApi:
         }
         self.refuse_once -= {batch.events[pos]["event_id"] for pos in failures}
         status, document, extra = build_response(batch, failures, "req-1")
-        return HttpResponse(status, extra, encode_json(document).encode())
+        return status, extra, encode_json(document).encode()
 
 
 def test_replay_reads_ingests_own_answers_and_retries_only_the_refused_events():
@@ -416,9 +421,8 @@ class _IngestHandler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's naming)
         events = json.loads(self.rfile.read(int(self.headers["content-length"])))["events"]
         type(self).received.append((self.path, self.headers["x-api-key"], len(events)))
-        body = json.dumps(
-            {"results": [{"index": i, "status": "accepted"} for i in range(len(events))]}
-        ).encode()
+        accepted = [{"index": i, "event_id": event["event_id"]} for i, event in enumerate(events)]
+        body = json.dumps({"accepted": accepted, "rejected": [], "failed": []}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))

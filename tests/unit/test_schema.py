@@ -250,5 +250,10 @@ def test_decode_record_raises_poison_record_for_undecodable_data(data: bytes) ->
         decode_record(data)
 
 
-def test_poison_record_is_a_value_error() -> None:
-    assert issubclass(PoisonRecord, ValueError)
+@pytest.mark.parametrize(
+    ("data", "reason"), [(b"\xff\xfe", "not UTF-8 JSON"), (b"[1, 2]", "JSON list, not an object")]
+)
+def test_an_undecodable_record_raises_a_value_error_that_says_why(data: bytes, reason: str) -> None:
+    # decode_record's documented contract: a caller that handles ValueError handles poison records too
+    with pytest.raises(ValueError, match=reason):
+        decode_record(data)

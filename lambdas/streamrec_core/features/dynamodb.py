@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from streamrec_core.backoff import backoff_delay
 from streamrec_core.constants import (
     ATTR_VERSION,
     DDB_BATCH_GET_MAX_KEYS,
@@ -117,7 +118,7 @@ class DynamoStore:
                 attempt += 1
                 if attempt > self.max_unprocessed_retries:
                     raise Throttled("BatchGetItem left keys unprocessed after retries")
-                self.sleep(self.backoff_base_s * 2 ** (attempt - 1))
+                self.sleep(backoff_delay(attempt, base=self.backoff_base_s))
 
     def _key_of(self, table: str, item: dict[str, Any]) -> Key:
         if table == self.users_table:
