@@ -16,9 +16,8 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.config import Config
 from streamrec_core import constants as c
-from streamrec_core.features.dynamodb import DEFAULT_WRITERS, DynamoStore
+from streamrec_core.features.dynamodb import WRITER_CLIENT_CONFIG, DynamoStore
 from streamrec_core.kinesis import parse_kinesis_event
 
 from aggregate.config import AggregateConfig
@@ -28,13 +27,6 @@ logger = Logger(service=c.AGGREGATE_SERVICE)
 items_metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.AGGREGATE_SERVICE)
 experiments_metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.EXPERIMENTS_SERVICE)
 tracer = Tracer(service=c.AGGREGATE_SERVICE)
-
-_CLIENT_CONFIG = Config(
-    retries={"total_max_attempts": 3, "mode": "standard"},
-    connect_timeout=2,
-    read_timeout=10,
-    max_pool_connections=DEFAULT_WRITERS + 4,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +63,7 @@ def _get_dependencies() -> Dependencies:
     if _dependencies is None:
         # Cold start: a bad environment fails here with a message naming the variable.
         config = AggregateConfig.from_env(os.environ)
-        return configure(config, boto3.client("dynamodb", config=_CLIENT_CONFIG))
+        return configure(config, boto3.client("dynamodb", config=WRITER_CLIENT_CONFIG))
     return _dependencies
 
 

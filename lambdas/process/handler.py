@@ -15,9 +15,8 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.config import Config
 from streamrec_core import constants as c
-from streamrec_core.features.dynamodb import DEFAULT_WRITERS, DynamoStore
+from streamrec_core.features.dynamodb import WRITER_CLIENT_CONFIG, DynamoStore
 from streamrec_core.kinesis import parse_kinesis_event
 
 from process.config import ProcessConfig
@@ -27,16 +26,6 @@ from process.logic import BatchResult, HotPath
 logger = Logger(service=c.PROCESS_SERVICE)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.PROCESS_SERVICE)
 tracer = Tracer(service=c.PROCESS_SERVICE)
-
-# botocore retries throttled calls a few times itself; our processor adds its own bounded retries and
-# then hands the rest back to the event source mapping.
-# The store writes user rows from a pool of threads: one connection each.
-_CLIENT_CONFIG = Config(
-    retries={"total_max_attempts": 3, "mode": "standard"},
-    connect_timeout=2,
-    read_timeout=10,
-    max_pool_connections=DEFAULT_WRITERS + 4,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +65,8 @@ def _get_dependencies() -> Dependencies:
         config = ProcessConfig.from_env(os.environ)
         return configure(
             config,
-            boto3.client("dynamodb", config=_CLIENT_CONFIG),
-            boto3.client("sqs", config=_CLIENT_CONFIG),
+            boto3.client("dynamodb", config=WRITER_CLIENT_CONFIG),
+            boto3.client("sqs", config=WRITER_CLIENT_CONFIG),
         )
     return _dependencies
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from streamrec_core.backoff import backoff_delay
@@ -44,6 +45,15 @@ THROTTLE_CODES: Final = frozenset(
 )
 CONDITIONAL_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 DEFAULT_WRITERS: Final = 16
+# The client of the functions that write rows (hot path, branches): botocore retries a throttled call a
+# few times itself, the store and its callers add their own bounded retries, then hand the rest back to
+# the event source mapping. Rows are written from DEFAULT_WRITERS threads: one connection each.
+WRITER_CLIENT_CONFIG: Final = Config(
+    retries={"total_max_attempts": 3, "mode": "standard"},
+    connect_timeout=2,
+    read_timeout=10,
+    max_pool_connections=DEFAULT_WRITERS + 4,
+)
 
 
 def error_code(error: ClientError) -> str:
