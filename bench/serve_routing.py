@@ -59,7 +59,7 @@ from streamrec_core.http import (  # noqa: E402
 )
 
 from bench.common import fmt, generated_events, print_header, source_to_event, write_result
-from local_emulator.testing import FakeLambdaContext
+from local_emulator.worker_main import LambdaContext
 
 READER_KEY_ID = "reader-key-id"
 ORIGIN = "https://shop.example"
@@ -163,8 +163,8 @@ def powertools_handler(deps: serve.Dependencies) -> Callable[[dict[str, Any], An
 
 
 # --- Requests -------------------------------------------------------------------------------------------
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext("serve", timeout_s=3600, memory_mb=1024)
+def lambda_context() -> LambdaContext:
+    return LambdaContext("serve", timeout_s=3600, memory_mb=1024)
 
 
 def proxy_event(
