@@ -220,7 +220,7 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
             current = None
         backups.append((*touched, copy.deepcopy(current)))
     with _DYNAMODB_LOCK:
-        dynamodb_models.copy = _TablesAreNotCopied()  # type: ignore[assignment]  # stands in for the module
+        dynamodb_models.copy = _TablesAreNotCopied()  # type: ignore[assignment]  # a stand-in for `copy`
         try:
             _ORIGINALS["transact_write_items"](self, transact_items)
         except BaseException:
