@@ -84,8 +84,10 @@ redrive: venv
 openapi: venv
 	$(PY) -m tools.export_openapi
 
+## ruff, then the type checker (mypy, [tool.mypy] in pyproject.toml: the project's packages, not the tests).
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 clean:
 	rm -rf cdk.out .local .pytest_cache .hypothesis

@@ -171,7 +171,7 @@ def bench_ingest(pipeline: Any, events: list[dict[str, Any]], batch: int) -> dic
     lines = log_records("Ingest", "events ingested")[lines_before:]
     calls = [int(r.get("put_records_calls", 0)) for r in lines]
     ingest_ms = durations_ms(pipeline, "Ingest", since)
-    figures = {
+    figures: dict[str, Any] = {
         "events": len(events),
         "events_per_request": batch,
         "requests": requests,
@@ -252,7 +252,7 @@ def bench_freshness(
                 timeouts += 1
                 break
             time.sleep(poll_ms / 1000)
-    figures = {
+    figures: dict[str, Any] = {
         "probes": probes,
         "poll_interval_ms": poll_ms,
         "visible": len(seconds),
@@ -292,7 +292,7 @@ def bench_serve_http(pipeline: Any, users: list[str], requests: int) -> dict[str
         fallbacks += bool(isinstance(body, dict) and body.get("fallback"))
     elapsed = time.perf_counter() - started
     serve_ms = durations_ms(pipeline, "Serve", since)
-    figures = {
+    figures: dict[str, Any] = {
         "requests": requests,
         "users": len(set(users[:requests])),
         "statuses": statuses,

@@ -32,14 +32,12 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import io
 import json
 import os
-import pstats
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from process.logic import HotPath
 from streamrec_core.constants import DEFAULT_EXPERIMENT_ID
@@ -53,14 +51,18 @@ from streamrec_core.schema import decode_record, validate_event
 from bench.common import FEATURES, STREAM_ARN, Timing, fmt, print_header, write_result
 from bench.stores import CodecStore
 
+if TYPE_CHECKING:
+    from bench.old_design.logic import DeadLetter as OldDeadLetter
+
 GOAL_EVENTS_PER_SECOND = 50_000
 _ZERO = timedelta(0)
 
 
 class NoDeadLetters:
-    """The dead-letter port; the benchmark data is valid, so a letter here is a bug in the benchmark."""
+    """The dead-letter port (of both designs); the benchmark data is valid, so a letter here is a bug in
+    the benchmark."""
 
-    def send(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    def send(self, letters: Sequence[DeadLetter | OldDeadLetter]) -> NoReturn:
         raise AssertionError(f"benchmark data was dead-lettered: {letters[0].reason}")
 
 
@@ -227,7 +229,7 @@ def run_previous(data: Dataset) -> tuple[Timing, Any]:
     from bench.old_design.logic import KinesisRecord as OldRecord
 
     store = OldDictStore(data.fresh_old_rows())
-    processor = BatchProcessor(store, NoDeadLetters(), data.old_config, sleep=lambda s: None)  # type: ignore[arg-type]
+    processor = BatchProcessor(store, NoDeadLetters(), data.old_config, sleep=lambda s: None)
     batches = [
         [OldRecord(r.shard_id, r.sequence_number, r.partition_key, r.data, r.arrival_ms) for r in batch]
         for batch in data.batches
@@ -353,10 +355,11 @@ def profile(data: Dataset, top: int = 14) -> list[dict[str, Any]]:
     for batch in data.batches:
         hot.process(batch)
     profiler.disable()
-    stats = pstats.Stats(profiler, stream=io.StringIO())
-    total = sum(entry[2] for entry in stats.stats.values())  # type: ignore[attr-defined]
-    rows = []
-    for (filename, line, function), (_cc, calls, own, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    profiler.create_stats()  # the table pstats.Stats would read: (file, line, function) -> counts, times
+    table = profiler.stats
+    total = sum(entry[2] for entry in table.values())
+    rows: list[dict[str, Any]] = []
+    for (filename, line, function), (_cc, calls, own, cumulative, _callers) in table.items():
         rows.append(
             {
                 "function": f"{_short(filename)}:{line}({function})",

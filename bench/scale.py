@@ -46,22 +46,22 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from aggregate.logic import ExperimentCounter, ItemAggregator
 from process.logic import HotPath
 from serve.logic import Recommender, ServeSettings
-from streamrec_core.ddb_size import item_size
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.keys import kind_of
 from streamrec_core.features.memory_store import MemoryStore
-from streamrec_core.kinesis import DeadLetter
+from streamrec_core.kinesis import DeadLetter, KinesisRecord
 
 from bench.common import FEATURES, fmt, print_header, prod_profile, write_result
 from bench.scale_data import (
@@ -98,6 +98,11 @@ from bench.scale_figures import (
 )
 from bench.stores import Clock, KeyRates, Meter, Usage, _size
 
+if TYPE_CHECKING:
+    from bench.old_design.logic import DeadLetter as OldDeadLetter
+
+T = TypeVar("T")
+
 # --- The production shape: the prod settings of cdk.json ------------------------------------------------
 _PROD = prod_profile()
 HOT_BATCH_SIZE = int(_PROD["event_source"]["batch_size"])  # window 0: a poll a second, ~800 records
@@ -111,13 +116,20 @@ REQUESTS_PER_CONTAINER_S = 40  # a serve container kept busy by ~25 ms requests
 
 # --- Metering -------------------------------------------------------------------------------------------
 class NoDeadLetters:
-    """The dead-letter port; the benchmark's records are valid, so a letter is a bug in the benchmark."""
+    """The dead-letter port (of both designs); the benchmark's records are valid, so a letter is a bug in
+    the benchmark."""
 
-    def send(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    def send(self, letters: Sequence[DeadLetter | OldDeadLetter]) -> NoReturn:
         raise AssertionError(f"benchmark record dead-lettered: {letters[0].reason}")
 
 
-def _timed(usage: Usage, work: Callable[[], Any]) -> Any:
+def _user_of(record: KinesisRecord) -> str:
+    """The user of one of the benchmark's records (made from valid events: its data is there)."""
+    assert record.data is not None
+    return json.loads(record.data)["user_id"]
+
+
+def _timed(usage: Usage, work: Callable[[], T]) -> T:
     """Run one invocation's work and add its CPU time to the consumer's.
 
     Everything alive before it (the in-memory tables, the stream) is frozen out of the cyclic garbage
@@ -157,13 +169,13 @@ def run_new(stream: Stream, cfg: FeatureConfig, options: argparse.Namespace) -> 
     attributed = [r for r in stream.records if r.seq in stream.attributed]
     experiment_batches = windows(attributed, options.experiments_window, EXPERIMENTS_BATCH_SIZE)
     counts: Counter[str] = Counter()
-    serve_stats = {"requests": 0, "round_trips": [], "read_units": [], "fallback": 0}
+    serve_stats: dict[str, Any] = {"requests": 0, "round_trips": [], "read_units": [], "fallback": 0}
     step = max(1, round(1 / options.requests_per_event))
     position = 0
     next_items = next_experiments = 0
     for closes, batch in hot_batches:
         clock.now = float(closes)
-        result = _timed(usage["hot path"], lambda batch=batch: hot.process(batch))
+        result = _timed(usage["hot path"], functools.partial(hot.process, batch))
         assert result.failed_sequence_number is None, "hot path batch did not complete"
         counts["hot_applied"] += result.applied
         counts["hot_users_written"] += result.users_written
@@ -171,33 +183,39 @@ def run_new(stream: Stream, cfg: FeatureConfig, options: argparse.Namespace) -> 
             position += 1
             if position % step:
                 continue
-            user_id = json.loads(record.data)["user_id"]  # type: ignore[arg-type]
+            user_id = _user_of(record)
             recommender = recommenders[serve_stats["requests"] % containers]
             u = usage["serve"]
             before_units, before_gets = u.read_units, u.batch_gets
-            answer = _timed(u, lambda r=recommender, uid=user_id: r.recommendations(uid, k=10))
+            answer = _timed(u, functools.partial(recommender.recommendations, user_id, k=10))
             serve_stats["requests"] += 1
             serve_stats["round_trips"].append(u.batch_gets - before_gets)
             serve_stats["read_units"].append(u.read_units - before_units)
             serve_stats["fallback"] += bool(answer.fallback)
         while next_items < len(item_batches) and item_batches[next_items][0] <= closes:
-            aggregate = _timed(usage["items branch"], lambda b=item_batches[next_items][1]: items.process(b))
+            aggregate = _timed(
+                usage["items branch"], functools.partial(items.process, item_batches[next_items][1])
+            )
             _check_aggregate(aggregate, counts, "items")
             next_items += 1
         while (
             next_experiments < len(experiment_batches) and experiment_batches[next_experiments][0] <= closes
         ):
             b = experiment_batches[next_experiments][1]
-            aggregate = _timed(usage["experiments branch"], lambda b=b: experiments.process(b))
+            aggregate = _timed(usage["experiments branch"], functools.partial(experiments.process, b))
             _check_aggregate(aggregate, counts, "experiments")
             next_experiments += 1
     # The last windows close after the last hot batch.
     clock.now += max(options.items_window, options.experiments_window)
     for _closes, batch in item_batches[next_items:]:
-        _check_aggregate(_timed(usage["items branch"], lambda b=batch: items.process(b)), counts, "items")
+        _check_aggregate(
+            _timed(usage["items branch"], functools.partial(items.process, batch)), counts, "items"
+        )
     for _closes, batch in experiment_batches[next_experiments:]:
         _check_aggregate(
-            _timed(usage["experiments branch"], lambda b=batch: experiments.process(b)), counts, "experiments"
+            _timed(usage["experiments branch"], functools.partial(experiments.process, batch)),
+            counts,
+            "experiments",
         )
     client = options.client_cpu
     durations = {name: duration_ms(u, u.batches, client) for name, u in usage.items()}
@@ -258,7 +276,7 @@ def run_old(stream: Stream, options: argparse.Namespace) -> dict[str, Any]:
     store = _OldMeteredStore(clock)
     if stream.warm:
         warm_old(store._store, stream.warm, cfg)
-    processor = old_logic.BatchProcessor(store, NoDeadLetters(), cfg, sleep=_no_sleep)  # type: ignore[arg-type]
+    processor = old_logic.BatchProcessor(store, NoDeadLetters(), cfg, sleep=_no_sleep)
     process_usage, serve_usage = Usage(), Usage()
     serve_stats: dict[str, Any] = {"requests": 0, "read_units": [], "round_trips": 0, "keys_read": 0}
     step = max(1, round(1 / options.requests_per_event))
@@ -270,7 +288,7 @@ def run_old(stream: Stream, options: argparse.Namespace) -> dict[str, Any]:
             for r in batch
         ]
         before_w, before_r = store.bill.write_units, store.bill.read_units
-        result = _timed(process_usage, lambda rs=records: processor.process(rs))
+        result = _timed(process_usage, functools.partial(processor.process, records))
         assert result.failed_sequence_number is None, "previous design's batch did not complete"
         process_usage.write_units += store.bill.write_units - before_w
         process_usage.read_units += store.bill.read_units - before_r
@@ -278,7 +296,7 @@ def run_old(stream: Stream, options: argparse.Namespace) -> dict[str, Any]:
             position += 1
             if position % step:
                 continue
-            user_id = json.loads(record.data)["user_id"]  # type: ignore[arg-type]
+            user_id = _user_of(record)
             before = store.bill.read_units
             started = time.process_time()
             first_keys = old_serve.first_round_keys(user_id, OLD_TRENDING_SLOTS)
@@ -351,7 +369,7 @@ class _OldMeteredStore:
         old_sizes = {key: _size(self._store.item(key)) for key, _row, _v in writes}
         self._store.commit(writes)
         for key, _row, _expected in writes:
-            size = item_size(self._store.item(key))  # type: ignore[arg-type]
+            size = _size(self._store.item(key))
             units = 2 * max(1, math.ceil(max(size, old_sizes[key]) / 1024))
             kind = old_kind(key)
             self.units_by_kind[kind] += units

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final, TypedDict
 
 from streamrec_core.ddb_size import item_size
 from streamrec_core.features.config import FeatureConfig
@@ -18,9 +18,20 @@ from streamrec_core.kinesis import KinesisRecord
 
 from bench.common import Record, encode_events, fmt, percentile, real_events, stream_records
 
+
+class Shop(TypedDict):
+    """The generated shop's parameters (tools.generate_clickstream)."""
+
+    users: int
+    items: int
+    zipf: float
+    seed: int
+    attributed_share: float
+
+
 RATE = 800  # events/s per shard: 80% of a shard's 1,000 records/s (the cost model's shard target)
 # The generated stream (the issue's reference).
-GENERATED = {"users": 25_000, "items": 78_000, "zipf": 0.9, "seed": 7, "attributed_share": 0.1}
+GENERATED: Final[Shop] = {"users": 25_000, "items": 78_000, "zipf": 0.9, "seed": 7, "attributed_share": 0.1}
 LEAD_IN_S = 1800
 # The table is warm, as in production: before the measured window, the same shop's users had a week of
 # other sessions (their own seed), about 50 events per user on average (the user row keeps 50), folded
@@ -174,9 +185,7 @@ def windows(
 _WARM_SEQUENCE_BASE = int(stream_records([Record(b"{}", "k", 0.0)])[0].sequence_number) - 10**9
 
 
-def warm_new(
-    store: MemoryStore, warm: list[tuple[dict[str, Any], int, int]], cfg: FeatureConfig
-) -> dict[str, Any]:
+def warm_new(store: MemoryStore, warm: list[dict[str, Any]], cfg: FeatureConfig) -> dict[str, Any]:
     """Fold the warm-up events with the reference fold and store its rows (version 1, no bill)."""
     from streamrec_core.features.codec import to_item
     from streamrec_core.features.events import event_from_dict
@@ -192,8 +201,8 @@ def warm_new(
         # bill each user's first write on a row bloated by up to outbox_cap stale entries.
         row.outbox = []
         store.items[user_key(uid)] = to_item(row, 1)
-    for iid, row in reference.items.items():
-        store.items[item_key(iid)] = to_item(row, 1)
+    for iid, item_row in reference.items.items():
+        store.items[item_key(iid)] = to_item(item_row, 1)
     if reference.partial.entries:
         store.items[partial_key(SHARD)] = to_item(reference.partial, 1)
     histories = [len(row.history) for row in reference.users.values()]

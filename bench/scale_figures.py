@@ -145,7 +145,14 @@ def user_row_parts(store: MemoryStore) -> dict[str, Any]:
     from streamrec_core.features.user_fold import UserRow
 
     parts = ("history", "recent", "outbox", "affinity", "bought", "watermarks")
-    empty = {"history": [], "recent": [], "outbox": [], "affinity": {}, "bought": [], "watermarks": {}}
+    empty: dict[str, Any] = {
+        "history": [],
+        "recent": [],
+        "outbox": [],
+        "affinity": {},
+        "bought": [],
+        "watermarks": {},
+    }
     totals: dict[str, Counter[str]] = {"all": Counter(), "over 1 KB": Counter()}
     rows: Counter[str] = Counter()
     for key, item in store.items.items():
@@ -360,7 +367,7 @@ def report(out: dict[str, Any]) -> None:
             f"({old['transactions_per_event']:.4f} TransactWriteItems/event)"
         )
     print(line)
-    kinds = Counter()
+    kinds: Counter[str] = Counter()
     for c in new["consumers"].values():
         kinds.update(c["write_units_per_event_by_kind"])
     print("     WRU/event by row: " + ", ".join(f"{k} {v:.3f}" for k, v in kinds.most_common()))

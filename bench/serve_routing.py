@@ -92,7 +92,7 @@ def configure(store: MemoryStore) -> serve.Dependencies:
         cors_allowed_origins=(ORIGIN,),
         key_ids={routes.KeyRole.READER: READER_KEY_ID},
     )
-    deps = serve.Dependencies(config, store, Recommender(store, ServeSettings(experiments)))  # type: ignore[arg-type]
+    deps = serve.Dependencies(config, store, Recommender(store, ServeSettings(experiments)))
     serve._dependencies = deps
     return deps
 
@@ -317,7 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     header = print_header("serve handler: hand-rolled routing vs Powertools APIGatewayRestResolver")
     store, users, items = feature_rows(args.events)
     deps = configure(store)
-    variants = {"hand-rolled": serve.handler, "powertools": powertools_handler(deps)}
+    variants: dict[str, Callable[..., dict[str, Any]]] = {
+        "hand-rolled": serve.handler,
+        "powertools": powertools_handler(deps),
+    }
     kinds = request_kinds(users, items)
     with _quiet():  # both log and emit EMF to stdout, as in Lambda; the bench shows figures only
         found = differences(kinds, variants)

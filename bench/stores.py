@@ -14,14 +14,18 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from streamrec_core.constants import ATTR_VERSION
 from streamrec_core.ddb_size import item_size
 from streamrec_core.features.codec import Row, from_item, key_of, to_item
+from streamrec_core.features.counters import CounterRow
 from streamrec_core.features.keys import Key, kind_of
 from streamrec_core.features.memory_store import MemoryStore, read_units
-from streamrec_core.features.store import CONFLICT, WRITTEN
+from streamrec_core.features.store import CONFLICT, WRITTEN, Unreadable
+from streamrec_core.features.trending import PartialRow
+
+T = TypeVar("T")
 
 
 class CodecStore:
@@ -30,9 +34,9 @@ class CodecStore:
     def __init__(self, items: dict[Key, dict[str, Any]] | None = None) -> None:
         self.items: dict[Key, dict[str, Any]] = dict(items or {})
 
-    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | Unreadable | None]:
         items = self.items
-        found: dict[Key, Row | None] = {}
+        found: dict[Key, Row | Unreadable | None] = {}
         for key in keys:
             item = items.get(key)
             found[key] = from_item(key, item) if item is not None else None
@@ -52,6 +56,13 @@ class CodecStore:
             row.version += 1
             outcomes[key] = WRITTEN
         return outcomes
+
+    def query_partials(self) -> list[PartialRow]:
+        return [row for row in self.rows().values() if isinstance(row, PartialRow)]
+
+    def query_counters(self, experiment_id: str) -> list[CounterRow]:
+        rows = self.rows().values()
+        return [row for row in rows if isinstance(row, CounterRow) and row.experiment_id == experiment_id]
 
     def rows(self) -> dict[Key, Row]:
         return {key: from_item(key, item) for key, item in self.items.items()}
@@ -79,7 +90,8 @@ class Usage:
     keys_read: int = 0
     queries: int = 0
     write_units_by_kind: Counter[str] = field(default_factory=Counter)
-    read_units_by_kind: Counter[str] = field(default_factory=Counter)
+    # Read units are not whole: an eventually consistent read of up to 4 KB is half a unit.
+    read_units_by_kind: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     sizes_by_kind: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     cpu_s: float = 0.0
     batches: int = 0
@@ -117,7 +129,7 @@ class KeyRates:
         self.busiest: dict[Any, int] = {}
         self._second: dict[Any, tuple[int, int]] = {}
 
-    def add(self, key: Any, units: float) -> None:
+    def add(self, key: Any, units: int) -> None:
         self.writes[key] += 1
         self.units[key] += units
         second = int(self.clock.now)
@@ -144,10 +156,10 @@ class Meter:
         self.usage = usage
         self.rates = rates
 
-    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | Unreadable | None]:
         wanted = list(dict.fromkeys(keys))
         items = self.store.items
-        by_kind: Counter[str] = Counter()
+        by_kind: defaultdict[str, float] = defaultdict(float)
         for key in wanted:
             by_kind[kind_of(key)] += read_units(_size(items.get(key)), consistent)
         before = self.store.bill.read_units
@@ -156,7 +168,8 @@ class Meter:
         if abs(billed - sum(by_kind.values())) > 1e-6:
             raise AssertionError("meter and store disagree on read units")
         self.usage.read_units += billed
-        self.usage.read_units_by_kind.update(by_kind)
+        for kind, units in by_kind.items():
+            self.usage.read_units_by_kind[kind] += units
         self.usage.keys_read += len(wanted)
         self.usage.batch_gets += math.ceil(len(wanted) / 100)
         return found
@@ -178,13 +191,13 @@ class Meter:
                 self.rates.add(key, max(1, math.ceil(max(size, old_sizes[key]) / 1024)))
         return outcomes
 
-    def query_partials(self) -> list[Any]:
+    def query_partials(self) -> list[PartialRow]:
         return self._query(self.store.query_partials, "partial")
 
-    def query_counters(self, experiment_id: str) -> list[Any]:
+    def query_counters(self, experiment_id: str) -> list[CounterRow]:
         return self._query(lambda: self.store.query_counters(experiment_id), "counter")
 
-    def _query(self, call: Callable[[], list[Any]], kind: str) -> list[Any]:
+    def _query(self, call: Callable[[], list[T]], kind: str) -> list[T]:
         before = self.store.bill.read_units
         found = call()
         units = self.store.bill.read_units - before

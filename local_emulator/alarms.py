@@ -178,6 +178,7 @@ class AlarmEvaluator:
         if alarm.get("Metrics"):
             return self._math_value(alarm["Metrics"], start, end)
         stat = alarm.get("Statistic") or alarm.get("ExtendedStatistic")
+        assert stat is not None, "only alarms with a statistic are evaluated (_evaluable)"
         return self._store.statistic(
             alarm["Namespace"], alarm["MetricName"], dims(alarm.get("Dimensions")), stat, start, end
         )

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,12 @@ class _Refused(Exception):
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
-    owner: Handles
+    # Set per server on a subclass (HttpServer): class attributes, as the stdlib's own settings are.
+    owner: ClassVar[Handles]
     protocol_version = "HTTP/1.1"
     server_version = "streamrec-local-apigateway"
-    timeout: float = READ_TIMEOUT_S  # socket timeout: idle keep-alive and each read
-    body_timeout: float = BODY_TIMEOUT_S
+    timeout: ClassVar[float] = READ_TIMEOUT_S  # socket timeout: idle keep-alive and each read
+    body_timeout: ClassVar[float] = BODY_TIMEOUT_S
     _linger = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

@@ -220,7 +220,7 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
             current = None
         backups.append((*touched, copy.deepcopy(current)))
     with _DYNAMODB_LOCK:
-        dynamodb_models.copy = _TablesAreNotCopied()  # type: ignore[assignment]
+        dynamodb_models.copy = _TablesAreNotCopied()  # type: ignore[assignment]  # a stand-in for `copy`
         try:
             _ORIGINALS["transact_write_items"](self, transact_items)
         except BaseException:
@@ -235,31 +235,30 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
             dynamodb_models.copy = copy
 
 
+# The moto methods replaced: the key their original is kept under in _ORIGINALS -> (class, method, the
+# replacement).
+_REPLACED: dict[str, tuple[type, str, Callable[..., Any]]] = {
+    "get_shard_for_key": (Stream, "get_shard_for_key", _get_shard_for_key),
+    "split_shard": (Stream, "split_shard", _split_shard),
+    "merge_shards": (Stream, "merge_shards", _merge_shards),
+    "send_kinesis_message": (LambdaBackend, "send_kinesis_message", _no_kinesis_push),
+    "call_action": (DynamoHandler, "call_action", _serialized_call_action),
+    "transact_write_items": (DynamoDBBackend, "transact_write_items", _transact_write_items),
+    "shard_put_record": (Shard, "put_record", _shard_put_record),
+    "shard_get_records": (Shard, "get_records", _shard_get_records),
+    "shard_min": (Shard, "get_min_sequence_number", _shard_min_sequence_number),
+    "shard_max": (Shard, "get_max_sequence_number", _shard_max_sequence_number),
+}
+
+
 def apply() -> None:
     """Apply all patches (idempotent)."""
     if _ORIGINALS:
         return
-    _ORIGINALS["get_shard_for_key"] = Stream.get_shard_for_key
-    _ORIGINALS["split_shard"] = Stream.split_shard
-    _ORIGINALS["merge_shards"] = Stream.merge_shards
-    _ORIGINALS["send_kinesis_message"] = LambdaBackend.send_kinesis_message
-    _ORIGINALS["call_action"] = DynamoHandler.call_action
-    _ORIGINALS["transact_write_items"] = DynamoDBBackend.transact_write_items
-    _ORIGINALS["shard_put_record"] = Shard.put_record
-    _ORIGINALS["shard_get_records"] = Shard.get_records
-    _ORIGINALS["shard_min"] = Shard.get_min_sequence_number
-    _ORIGINALS["shard_max"] = Shard.get_max_sequence_number
     # Replaced before the lock is wrapped around them (below), so the faster reads hold it too.
-    Shard.get_records = _shard_get_records  # type: ignore[method-assign]
-    Shard.get_min_sequence_number = _shard_min_sequence_number  # type: ignore[method-assign]
-    Shard.get_max_sequence_number = _shard_max_sequence_number  # type: ignore[method-assign]
-    Stream.get_shard_for_key = _get_shard_for_key  # type: ignore[method-assign]
-    Stream.split_shard = _split_shard  # type: ignore[method-assign]
-    Stream.merge_shards = _merge_shards  # type: ignore[method-assign]
-    LambdaBackend.send_kinesis_message = _no_kinesis_push  # type: ignore[method-assign]
-    DynamoHandler.call_action = _serialized_call_action  # type: ignore[method-assign]
-    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
-    Shard.put_record = _shard_put_record  # type: ignore[method-assign]
+    for key, (owner, name, replacement) in _REPLACED.items():
+        _ORIGINALS[key] = getattr(owner, name)
+        setattr(owner, name, replacement)
     for owner, name in _KINESIS_GUARDED:
         _ORIGINALS[f"{owner.__name__}.{name}"] = vars(owner)[name]
         setattr(owner, name, _under_kinesis_lock(vars(owner)[name]))
@@ -271,16 +270,8 @@ def remove() -> None:
         return
     for owner, name in reversed(_KINESIS_GUARDED):
         setattr(owner, name, _ORIGINALS.pop(f"{owner.__name__}.{name}"))
-    Shard.get_records = _ORIGINALS.pop("shard_get_records")  # type: ignore[method-assign]
-    Shard.get_min_sequence_number = _ORIGINALS.pop("shard_min")  # type: ignore[method-assign]
-    Shard.get_max_sequence_number = _ORIGINALS.pop("shard_max")  # type: ignore[method-assign]
-    Shard.put_record = _ORIGINALS.pop("shard_put_record")  # type: ignore[method-assign]
-    Stream.get_shard_for_key = _ORIGINALS.pop("get_shard_for_key")  # type: ignore[method-assign]
-    Stream.split_shard = _ORIGINALS.pop("split_shard")  # type: ignore[method-assign]
-    Stream.merge_shards = _ORIGINALS.pop("merge_shards")  # type: ignore[method-assign]
-    LambdaBackend.send_kinesis_message = _ORIGINALS.pop("send_kinesis_message")  # type: ignore[method-assign]
-    DynamoHandler.call_action = _ORIGINALS.pop("call_action")  # type: ignore[method-assign]
-    DynamoDBBackend.transact_write_items = _ORIGINALS.pop("transact_write_items")  # type: ignore[method-assign]
+    for key, (owner, name, _replacement) in _REPLACED.items():
+        setattr(owner, name, _ORIGINALS.pop(key))
 
 
 @contextlib.contextmanager

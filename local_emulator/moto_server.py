@@ -16,7 +16,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:  # moto itself is imported in the server process only
+    from moto.backends import SERVICE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,9 @@ class MotoServer:
 
     def _wait_ready(self, timeout_s: float) -> int:
         assert self._process is not None and self._process.stdout is not None
+        stdout = self._process.stdout
         result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self._process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: result.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(timeout_s)
         line = result[0] if result else ""
@@ -102,7 +106,7 @@ def _serve(port: int) -> None:
     server.shutdown()
 
 
-WARM_SERVICES = (
+WARM_SERVICES: tuple[SERVICE_NAMES, ...] = (
     "s3",
     "ssm",
     "cloudformation",
@@ -127,7 +131,7 @@ def _warm_up() -> None:
         from local_emulator import aws
 
         for service in WARM_SERVICES:
-            get_backend(service)[aws.ACCOUNT_ID][aws.REGION]  # type: ignore[call-overload]
+            get_backend(service)[aws.ACCOUNT_ID][aws.REGION]
     except Exception as error:  # warming is an optimization only
         logging.getLogger(__name__).warning("moto warm-up failed: %s", error)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from moto.core import responses, serialize
@@ -32,7 +33,7 @@ _MISSING = serialize.MISSING
 # (picker class, alias providers, id(shape), id(parent), member key) -> (shape, parent, keys): the
 # objects are kept so that an id can never be reused by another shape while its entry exists.
 _KEYS: dict[tuple[Any, ...], tuple[Any, Any, tuple[str, ...]]] = {}
-_TOKENS: dict[str, tuple[tuple[Any, ...], ...]] = {}
+_TOKENS: dict[str | None, tuple[tuple[Any, ...], ...]] = {}
 _METHOD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -96,30 +97,31 @@ def _method_names(clazz: type) -> list[str]:
     return list(_METHOD_NAMES[clazz])
 
 
+# What is replaced: the key its original is kept under in _ORIGINALS -> (class or module, name, the
+# replacement).
+_REPLACED: dict[str, tuple[object, str, Callable[..., Any]]] = {
+    "get_backend_for_host": (DomainDispatcherApplication, "get_backend_for_host", _cached_backend_lookup),
+    "get_value": (serialize.ResponseSerializer, "get_value", _get_value),
+    "lex": (ConditionExpressionParser, "_lex_condition_expression", _lex),
+    "method_names_from_class": (responses, "method_names_from_class", _method_names),
+}
+
+
 def apply() -> None:
     """Apply the caches (idempotent)."""
     if _ORIGINALS:
         return
-    _ORIGINALS["get_backend_for_host"] = DomainDispatcherApplication.get_backend_for_host
-    _ORIGINALS["get_value"] = serialize.ResponseSerializer.get_value
-    _ORIGINALS["lex"] = ConditionExpressionParser._lex_condition_expression
-    _ORIGINALS["method_names_from_class"] = responses.method_names_from_class
-    responses.method_names_from_class = _method_names  # type: ignore[assignment]
-    DomainDispatcherApplication.get_backend_for_host = functools.wraps(  # type: ignore[method-assign]
-        _ORIGINALS["get_backend_for_host"]
-    )(_cached_backend_lookup)
-    serialize.ResponseSerializer.get_value = functools.wraps(_ORIGINALS["get_value"])(_get_value)  # type: ignore[method-assign]
-    ConditionExpressionParser._lex_condition_expression = functools.wraps(_ORIGINALS["lex"])(_lex)  # type: ignore[method-assign]
+    for key, (owner, name, replacement) in _REPLACED.items():
+        _ORIGINALS[key] = getattr(owner, name)
+        setattr(owner, name, functools.wraps(_ORIGINALS[key])(replacement))
 
 
 def remove() -> None:
     """Restore moto's own code (tests compare both)."""
     if not _ORIGINALS:
         return
-    DomainDispatcherApplication.get_backend_for_host = _ORIGINALS.pop("get_backend_for_host")  # type: ignore[method-assign]
-    serialize.ResponseSerializer.get_value = _ORIGINALS.pop("get_value")  # type: ignore[method-assign]
-    ConditionExpressionParser._lex_condition_expression = _ORIGINALS.pop("lex")  # type: ignore[method-assign]
-    responses.method_names_from_class = _ORIGINALS.pop("method_names_from_class")  # type: ignore[assignment]
+    for key, (owner, name, _replacement) in _REPLACED.items():
+        setattr(owner, name, _ORIGINALS.pop(key))
     _METHOD_NAMES.clear()
     _KEYS.clear()
     _TOKENS.clear()

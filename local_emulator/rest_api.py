@@ -180,7 +180,9 @@ def _method(resource: dict[str, Any], verb: str, method: dict[str, Any]) -> Meth
     mock_status = 200
     if kind == "MOCK":
         responses = integration.get("integrationResponses") or {}
-        chosen = responses.get("204") or responses.get("200") or next(iter(responses.values()), {})
+        chosen: dict[str, Any] = (
+            responses.get("204") or responses.get("200") or next(iter(responses.values()), {})
+        )
         mock_status = int(chosen.get("statusCode", 200))
         for target, source in (chosen.get("responseParameters") or {}).items():
             if target.startswith("method.response.header."):

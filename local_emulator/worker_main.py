@@ -173,6 +173,7 @@ def main() -> None:
         capture.emf = []
         if handler is None:
             load()
+        answer: dict[str, Any]
         if handler is None:
             answer = {"payload": init_error, "error": "Unhandled"}
         else:

@@ -229,7 +229,7 @@ class StreamrecClient:
                 if not pending:
                     return result
                 continue
-            error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+            error = found if isinstance(found := answer.get("error"), dict) else {}
             raise StreamrecError(
                 status, str(error.get("code", "unknown")), str(error.get("message", raw[:200]))
             )
@@ -262,7 +262,7 @@ class StreamrecClient:
         self, pending: list[dict[str, Any]], result: SendResult, answer: Mapping[str, Any]
     ) -> SendResult:
         if len(pending) == 1:
-            error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+            error = found if isinstance(found := answer.get("error"), dict) else {}
             message = str(error.get("message", "request too large"))
             result.rejected.append(
                 RejectedEvent(

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
 
         alarms = pipeline.evaluate_alarms()
         firing = sorted(name for name, state in alarms.items() if state.get("state") == "ALARM")
-        report = {
+        report: dict[str, Any] = {
             "events_sent": summary.sent,
             "accepted": summary.accepted,
             "rejected": dict(summary.rejected),

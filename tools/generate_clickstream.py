@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 # The raw Taobao behaviour names, kept so generated lines match the shared format field for field.
 RAW_EVENT_TYPES = {"view": "pv", "add_to_cart": "cart", "favorite": "fav", "purchase": "buy"}
@@ -230,7 +231,7 @@ def generate_events(
             raw.append((math.floor(t), len(raw) + 1, user, item, event_type))
     raw.sort()
 
-    lines = [
+    lines: list[dict[str, Any]] = [
         {
             "user_id": shop.user_ids[user],
             "item_id": shop.item_ids[item],

@@ -116,7 +116,11 @@ class _State:
         self.covisit: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.count: Counter[str] = Counter()
         self.by_category: dict[str, Counter[str]] = defaultdict(Counter)
-        self.windows = {3600: (deque(), Counter()), 6 * 3600: (deque(), Counter())}
+        # span in seconds -> ((second, item) in the span, item counts in the span)
+        self.windows: dict[int, tuple[deque[tuple[int, str]], Counter[str]]] = {
+            3600: (deque(), Counter()),
+            6 * 3600: (deque(), Counter()),
+        }
         self.transitions: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
 
     def fold(self, event: Mapping[str, Any]) -> None:

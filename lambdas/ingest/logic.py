@@ -195,7 +195,8 @@ def build_response(
     """
     accepted: list[Accepted] = []
     failed: list[Failed] = []
-    outcomes = [
+    # (index, event_id, failure reason or None, index of the first of a duplicate or UNSET)
+    outcomes: list[tuple[int, str, str | None, int | msgspec.UnsetType]] = [
         (index, batch.events[position][F_EVENT_ID], failures.get(position), msgspec.UNSET)
         for position, index in enumerate(batch.indexes)
     ]
@@ -214,7 +215,7 @@ def build_response(
     ]
     counts = Counts(batch.size, len(accepted), len(rejected), len(failed), len(batch.duplicates))
     if not batch.events:
-        details = [
+        details: list[dict[str, Any]] = [
             {"index": index, **v.as_dict()} for index, violations in batch.rejected for v in violations
         ]
         noun = "the event was" if batch.size == 1 else f"all {batch.size} events were"

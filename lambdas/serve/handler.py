@@ -42,7 +42,7 @@ from streamrec_core.http import (
 )
 from streamrec_core.responses import Health
 
-from serve.logic import Recommender, ServeSettings
+from serve.logic import Recommender, RowReader, ServeSettings
 
 logger = Logger(service=c.SERVE_SERVICE)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.SERVE_SERVICE)
@@ -82,7 +82,7 @@ class ServeConfig:
 @dataclass(frozen=True, slots=True)
 class Dependencies:
     config: ServeConfig
-    store: DynamoStore
+    store: RowReader
     recommender: Recommender
 
 

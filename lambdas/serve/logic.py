@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,6 +18,7 @@ from streamrec_core.features.codec import Row
 from streamrec_core.features.counters import CounterRow
 from streamrec_core.features.item_aggregates import ItemRow
 from streamrec_core.features.keys import Key, item_key, trending_key, user_key
+from streamrec_core.features.store import Unreadable
 from streamrec_core.features.trending import Trend, TrendingList
 from streamrec_core.features.user_fold import UserRow
 from streamrec_core.http import ERROR_NOT_FOUND, HttpError
@@ -47,7 +48,8 @@ CONFIDENCE = 0.95
 
 
 class RowReader(Protocol):
-    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]: ...
+    # Unreadable rows are served as absent ones (see features.store.Unreadable).
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> Mapping[Key, Row | Unreadable | None]: ...
 
     def query_counters(self, experiment_id: str) -> list[CounterRow]: ...
 
@@ -72,7 +74,7 @@ class TrendingCache:
             return None
         return found[1]
 
-    def put(self, key: Key, row: Row | None) -> list[Trend]:
+    def put(self, key: Key, row: Row | Unreadable | None) -> list[Trend]:
         items = row.items if isinstance(row, TrendingList) else []
         if self.ttl_seconds > 0:
             if len(self._lists) > 10_000:
@@ -207,5 +209,5 @@ class Recommender:
         return ExperimentResult(experiment_id, configured is not None, CONFIDENCE, variants)
 
 
-def _item_row(row: Row | None) -> ItemRow | None:
+def _item_row(row: Row | Unreadable | None) -> ItemRow | None:
     return row if isinstance(row, ItemRow) else None

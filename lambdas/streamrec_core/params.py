@@ -73,7 +73,8 @@ def _event_id_field(name: str) -> Callable[[str | None], str]:
         violation = s.field_violation(name, raw)
         if violation is not None:
             raise bad_parameter(violation)
-        return raw  # type: ignore[return-value]
+        assert raw is not None  # field_violation rejects a missing value
+        return raw
 
     return parse
 
@@ -83,7 +84,8 @@ def _experiment_id(raw: str | None) -> str:
     violation = s.experiment_id_violation(raw)
     if violation is not None:
         raise bad_parameter(violation)
-    return raw  # type: ignore[return-value]
+    assert raw is not None  # experiment_id_violation rejects a missing value
+    return raw
 
 
 def _category(raw: str | None) -> str | None:

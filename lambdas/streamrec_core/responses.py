@@ -50,7 +50,7 @@ class Accepted(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Failed(Accepted, forbid_unknown_fields=True, kw_only=True):
-    reason: Literal[FAILURE_REASONS]  # type: ignore[valid-type]
+    reason: Literal[FAILURE_REASONS]  # type: ignore[valid-type]  # a constant tuple: msgspec reads it, mypy cannot
     retryable: Literal[True]
 
 
@@ -90,7 +90,7 @@ class IngestRefusal(IngestResult):
 class ScoredItem(msgspec.Struct):
     item_id: str
     score: float
-    reason: Literal[REASONS]  # type: ignore[valid-type]
+    reason: Literal[REASONS]  # type: ignore[valid-type]  # a constant tuple: msgspec reads it, mypy cannot
 
 
 class Recommendations(msgspec.Struct):

@@ -348,7 +348,7 @@ def field_violation(name: str, value: object) -> Violation | None:
     """
     spec = _SPECS[name]
     if spec.kind == _ID:
-        ok = type(value) is str and spec.regex.fullmatch(value) is not None  # type: ignore[union-attr]
+        ok = type(value) is str and spec.regex is not None and spec.regex.fullmatch(value) is not None
     elif spec.kind == _TEXT:
         ok = type(value) is str and spec.min_length <= len(value) <= spec.max_length and _is_unicode(value)
     else:
@@ -464,7 +464,7 @@ def validate_event(
             continue
         kind = spec.kind
         if kind == _ID:
-            if type(value) is str and spec.regex.fullmatch(value) is not None:  # type: ignore[union-attr]
+            if type(value) is str and spec.regex is not None and spec.regex.fullmatch(value) is not None:
                 out[key] = value
                 chars += len(value)
                 continue
@@ -485,7 +485,7 @@ def validate_event(
         elif kind == _TIMESTAMP:
             if _looks_canonical(value):
                 try:
-                    moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
+                    moment = datetime.fromisoformat(value)
                     out[key] = value
                     continue
                 except ValueError:

@@ -14,7 +14,8 @@ gives a batch up, so neither has an on-failure destination (see `_source`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -148,7 +149,7 @@ class AggregateBranches(Construct):
         self,
         branch: StreamrecFunction,
         source: BranchSourceSettings,
-        filters: list[dict[str, str]] | None = None,
+        filters: Sequence[Mapping[str, Any]] | None = None,
     ) -> sources.KinesisEventSource:
         # Every value by keyword from its own setting (tests compare each with a distinct number).
         # Retries and record age are left infinite: a branch never gives a batch up. It waits for the hot

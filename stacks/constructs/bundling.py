@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
@@ -160,7 +159,7 @@ class PipLocalBundling:
         self.wheelhouse = wheelhouse
 
     @jsii.member(jsii_name="tryBundle")
-    def try_bundle(self, output_dir: str, _options: Any) -> bool:
+    def try_bundle(self, output_dir: str, _options: BundlingOptions) -> bool:
         for source in self.sources:
             shutil.copytree(
                 source,
@@ -181,7 +180,9 @@ def _options(local: PipLocalBundling) -> BundlingOptions:
     return BundlingOptions(
         # Required by the API but never pulled: local bundling returns True, so Docker is not used.
         image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
-        local=local,
+        # jsii calls try_bundle(output_dir, options) with the options as one argument, not as the keywords
+        # ILocalBundling declares (aws/aws-cdk#26581), so the class cannot match that declaration.
+        local=local,  # type: ignore[arg-type]
     )
 
 

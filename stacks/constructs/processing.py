@@ -67,15 +67,8 @@ class Processing(Construct):
             enable_key_rotation=True,
             removal_policy=settings.removal_policy,
         )
-        queue_props = dict(
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.key,
-            enforce_ssl=True,
-            retention_period=QUEUE_RETENTION,
-            removal_policy=settings.removal_policy,
-        )
-        self.dead_letter_queue = sqs.Queue(self, "DeadLetterQueue", **queue_props)
-        self.on_failure_queue = sqs.Queue(self, "OnFailureQueue", **queue_props)
+        self.dead_letter_queue = self._queue("DeadLetterQueue", settings)
+        self.on_failure_queue = self._queue("OnFailureQueue", settings)
 
         self.process = StreamrecFunction(
             self,
@@ -124,3 +117,15 @@ class Processing(Construct):
             on_failure=sources.SqsDlq(self.on_failure_queue),
         )
         fn.add_event_source(self.event_source)
+
+    def _queue(self, construct_id: str, settings: Settings) -> sqs.Queue:
+        """Encrypted with the queues' key, HTTPS only, keeping messages as long as SQS allows."""
+        return sqs.Queue(
+            self,
+            construct_id,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.key,
+            enforce_ssl=True,
+            retention_period=QUEUE_RETENTION,
+            removal_policy=settings.removal_policy,
+        )

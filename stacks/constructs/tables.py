@@ -22,7 +22,29 @@ class FeatureTables(Construct):
             enable_key_rotation=True,
             removal_policy=removal_policy,
         )
-        common = dict(
+        self.users = self._table(
+            "Users", removal_policy, dynamodb.Attribute(name=c.USERS_PK, type=dynamodb.AttributeType.STRING)
+        )
+        self.items = self._table(
+            "Items",
+            removal_policy,
+            dynamodb.Attribute(name=c.ITEMS_PK, type=dynamodb.AttributeType.STRING),
+            dynamodb.Attribute(name=c.ITEMS_SK, type=dynamodb.AttributeType.STRING),
+        )
+
+    def _table(
+        self,
+        construct_id: str,
+        removal_policy: RemovalPolicy,
+        partition_key: dynamodb.Attribute,
+        sort_key: dynamodb.Attribute | None = None,
+    ) -> dynamodb.Table:
+        """A feature table: on demand, encrypted with the tables' key, TTL, point-in-time recovery."""
+        return dynamodb.Table(
+            self,
+            construct_id,
+            partition_key=partition_key,
+            sort_key=sort_key,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=self.key,
@@ -31,17 +53,4 @@ class FeatureTables(Construct):
                 point_in_time_recovery_enabled=True
             ),
             removal_policy=removal_policy,
-        )
-        self.users = dynamodb.Table(
-            self,
-            "Users",
-            partition_key=dynamodb.Attribute(name=c.USERS_PK, type=dynamodb.AttributeType.STRING),
-            **common,
-        )
-        self.items = dynamodb.Table(
-            self,
-            "Items",
-            partition_key=dynamodb.Attribute(name=c.ITEMS_PK, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=c.ITEMS_SK, type=dynamodb.AttributeType.STRING),
-            **common,
         )

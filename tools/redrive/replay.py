@@ -38,7 +38,7 @@ from process.logic import BatchResult, HotPath
 from streamrec_core.features.codec import Row, key_of
 from streamrec_core.features.counters import CounterRow
 from streamrec_core.features.keys import Key
-from streamrec_core.features.store import WRITTEN, RowStore
+from streamrec_core.features.store import WRITTEN, RowStore, Unreadable
 from streamrec_core.features.trending import PartialRow
 from streamrec_core.kinesis import DeadLetter, DeadLetterPort, KinesisRecord
 
@@ -86,7 +86,7 @@ class ReadOnlyStore:
     def __init__(self, store: RowStore) -> None:
         self.store = store
 
-    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | None]:
+    def get_many(self, keys: Iterable[Key], *, consistent: bool) -> dict[Key, Row | Unreadable | None]:
         return self.store.get_many(keys, consistent=consistent)
 
     def put_many(self, rows: Sequence[Row], *, conditional: bool = True) -> dict[Key, str]:
@@ -128,18 +128,19 @@ class Redriver:
 
     def run(self, source: str, queue: QueueSession, summary: SourceSummary, limit: int | None = None) -> None:
         """Handle the queue's messages into `summary` (filled as it goes, so an aborted run still counts)."""
-        parse, replay = (
-            (parse_dead_letter, self._dead_letter)
-            if source == DLQ
-            else (parse_failed_batch, self._failed_batch)
-        )
         for message in queue.messages(limit):
             summary.messages += 1
             label = "unparsed"
+            problem: str | None
             try:
-                parsed = parse(message)
-                label = parsed.label
-                problem = replay(parsed, queue.url, summary)  # type: ignore[arg-type]
+                if source == DLQ:
+                    letter = parse_dead_letter(message)
+                    label = letter.label
+                    problem = self._dead_letter(letter, queue.url, summary)
+                else:
+                    batch = parse_failed_batch(message)
+                    label = batch.label
+                    problem = self._failed_batch(batch, queue.url, summary)
             except MessageProblem as error:
                 problem = str(error)
             except BotoCoreError:

@@ -48,15 +48,15 @@ def _anchored(pattern: str) -> str:
     return f"^(?:{pattern})$"
 
 
-def _id(name: str) -> object:
+def _id(name: str) -> msgspec.Meta:
     spec = field_spec(name)
     assert spec.regex is not None
-    return Annotated[str, msgspec.Meta(pattern=_anchored(spec.regex.pattern))]
+    return msgspec.Meta(pattern=_anchored(spec.regex.pattern))
 
 
-def _text(name: str) -> object:
+def _text(name: str) -> msgspec.Meta:
     spec = field_spec(name)
-    return Annotated[str, msgspec.Meta(min_length=spec.min_length, max_length=spec.max_length)]
+    return msgspec.Meta(min_length=spec.min_length, max_length=spec.max_length)
 
 
 _AttributionId = Annotated[str, msgspec.Meta(pattern=_anchored(attribution_id_pattern(A_REQUEST_ID)))]
@@ -65,21 +65,21 @@ assert attribution_id_pattern(A_EXPERIMENT_ID) == attribution_id_pattern(A_VARIA
 
 
 class Attribution(msgspec.Struct, frozen=True):
-    request_id: _AttributionId  # type: ignore[valid-type]
-    variant: _VariantId  # type: ignore[valid-type]
-    experiment_id: _VariantId | None = None  # type: ignore[valid-type]
+    request_id: _AttributionId
+    variant: _VariantId
+    experiment_id: _VariantId | None = None
     position: Annotated[int, msgspec.Meta(ge=0, le=POSITION_MAX)] | None = None
 
 
 class Record(msgspec.Struct, frozen=True):
     """The fields of a record the folds use, with their schema rules (unknown fields are ignored)."""
 
-    event_type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
-    user_id: _id(F_USER_ID)  # type: ignore[valid-type]
+    event_type: Literal[EVENT_TYPES]  # type: ignore[valid-type]  # a constant tuple: msgspec reads it, mypy cannot
+    user_id: Annotated[str, _id(F_USER_ID)]
     timestamp: str
-    event_id: _id(F_EVENT_ID) | None = None  # type: ignore[valid-type]
-    item_id: _id(F_ITEM_ID) | None = None  # type: ignore[valid-type]
-    category: _text(F_CATEGORY) | None = None  # type: ignore[valid-type]
+    event_id: Annotated[str, _id(F_EVENT_ID)] | None = None
+    item_id: Annotated[str, _id(F_ITEM_ID)] | None = None
+    category: Annotated[str, _text(F_CATEGORY)] | None = None
     received_at: str | None = None
     attribution: Attribution | None = None
 

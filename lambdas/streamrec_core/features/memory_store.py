@@ -136,11 +136,13 @@ class MemoryStore:
         return found
 
     def query_partials(self) -> list[PartialRow]:
-        return [from_item(key, item) for key, item in self._query(TRENDING_PARTIAL_PK, True)]  # type: ignore[misc]
+        rows = (from_item(key, item) for key, item in self._query(TRENDING_PARTIAL_PK, True))
+        return [row for row in rows if isinstance(row, PartialRow)]
 
     def query_counters(self, experiment_id: str) -> list[CounterRow]:
         pk = EXPERIMENT_PK_PREFIX + experiment_id
-        return [from_item(key, item) for key, item in self._query(pk, True)]  # type: ignore[misc]
+        rows = (from_item(key, item) for key, item in self._query(pk, True))
+        return [row for row in rows if isinstance(row, CounterRow)]
 
     # --- for tests and tools -------------------------------------------------------------------------
     def rows(self) -> dict[Key, Row]:
