@@ -113,16 +113,16 @@ class Profile:
     - DynamoDB units per event, per consumer, and per recommendation are ``bench.scale``'s on the
       generated real-scale stream over a warm table (2026-12-01: 240,000 events in 5 minutes on one shard,
       0.95 distinct users per event in a batch, users' rows with a week of history): hot path = one
-      conditional PutItem of the user row per user per batch (1.44 WRU: 47% of user rows are over 1 KB)
-      and a consistent BatchGetItem of them (0.95 RRU); aggregate branches = the items branch (each
-      record's user row read eventually consistent, co-visitation rows of both items of a pair read and
-      written once per batch, the shard's trending partial, merges scaled to 100,000 events/s) plus the
-      experiments branch (1.04 WRU, 0.89 RRU); serve = user row + seed items' rows, the trending lists
-      mostly from the container's 10 s cache (3.77 RRU per recommendation);
+      conditional PutItem of the user row per user per batch (0.99 WRU: 4% of user rows are over 1 KB)
+      and an eventually consistent BatchGetItem of them (0.48 RRU); aggregate branches = the items
+      branch (each record's user row read eventually consistent, co-visitation rows of both items of a
+      pair read and written once per batch, the shard's trending partial, merges scaled to 100,000
+      events/s) plus the experiments branch (1.04 WRU, 0.89 RRU); serve = user row + seed items' rows,
+      the trending lists mostly from the container's 10 s cache (3.77 RRU per recommendation);
     - durations per invocation: ``bench.scale``'s CPU per batch plus the DynamoDB client's CPU per request
       (``bench.ddb_client``) and round trips at assumed latencies (8 ms per BatchGetItem, 5 ms per
-      PutItem, 16 at a time): process 777 ms per ~800-record batch, items 10.1 s per ~8,000-record batch,
-      experiments 49 ms, serve 17 ms;
+      PutItem, 16 at a time): process 861 ms per ~800-record batch, items 10.1 s per ~7,700-record batch,
+      experiments 52 ms, serve 17 ms (CPU measured on a shared 2-core machine);
     - log bytes per invocation: START/END/REPORT (~350 B), one EMF blob (~700 B), one INFO line (~450 B);
     - 48 custom metrics (the metric names of five functions, rejections by field, per-variant counters),
       20 alarms and one dashboard, as the monitoring construct creates them (with the two branches'
@@ -145,18 +145,18 @@ class Profile:
     recommendation_response_bytes: float = 1500.0  # k=10 with scores, reasons, variant, request id
     ingest_response_bytes_per_event: float = 40.0  # per-index result
     ddb_write_requests_per_event: float = 2.0  # PutItem calls, all consumers; reported, not priced
-    ddb_write_units_per_event: float = 1.44  # hot path (process)
-    ddb_process_read_units_per_event: float = 0.95  # hot path (process), consistent
+    ddb_write_units_per_event: float = 0.99  # hot path (process)
+    ddb_process_read_units_per_event: float = 0.48  # hot path (process), eventually consistent
     ddb_aggregate_write_units_per_event: float = 1.04  # items + experiments branches, merges
     ddb_aggregate_read_units_per_event: float = 0.89
     ddb_read_units_per_recommendation: float = 3.77
     ddb_storage_gb: float = 10.0
     ingest: FunctionProfile = FunctionProfile(duration_ms=30, memory_mb=1024)
-    process: FunctionProfile = FunctionProfile(duration_ms=777, memory_mb=1769, log_bytes_per_invocation=2000)
+    process: FunctionProfile = FunctionProfile(duration_ms=861, memory_mb=1769, log_bytes_per_invocation=2000)
     aggregate_items: FunctionProfile = FunctionProfile(
-        duration_ms=10077, memory_mb=1769, log_bytes_per_invocation=2000
+        duration_ms=10052, memory_mb=1769, log_bytes_per_invocation=2000
     )
-    aggregate_experiments: FunctionProfile = FunctionProfile(duration_ms=49, memory_mb=512)
+    aggregate_experiments: FunctionProfile = FunctionProfile(duration_ms=52, memory_mb=512)
     serve: FunctionProfile = FunctionProfile(duration_ms=17, memory_mb=1024)
     architecture: str = "arm64"
     batch_size: int = 1000
