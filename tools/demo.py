@@ -108,6 +108,7 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
     with LocalPipeline.start(profile=args.profile, write_endpoint_file=True) as pipeline:
         say(f"    up in {pipeline.timings['total_s']:.1f} s; API at {pipeline.base_url}")
         say(f"    endpoint and API keys written to {pipeline.workdir / 'endpoint.json'}")
+        say(f"    console: {pipeline.endpoint_document()['admin_url']}console (open it to watch the replay)")
 
         if args.events_file:
             source: Any = Path(args.events_file)
