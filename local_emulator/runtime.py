@@ -459,7 +459,11 @@ class Runtime:
                 if resource.get("Type") != "AWS::CloudWatch::Dashboard":
                     continue
                 name = stack.physical_ids.get(logical)
-                body = cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"]
+                try:
+                    body = cloudwatch.get_dashboard(DashboardName=name or logical)["DashboardBody"]
+                except Exception as error:  # the console then shows the rest (alarms, mappings, queues)
+                    log.warning("dashboard %s not readable from moto: %s", name or logical, error)
+                    continue
                 widgets.extend(parse_dashboard(body))
         self.console = Console(
             widgets,
