@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # pytest-xdist workers; each worker that runs e2e tests starts its own local pipeline (tests/e2e/conftest.py).
 WORKERS ?= 2
 
-.PHONY: venv demo up test test-fast unit integration infra e2e e2e-localstack synth cdk-synth deploy bench lint redrive openapi clean
+.PHONY: browser venv demo up test test-fast unit integration infra e2e e2e-localstack synth cdk-synth deploy bench lint redrive openapi clean
 
 $(STAMP): $(INSTALL_INPUTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ up: venv
 ## The test suite (what .ci/run runs).
 test: venv
 	$(PY) -m pytest -n $(WORKERS) --dist loadgroup
+
+## Chromium for the browser tests (tests/e2e/browser.py finds it on PATH or as $$CHROMIUM): installs
+## Debian's/Ubuntu's package when none is found.
+browser:
+	@command -v chromium || command -v chromium-browser || command -v google-chrome \
+		|| { if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+			else sudo apt-get update && sudo apt-get install -y chromium; fi; }
 
 ## Everything but the end-to-end tests.
 test-fast: venv

@@ -41,7 +41,16 @@ def _up(args: argparse.Namespace) -> int:
         for role, value in pipeline.api_keys.items():
             print(f"API key       {role:<9} {value}")
         print(f"local AWS     {pipeline.moto_endpoint}  (region {pipeline.region}, any credentials)")
-        print(f"alarms        {pipeline.endpoint_document()['admin_url']}alarms")
+        admin_url = pipeline.endpoint_document()["admin_url"]
+        # The demo's storefront (tools/, imported here only: the emulator itself does not need it).
+        from tools.storefront import DEMO_SHOP, ROUTE, Storefront
+
+        if {"producer", "reader"} <= set(pipeline.api_keys):
+            storefront = Storefront(pipeline.base_url, pipeline.api_keys, DEMO_SHOP.generate())
+            pipeline.runtime.add_local_route(ROUTE, storefront.handle)
+            print(f"storefront    {admin_url}{ROUTE}  (catalog: the generated shop `make demo` replays)")
+        print(f"console       {admin_url}console  (dashboard, alarms, mappings, queues)")
+        print(f"alarms        {admin_url}alarms")
         print(f"endpoint file {pipeline.workdir / 'endpoint.json'}")
         print(f"logs          {pipeline.workdir / 'logs'}")
         if pipeline.api_keys.get("producer"):

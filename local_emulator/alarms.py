@@ -201,7 +201,7 @@ class AlarmEvaluator:
         if result_expression is None:
             returned = [q["Id"] for q in queries if q.get("ReturnData", True) and "MetricStat" in q]
             return values.get(returned[0]) if returned else None
-        return _arithmetic(result_expression, values)
+        return metric_math(result_expression, values)
 
     # --- notifications ----------------------------------------------------------------------------
     def _notify(self, alarm: dict[str, Any], old: str, state: AlarmState) -> None:
@@ -289,7 +289,7 @@ def _evaluable(alarm: dict[str, Any]) -> bool:
         expressions = [q["Expression"] for q in alarm["Metrics"] if q.get("Expression")]
         try:
             for expression in expressions:
-                _arithmetic(expression, {q["Id"]: 1.0 for q in alarm["Metrics"]})
+                metric_math(expression, {q["Id"]: 1.0 for q in alarm["Metrics"]})
         except (ValueError, SyntaxError):
             return False
         return True
@@ -306,7 +306,7 @@ def _math_period(alarm: dict[str, Any]) -> int | None:
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
 
-def _arithmetic(expression: str, values: dict[str, float | None]) -> float | None:
+def metric_math(expression: str, values: dict[str, float | None]) -> float | None:
     """Evaluate +, -, *, /, unary minus, numbers, metric ids and FILL(id, n); None when data is missing."""
 
     def walk(node: ast.AST) -> float | None:

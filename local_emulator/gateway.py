@@ -25,9 +25,10 @@ This module is the request pipeline; each of its parts does one job in its own m
 API as deployed, read back from moto), `throttling` (usage plan limits), `proxy` (the Lambda proxy event
 and response) and `http_server` (sockets, body framing, refusals that come before any routing).
 
-``GET /_local/alarms`` and ``/_local/status`` (outside any stage) return the locally evaluated alarms and
-the pollers' progress as JSON, without a key: the server listens on 127.0.0.1 only, and these routes
-refuse any Host header but a loopback one (a page on another site cannot reach them by DNS rebinding).
+``/_local/...`` (outside any stage) is the local runtime's own routes (the alarms and pollers as JSON, the
+console, the demo's storefront), answered by `admin` without a key: the server listens on 127.0.0.1
+only, and these routes refuse any Host header but a loopback one (a page on another site cannot reach
+them by DNS rebinding). They are not API traffic: they record no API Gateway metrics.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ ADMIN_PREFIX = "/_local/"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Invoke(function_name, event, wait_s=...) -> (payload, function_error); raises workers.Throttled.
 InvokeByName = Callable[..., tuple[Any, str | None]]
+# Admin(verb, path under /_local/, query string, body) -> the answer.
+Admin = Callable[[str, str, str, bytes], Answer]
 
 # API Gateway's own answers when the API customizes none: (status, {"message": ...}). DEFAULT_5XX stands
 # for a function error or a malformed proxy response (502).
@@ -93,7 +96,7 @@ class ApiGateway:
         invoke: InvokeByName,
         *,
         port: int = 0,
-        admin: Callable[[str], Any] | None = None,
+        admin: Admin | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_request: Callable[[str, int, float], None] | None = None,
         invoke_wait_s: float | None = None,
@@ -137,6 +140,8 @@ class ApiGateway:
         """
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
+        if urlsplit(raw_path).path.startswith(ADMIN_PREFIX) and self._admin is not None:
+            return self._local(verb, raw_path, headers, body or b"")
         status, out_headers, out_body = self._handle(verb, raw_path, headers, body, source_ip, request_id)
         out_headers = [*out_headers, ("x-amzn-RequestId", request_id)]
         if self._on_request is not None:
@@ -154,10 +159,6 @@ class ApiGateway:
     ) -> Answer:
         url = urlsplit(raw_path)
         header_map = {k.lower(): v for k, v in headers}
-        if url.path.startswith(ADMIN_PREFIX) and self._admin is not None:
-            if not _is_loopback_host(header_map.get("host")):
-                return _json(403, {"message": "local admin routes answer loopback Host headers only"})
-            return _json(200, self._admin(url.path[len(ADMIN_PREFIX) :]))
         stage, _, rest = url.path.lstrip("/").partition("/")
         path = "/" + rest
         if stage not in self.model.stages:
@@ -208,6 +209,15 @@ class ApiGateway:
             log.warning("malformed proxy response from %s: %r", method.function_name, payload)
             return self.gateway_response("DEFAULT_5XX", request_id)
         return response
+
+    def _local(self, verb: str, raw_path: str, headers: list[tuple[str, str]], body: bytes) -> Answer:
+        """A ``/_local/`` route: loopback Host headers only, then the runtime's own handler."""
+        assert self._admin is not None
+        host = next((v for k, v in headers if k.lower() == "host"), None)
+        if not _is_loopback_host(host):
+            return _json(403, {"message": "local admin routes answer loopback Host headers only"})
+        url = urlsplit(raw_path)
+        return self._admin(verb, url.path[len(ADMIN_PREFIX) :], url.query, body)
 
     def gateway_response(self, response_type: str, request_id: str) -> Answer:
         """API Gateway's own answer of `response_type`: the API's customized gateway response of that

@@ -19,6 +19,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# AWS namespaces whose metrics the local runtime cannot observe: the functions call moto's Kinesis and
+# DynamoDB directly, and moto publishes no metrics (IncomingRecords, ConsumedWriteCapacityUnits, ...).
+NOT_COLLECTED_NAMESPACES = frozenset({"AWS/Kinesis", "AWS/DynamoDB"})
+
 Dimensions = frozenset[tuple[str, str]]
 # Datapoints older than this are dropped (alarms look back at most a few periods).
 RETENTION_S = 6 * 3600.0

@@ -20,16 +20,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from local_emulator import aws
 from local_emulator.alarms import AlarmEvaluator
+from local_emulator.console import DEFAULT_MINUTES, Console, parse_dashboard
 from local_emulator.deploy import DeployedStack
 from local_emulator.esm import BatchOutcome, EsmConfig, EsmPoller
 from local_emulator.gateway import ApiGateway, RestApiModel
+from local_emulator.http_server import Answer
 from local_emulator.metrics import MetricStore, ingest_emf
 from local_emulator.workers import FunctionSpec, Invocation, LocalFunction, Throttled, extract_code
 
 log = logging.getLogger(__name__)
+# A handler of /_local/<prefix>/...: (verb, rest of the path, query string, body) -> the answer.
+LocalRoute = Callable[[str, str, str, bytes], Answer]
+
+
+def json_answer(document: Any, status: int = 200) -> Answer:
+    """`document` as a JSON answer."""
+    return status, [("Content-Type", "application/json")], json.dumps(document).encode("utf-8")
 
 
 @dataclass
@@ -139,6 +149,8 @@ class Runtime:
         self._monitor: threading.Thread | None = None
         self._watched_queues: dict[str, str] = {}
         self._executors: list[ThreadPoolExecutor] = []
+        self._local_routes: dict[str, LocalRoute] = {}
+        self.console = Console([], self.metrics, alarms=dict, status=dict, queue_depths=dict)
 
     # --- start / stop -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -147,6 +159,7 @@ class Runtime:
         self._start_gateways()
         self._start_pollers()
         self._start_monitor()
+        self._start_console()
 
     def stop(self) -> None:
         """Stop everything this runtime started."""
@@ -376,23 +389,89 @@ class Runtime:
                 log.log(level, "alarm %s is now %s: %s", state.name, state.state, state.reason)
         self.metrics.flush_mirror()
 
-    def _admin(self, path: str) -> Any:
-        if path.rstrip("/") == "alarms":
-            return self.alarms.snapshot() if self.alarms else {}
-        if path.rstrip("/") == "status":
-            return {
-                "pollers": [
-                    {
-                        "mapping": t.poller.config.uuid,
-                        "checkpoints": t.poller.checkpoints(),
-                        "buffered": t.poller.buffered_records(),
-                        "invocations": t.poller.invocations,
-                    }
-                    for t in self.pollers
-                ],
-                "functions": {n: f.in_flight for n, f in self.functions.items()},
-            }
-        return {"paths": ["/_local/alarms", "/_local/status"]}
+    # --- local routes (/_local/...) ----------------------------------------------------------------
+    def add_local_route(self, prefix: str, handler: LocalRoute) -> None:
+        """Serve ``/_local/<prefix>...`` with `handler(verb, rest of the path, query, body)`."""
+        self._local_routes[prefix] = handler
+
+    def _admin(self, verb: str, path: str, query: str, body: bytes) -> Answer:
+        name = path.rstrip("/")
+        if name == "alarms":
+            return json_answer(self.alarms.snapshot() if self.alarms else {})
+        if name == "status":
+            return json_answer(self.status())
+        if name == "console":
+            return 200, [("Content-Type", "text/html; charset=utf-8")], self.console.page()
+        if name == "console.json":
+            minutes = parse_qs(query).get("minutes", [str(DEFAULT_MINUTES)])[0]
+            try:
+                window = float(minutes)
+            except ValueError:
+                return json_answer({"message": "minutes must be a number"}, 400)
+            return json_answer(self.console.document(window))
+        for prefix, handler in self._local_routes.items():
+            if name == prefix or name.startswith(prefix + "/"):
+                return handler(verb, name[len(prefix) :].lstrip("/"), query, body)
+        paths = ["alarms", "status", "console", "console.json", *self._local_routes]
+        return json_answer({"paths": [f"/_local/{p}" for p in paths]}, 404)
+
+    def status(self) -> dict[str, Any]:
+        """The pollers' progress per event source mapping and the functions' running invocations."""
+        return {
+            "pollers": [
+                {
+                    "mapping": t.poller.config.uuid,
+                    "function": t.poller.config.function_arn.split(":")[6],
+                    "stream": t.poller.config.stream_name,
+                    "enabled": t.poller.config.enabled,
+                    "checkpoints": t.poller.checkpoints(),
+                    "shards": len(t.poller.checkpoints()),
+                    "buffered": t.poller.buffered_records(),
+                    "invocations": t.poller.invocations,
+                    "iterator_age_ms": t.poller.oldest_pending_age_ms(),
+                    "last_error": None if t.error is None else str(t.error),
+                }
+                for t in self.pollers
+            ],
+            "functions": {n: f.in_flight for n, f in self.functions.items()},
+        }
+
+    def queue_depths(self) -> dict[str, int | None]:
+        """Messages waiting in each queue an alarm watches (the dead-letter and on-failure queues)."""
+        sqs = aws.client("sqs", self.endpoint)
+        depths: dict[str, int | None] = {}
+        for name, url in sorted(self._watched_queues.items()):
+            try:
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+                )["Attributes"]
+                depths[name] = int(attributes.get("ApproximateNumberOfMessages", 0))
+            except Exception as error:
+                log.debug("depth of %s unavailable: %s", name, error)
+                depths[name] = None
+        return depths
+
+    def _start_console(self) -> None:
+        cloudwatch = aws.client("cloudwatch", self.endpoint)
+        widgets = []
+        for stack in self.stacks:
+            for logical, resource in stack.template["Resources"].items():
+                if resource.get("Type") != "AWS::CloudWatch::Dashboard":
+                    continue
+                name = stack.physical_ids.get(logical)
+                try:
+                    body = cloudwatch.get_dashboard(DashboardName=name or logical)["DashboardBody"]
+                except Exception as error:  # the console then shows the rest (alarms, mappings, queues)
+                    log.warning("dashboard %s not readable from moto: %s", name or logical, error)
+                    continue
+                widgets.extend(parse_dashboard(body))
+        self.console = Console(
+            widgets,
+            self.metrics,
+            alarms=lambda: self.alarms.snapshot() if self.alarms else {},
+            status=self.status,
+            queue_depths=self.queue_depths,
+        )
 
     # --- idleness -------------------------------------------------------------------------------------
     def wait_until_idle(self, timeout_s: float = 60.0) -> None:

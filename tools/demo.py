@@ -14,6 +14,7 @@ Usage (``make demo`` runs this):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -31,7 +32,9 @@ from streamrec_core import routes
 from local_emulator.pipeline import LocalPipeline
 from tools.generate_clickstream import generate_events
 from tools.progress import Progress
-from tools.replay import ReplaySummary, format_timestamp, replay
+from tools.replay import ReplaySummary, format_timestamp, read_events, replay
+from tools.storefront import DEMO_SHOP, Storefront
+from tools.storefront import ROUTE as STOREFRONT_ROUTE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A freshness probe gives up after this long (the goal is p95 <= 1 s; anything near this is a failure).
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
     with LocalPipeline.start(profile=args.profile, write_endpoint_file=True) as pipeline:
         say(f"    up in {pipeline.timings['total_s']:.1f} s; API at {pipeline.base_url}")
         say(f"    endpoint and API keys written to {pipeline.workdir / 'endpoint.json'}")
+        say(f"    console: {pipeline.endpoint_document()['admin_url']}console (open it to watch the replay)")
 
         if args.events_file:
             source: Any = Path(args.events_file)
@@ -115,6 +119,10 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
         else:
             source = generate_events(args.events, users=args.users, items=args.items, seed=args.seed)
             label = f"{len(source)} generated events (seed {args.seed})"
+        catalog = itertools.islice(read_events(source), args.limit) if args.events_file else source
+        storefront = Storefront(pipeline.base_url, pipeline.api_keys, catalog)
+        pipeline.runtime.add_local_route(STOREFRONT_ROUTE, storefront.handle)
+        say(f"    storefront: {pipeline.endpoint_document()['admin_url']}{STOREFRONT_ROUTE}")
         say(f"2/5 replay {label} through POST /v1/events ...")
         users: Counter[str] = Counter()
         item_category: dict[str, str] = {}
@@ -206,10 +214,10 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=5_000, help="generated events (default 5000)")
-    parser.add_argument("--users", type=int, default=300, help="generated users (default 300)")
-    parser.add_argument("--items", type=int, default=2_000, help="generated items (default 2000)")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--events", type=int, default=DEMO_SHOP.events, help="generated events")
+    parser.add_argument("--users", type=int, default=DEMO_SHOP.users, help="generated users")
+    parser.add_argument("--items", type=int, default=DEMO_SHOP.items, help="generated items")
+    parser.add_argument("--seed", type=int, default=DEMO_SHOP.seed)
     parser.add_argument("--events-file", help="replay this JSONL file (shared data format) instead")
     parser.add_argument("--limit", type=int, help="replay only the first N events of the file")
     parser.add_argument(

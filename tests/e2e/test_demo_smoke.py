@@ -27,3 +27,6 @@ def test_make_demo_replays_events_and_shows_fresh_recommendations(tmp_path: Path
     # And recommendations are shown for known users and for a cold-start user
     assert len(re.findall(r"    user \S+ \(\d+ events, variant \S+\): \S+", output)) == 3, output[-4000:]
     assert "a new user (cold start, fallback=True): " in output
+    # And it said where to watch: the local console and the storefront
+    assert re.search(r"console: http://127\.0\.0\.1:\d+/_local/console ", output), output[:2000]
+    assert re.search(r"storefront: http://127\.0\.0\.1:\d+/_local/storefront\n", output), output[:2000]

@@ -232,18 +232,30 @@ def test_a_function_at_capacity_answers_503_with_retry_after(key):
 # --- local admin routes ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("host", ["127.0.0.1:4566", "localhost:4566", "[::1]:4566", "localhost"])
 def test_admin_routes_answer_loopback_hosts(host):
-    gateway = ApiGateway(_model(), lambda *a, **k: None, admin=lambda path: {"path": path})
+    recorded = []
+
+    def admin(verb, path, query, body):
+        return (
+            200,
+            [("Content-Type", "application/json")],
+            json.dumps({"path": path, "query": query}).encode(),
+        )
+
+    gateway = ApiGateway(
+        _model(), lambda *a, **k: None, admin=admin, on_request=lambda *args: recorded.append(args)
+    )
     try:
-        status, _, body = gateway.handle("GET", "/_local/status", [("Host", host)], b"", "127.0.0.1")
+        status, _, body = gateway.handle("GET", "/_local/status?x=1", [("Host", host)], b"", "127.0.0.1")
     finally:
         gateway.stop()
-    assert (status, json.loads(body)) == (200, {"path": "status"})
+    assert (status, json.loads(body)) == (200, {"path": "status", "query": "x=1"})
+    assert recorded == []  # the runtime's own routes are not API traffic: no API Gateway metrics
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:4566", "127.0.0.1.evil.example", None])
 def test_admin_routes_refuse_other_host_headers(host):
     """A page on another site that rebinds its DNS name to 127.0.0.1 sends its own name as Host."""
-    gateway = ApiGateway(_model(), lambda *a, **k: None, admin=lambda path: {"secret": "state"})
+    gateway = ApiGateway(_model(), lambda *a, **k: None, admin=lambda *a: (200, [], b"state"))
     headers = [("Host", host)] if host else []
     try:
         status, _, body = gateway.handle("GET", "/_local/status", headers, b"", "127.0.0.1")

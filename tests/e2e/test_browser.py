@@ -1,0 +1,105 @@
+"""The console and the storefront in a real headless Chromium (tests/e2e/browser.py; needs `chromium`).
+
+Screenshots of both pages are saved as test artifacts in ``.local/e2e/screenshots/`` (console.png,
+storefront.png), overwritten on each run.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from streamrec_core.ranking import REASON_CATEGORY, REASON_COVISIT
+
+from local_emulator.pipeline import REPO_ROOT
+from tests.e2e.browser import Browser
+from tools.generate_clickstream import generate_events
+from tools.replay import replay
+from tools.storefront import ROUTE, Storefront
+
+SCREENSHOTS = REPO_ROOT / ".local" / "e2e" / "screenshots"
+# The freshness the storefront must show: a click visible in the panel within this many seconds.
+PANEL_DEADLINE_S = 2.0
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.embedded_only("the console and storefront are served by the embedded emulator's runtime"),
+]
+
+
+@pytest.fixture
+def shop(local_pipeline):
+    """A small generated shop replayed through the API (so items have co-visitation and categories), with
+    the storefront serving its catalog."""
+    pipeline = local_pipeline.pipeline
+    events = generate_events(800, users=40, items=60, seed=uuid.uuid4().int % 10_000)
+    salt = uuid.uuid4().hex[:8]
+    for event in events:  # this test's own ids: other tests share the pipeline
+        event["user_id"] = f"{salt}-{event['user_id']}"
+        event["item_id"] = f"{salt}-{event['item_id']}"
+        event["category"] = f"{salt}-{event['category']}"
+    summary = replay(events, base_url=pipeline.base_url, api_key=pipeline.api_keys["producer"])
+    assert summary.accepted == len(events), summary.describe()
+    pipeline.wait_until_idle(timeout_s=120)
+    storefront = Storefront(pipeline.base_url, pipeline.api_keys, events)
+    pipeline.runtime.add_local_route(ROUTE, storefront.handle)
+    return storefront
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    with Browser.launch(tmp_path / "chromium") as chromium:
+        yield chromium
+
+
+def test_a_new_visitor_clicks_items_and_the_console_shows_the_pipeline_react(local_pipeline, shop, browser):
+    admin = local_pipeline.pipeline.endpoint_document()["admin_url"]
+    browser.navigate(admin + ROUTE)
+    browser.wait_for("document.body.dataset.ready === 'true'")
+    # Given a new visitor (no history) on the storefront, and the catalog's most viewed items
+    user = browser.evaluate("document.getElementById('user').value")
+    assert user.startswith("visitor-")
+    page = browser.evaluate("document.documentElement.outerHTML")
+    assert local_pipeline.api_keys["reader"] not in page  # the reader key stays on the server
+    items = [item["item_id"] for item in shop.catalog[:3]]
+    for clicks, item_id in enumerate(items, start=1):
+        before = browser.evaluate("document.getElementById('recs').innerHTML")
+        # When the visitor clicks an item
+        browser.evaluate(f"document.querySelector('#catalog [data-item=\"{item_id}\"]').click()")
+        # Then within 2 s the panel shows recommendations computed from that click, and they changed
+        browser.wait_for(f"document.body.dataset.shown === '{clicks}'", timeout_s=PANEL_DEADLINE_S)
+        after = browser.evaluate("document.getElementById('recs').innerHTML")
+        assert after != before
+    # And they include co-visited or same-category items, and the panel says how long the click took
+    reasons = browser.evaluate("[...document.querySelectorAll('#recs li')].map(li => li.dataset.reason)")
+    assert {REASON_COVISIT, REASON_CATEGORY} & set(reasons), reasons
+    freshness_ms = int(browser.evaluate("document.body.dataset.freshnessMs"))
+    assert browser.evaluate("document.getElementById('freshness').textContent") == f"{freshness_ms} ms"
+    browser.screenshot(SCREENSHOTS / "storefront.png")
+    # When the visitor clicks a recommendation (a click attributed to the experiment's variant)
+    browser.evaluate("document.querySelector('#recs li a').click()")
+    browser.wait_for("document.body.dataset.shown === '4'", timeout_s=PANEL_DEADLINE_S)
+    local_pipeline.wait_until_idle()
+
+    # Then the console draws every metric widget of the deployed dashboard, in order, with data
+    with urllib.request.urlopen(admin + "console.json", timeout=30) as answer:
+        document = json.loads(answer.read())
+    browser.navigate(admin + "console")
+    browser.wait_for("document.body.dataset.loaded === 'true'")
+    drawn = browser.evaluate(
+        "[...document.querySelectorAll('[data-widget=metric]')].map(w => [w.dataset.title, "
+        "Number(w.dataset.points), w.querySelectorAll('polyline').length, w.dataset.collected === 'true'])"
+    )
+    browser.screenshot(SCREENSHOTS / "console.png")
+    titles = [w["title"] for w in document["widgets"] if w["type"] == "metric"]
+    assert [title for title, *_ in drawn] == titles
+    # (widgets of metrics moto cannot produce, Kinesis and DynamoDB's own, say "not collected locally")
+    empty = [title for title, points, lines, collected in drawn if collected and (points == 0 or lines == 0)]
+    assert empty == [], f"widgets drawn without data: {empty}"
+    # And every alarm of the alarm widget is listed with its state
+    (alarms,) = [w for w in document["widgets"] if w["type"] == "alarm"]
+    listed = browser.evaluate("[...document.querySelectorAll('[data-alarm]')].map(r => r.dataset.alarm)")
+    assert listed == [a["name"] for a in alarms["alarms"]]

@@ -1,0 +1,109 @@
+"""The local console (`/_local/console`): the stack's own dashboard drawn from the runtime's metrics."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+from streamrec_core import constants
+
+from local_emulator.metrics import dims
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.embedded_only("the console is served by the embedded emulator's local runtime"),
+]
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.headers.get("Content-Type", ""), response.read()
+
+
+def _template_dashboard(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The widgets of the synthesized template's dashboard (intrinsics replaced by a placeholder)."""
+    (body,) = [
+        r["Properties"]["DashboardBody"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Dashboard"
+    ]
+    separator, parts = body["Fn::Join"]
+    text = separator.join(p if isinstance(p, str) else "REF" for p in parts)
+    return json.loads(text)["widgets"]
+
+
+def test_console_draws_every_widget_of_the_templates_dashboard_with_the_runtimes_numbers(
+    local_pipeline, unique_id
+):
+    pipeline = local_pipeline.pipeline
+    admin = pipeline.endpoint_document()["admin_url"]
+    # Given events accepted and processed by the pipeline
+    events = [{"event_type": "view", "user_id": unique_id, "item_id": f"{unique_id}-i{n}"} for n in range(5)]
+    assert local_pipeline.post_events(events).status == 200
+    local_pipeline.wait_until_idle()
+
+    # When the console page and its data are fetched
+    status, content_type, page = _get(admin + "console")
+    assert status == 200 and content_type.startswith("text/html") and b"console.json" in page
+    status, _, raw = _get(admin + "console.json?minutes=15")
+    document = json.loads(raw)
+
+    # Then its widgets are the template's, in order, with the same titles, metric lines and periods
+    expected = _template_dashboard(pipeline.stacks[0].template)
+    assert [(w["type"], w["title"]) for w in document["widgets"]] == [
+        (w["type"], w["properties"].get("title", "")) for w in expected
+    ]
+    for drawn, widget in zip(document["widgets"], expected, strict=True):
+        if widget["type"] != "metric":
+            continue
+        lines = [m for m in widget["properties"]["metrics"] if m[-1].get("visible", True)]
+        assert [s["period"] for s in drawn["series"]] == [m[-1]["period"] for m in lines], drawn["title"]
+        assert [s.get("name") for s in drawn["series"]] == [
+            None if "expression" in m[-1] else m[1] for m in lines
+        ], drawn["title"]
+
+    # And every metric point equals the runtime's own statistic for the same period
+    checked = 0
+    for widget in document["widgets"]:
+        for series in widget.get("series", []):
+            if "expression" in series:
+                continue
+            key = (series["namespace"], series["name"], dims(series["dimensions"]))
+            for start, end, value in series["points"]:
+                assert value == pipeline.runtime.metrics.statistic(*key, series["stat"], start, end)
+                checked += value is not None
+    assert checked > 0
+    accepted = next(
+        s
+        for w in document["widgets"]
+        for s in w.get("series", [])
+        if s.get("name") == constants.METRIC_EVENTS_ACCEPTED
+    )
+    assert sum(v for _, _, v in accepted["points"] if v is not None) >= len(events)
+
+    # And the alarms widget names every alarm with its local state and when it changed
+    (alarm_widget,) = [w for w in document["widgets"] if w["type"] == "alarm"]
+    states = pipeline.alarm_states()
+    assert {a["name"] for a in alarm_widget["alarms"]} <= set(states)
+    for alarm in alarm_widget["alarms"]:
+        assert alarm["state"] == states[alarm["name"]]["state"]
+        assert alarm["changed_at"] == states[alarm["name"]]["changed_at"]
+
+    # And the mappings, queue depths and the redrive command are shown
+    assert document["mappings"] and all(m["shards"] >= 1 for m in document["mappings"])
+    dlq = pipeline.outputs[constants.OUTPUT_DLQ_URL].rsplit("/", 1)[-1]
+    on_failure = pipeline.outputs[constants.OUTPUT_ON_FAILURE_QUEUE_URL].rsplit("/", 1)[-1]
+    assert {dlq, on_failure} <= set(document["queues"])
+    assert document["redrive"]["command"] == "make redrive"
+
+
+def test_console_refuses_a_window_that_is_not_a_number(local_pipeline):
+    admin = local_pipeline.pipeline.endpoint_document()["admin_url"]
+    try:
+        urllib.request.urlopen(admin + "console.json?minutes=soon", timeout=30)
+    except urllib.error.HTTPError as error:
+        assert error.code == 400 and b"minutes" in error.read()
+    else:
+        raise AssertionError("a non-numeric window was accepted")

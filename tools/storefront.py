@@ -1,0 +1,143 @@
+"""The demo's storefront, served by the local runtime at ``/_local/storefront`` (127.0.0.1 only).
+
+A shop page as a real site would build one on streamrec: the browser sends events itself with the
+documented snippet (docs/producers.md, "Browser") and the *producer* key; it gets recommendations from
+this server-side route, which holds the *reader* key and calls ``GET /v1/users/{user_id}/recommendations``
+(the reader key never reaches the browser: it reads any user's recommendations).
+
+Routes (under ``/_local/storefront``):
+- ``""``: the page (``storefront.html``);
+- ``config.json``: the API's base URL, the producer key, the catalog (items with readable names and
+  categories, most viewed first) and a few known users;
+- ``recommendations?user_id=...&k=...``: the API's answer for that user, fetched with the reader key.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamrec_core import routes
+
+from local_emulator.http_server import Answer
+from tools.generate_clickstream import generate_events
+
+
+@dataclass(frozen=True)
+class Shop:
+    """The generated shop `make demo` replays (and `make up`'s storefront shows): generator arguments."""
+
+    events: int = 5_000
+    users: int = 300
+    items: int = 2_000
+    seed: int = 7
+
+    def generate(self) -> list[dict[str, Any]]:
+        """The shop's events (tools.generate_clickstream; the same arguments give the same events)."""
+        return generate_events(self.events, users=self.users, items=self.items, seed=self.seed)
+
+
+DEMO_SHOP = Shop()
+PAGE = Path(__file__).with_name("storefront.html")
+ROUTE = "storefront"
+CATALOG_SIZE = 48
+KNOWN_USERS = 12
+DEFAULT_K = 6
+_ADJECTIVES = (
+    "Classic", "Compact", "Cosy", "Bright", "Rugged", "Slim", "Soft", "Vintage", "Sturdy", "Light",
+    "Smart", "Bold", "Quiet", "Urban", "Handmade", "Everyday",
+)  # fmt: skip
+_DEPARTMENTS = (
+    ("Kitchen", ("Kettle", "Pan", "Knife Set", "Mug", "Blender", "Teapot")),
+    ("Outdoor", ("Tent", "Backpack", "Lantern", "Hiking Boots", "Water Bottle", "Hammock")),
+    ("Books", ("Novel", "Cookbook", "Atlas", "Poetry Collection", "Comic", "Field Guide")),
+    ("Music", ("Headphones", "Ukulele", "Speaker", "Vinyl Record", "Metronome", "Microphone")),
+    ("Garden", ("Watering Can", "Planter", "Pruner", "Seed Kit", "Bird Feeder", "Hose")),
+    ("Toys", ("Puzzle", "Kite", "Robot Kit", "Board Game", "Plush Bear", "Yo-yo")),
+    ("Office", ("Notebook", "Desk Lamp", "Fountain Pen", "Organizer", "Chair Cushion", "Stapler")),
+    ("Fashion", ("Scarf", "Sneakers", "Wallet", "Sunglasses", "Beanie", "Watch")),
+)
+
+
+def _pick(value: str, choices: tuple[Any, ...]) -> Any:
+    return choices[zlib.crc32(value.encode()) % len(choices)]
+
+
+def readable(item_id: str, category: str) -> dict[str, str]:
+    """A stable, readable name and department for an item id and its category id."""
+    department, products = _pick(category, _DEPARTMENTS)
+    return {
+        "item_id": item_id,
+        "category": category,
+        "department": f"{department} ({category})",
+        "name": f"{_pick(item_id, _ADJECTIVES)} {_pick(item_id + '#', products)}",
+    }
+
+
+class Storefront:
+    """The storefront's routes for one pipeline and one catalog."""
+
+    def __init__(self, base_url: str, api_keys: dict[str, str], events: Iterable[dict[str, Any]]) -> None:
+        self._base_url = base_url
+        self._producer_key = api_keys["producer"]
+        self._reader_key = api_keys["reader"]
+        views: Counter[str] = Counter()
+        users: Counter[str] = Counter()
+        category: dict[str, str] = {}
+        for event in events:
+            if event.get("item_id") and event.get("category"):
+                views[event["item_id"]] += 1
+                category[event["item_id"]] = str(event["category"])
+            if event.get("user_id"):
+                users[event["user_id"]] += 1
+        self.catalog = [readable(item, category[item]) for item, _ in views.most_common(CATALOG_SIZE)]
+        self.users = [user for user, _ in users.most_common(KNOWN_USERS)]
+
+    def handle(self, verb: str, path: str, query: str, body: bytes) -> Answer:
+        """Answer ``/_local/storefront/<path>``."""
+        if verb != "GET":
+            return _json({"message": f"{verb} is not allowed here: use GET"}, 405)
+        if path == "":
+            return 200, [("Content-Type", "text/html; charset=utf-8")], PAGE.read_bytes()
+        if path == "config.json":
+            return _json(
+                {
+                    "api_url": self._base_url,
+                    "producer_key": self._producer_key,
+                    "catalog": self.catalog,
+                    "users": self.users,
+                }
+            )
+        if path == "recommendations":
+            return self._recommendations(urllib.parse.parse_qs(query))
+        return _json({"message": f"no storefront route {path!r}"}, 404)
+
+    def _recommendations(self, params: dict[str, list[str]]) -> Answer:
+        user_id = (params.get("user_id") or [""])[0]
+        if not user_id:
+            return _json({"message": "user_id is required"}, 400)
+        # k is checked by the API itself (one rule, one place): a bad value gets its 400 passed on.
+        k = (params.get("k") or [str(DEFAULT_K)])[0]
+        url = routes.RECOMMENDATIONS.url(self._base_url, user_id=user_id, k=k)
+        request = urllib.request.Request(url, method=routes.RECOMMENDATIONS.method)
+        request.add_header("x-api-key", self._reader_key)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, answer = response.status, response.read()
+        except urllib.error.HTTPError as error:  # the API's own answer (400 on a bad user id, 429, ...)
+            status, answer = error.code, error.read()
+        except OSError as error:
+            return _json({"message": f"the recommendations API could not be reached: {error}"}, 502)
+        return status, [("Content-Type", "application/json")], answer
+
+
+def _json(document: Any, status: int = 200) -> Answer:
+    return status, [("Content-Type", "application/json")], json.dumps(document).encode("utf-8")
