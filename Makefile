@@ -32,13 +32,14 @@ up: venv
 	$(PY) -m local_emulator up
 
 ## The test suite (what .ci/run runs).
-test: venv
+## (The browser tests need Chromium: `make browser` finds it or installs Debian's package first.)
+test: venv browser
 	$(PY) -m pytest -n $(WORKERS) --dist loadgroup
 
 ## Chromium for the browser tests (tests/e2e/browser.py finds it on PATH or as $$CHROMIUM): installs
 ## Debian's/Ubuntu's package when none is found.
 browser:
-	@command -v chromium || command -v chromium-browser || command -v google-chrome \
+	@test -n "$$CHROMIUM" || command -v chromium || command -v chromium-browser || command -v google-chrome \
 		|| { if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
 			else sudo apt-get update && sudo apt-get install -y chromium; fi; }
 
@@ -57,7 +58,7 @@ integration: venv
 infra: venv
 	$(PY) -m pytest -n $(WORKERS) tests/infra
 
-e2e: venv
+e2e: venv browser
 	$(PY) -m pytest -n $(WORKERS) --dist loadgroup tests/e2e
 
 ## The same e2e suite against a running LocalStack (needs Docker; start it first, see localstack/README.md):
