@@ -47,7 +47,7 @@ def _up(args: argparse.Namespace) -> int:
 
         if {"producer", "reader"} <= set(pipeline.api_keys):
             storefront = Storefront(pipeline.base_url, pipeline.api_keys, DEMO_SHOP.generate())
-            pipeline.runtime.add_local_route(ROUTE, storefront.handle)
+            storefront.install(pipeline.runtime)
             print(f"storefront    {admin_url}{ROUTE}  (catalog: the generated shop `make demo` replays)")
         print(f"console       {admin_url}console  (dashboard, alarms, mappings, queues)")
         print(f"alarms        {admin_url}alarms")

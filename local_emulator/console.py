@@ -10,7 +10,8 @@ because nothing but this machine can reach it):
   are `MetricStore.statistic` over the widget's periods, the same numbers the alarms are evaluated on
   (series of namespaces the runtime cannot observe, `metrics.NOT_COLLECTED_NAMESPACES`, say so).
   With the alarms' local states (and when each changed), the event source mappings' progress and the
-  dead-letter / on-failure queue depths.
+  dead-letter / on-failure queue depths, and the local-only sections other local tools add (e.g. the
+  storefront's freshness per click and its experiment's CTR per variant), drawn apart from the dashboard.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ MAX_POINTS = 120
 DEFAULT_MINUTES = 15
 REDRIVE_COMMAND = "make redrive"
 REDRIVE_DOC = "docs/runbook.md#redrive"
+# A local-only section: called with (now, window_s), returns {"kind": "points" | "intervals", "title", ...}.
+Section = Callable[[float, float], dict[str, Any]]
 
 
 def parse_dashboard(body: str) -> list[dict[str, Any]]:
@@ -102,6 +105,7 @@ class Console:
         alarms: Callable[[], dict[str, dict[str, Any]]],
         status: Callable[[], dict[str, Any]],
         queue_depths: Callable[[], dict[str, int | None]],
+        sections: Callable[[], list[Section]] = list,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.widgets = widgets
@@ -109,6 +113,7 @@ class Console:
         self._alarms = alarms
         self._status = status
         self._queue_depths = queue_depths
+        self._sections = sections
         self._clock = clock
 
     def page(self) -> bytes:
@@ -138,6 +143,7 @@ class Console:
             "mappings": self._status().get("pollers", []),
             "queues": self._queue_depths(),
             "redrive": {"command": REDRIVE_COMMAND, "doc": REDRIVE_DOC},
+            "local": [section(now, window_s) for section in self._sections()],
         }
 
     def _series(self, lines: list[dict[str, Any]], now: float, window_s: float) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 
 from local_emulator import aws
 from local_emulator.alarms import AlarmEvaluator
-from local_emulator.console import DEFAULT_MINUTES, Console, parse_dashboard
+from local_emulator.console import DEFAULT_MINUTES, Console, Section, parse_dashboard
 from local_emulator.deploy import DeployedStack
 from local_emulator.esm import BatchOutcome, EsmConfig, EsmPoller
 from local_emulator.gateway import ApiGateway, RestApiModel
@@ -150,6 +150,7 @@ class Runtime:
         self._watched_queues: dict[str, str] = {}
         self._executors: list[ThreadPoolExecutor] = []
         self._local_routes: dict[str, LocalRoute] = {}
+        self._console_sections: dict[str, Section] = {}
         self.console = Console([], self.metrics, alarms=dict, status=dict, queue_depths=dict)
 
     # --- start / stop -----------------------------------------------------------------------------
@@ -394,6 +395,10 @@ class Runtime:
         """Serve ``/_local/<prefix>...`` with `handler(verb, rest of the path, query, body)`."""
         self._local_routes[prefix] = handler
 
+    def add_console_section(self, name: str, section: Section) -> None:
+        """Draw `section` on the console, apart from the dashboard (local only); `name` replaces."""
+        self._console_sections[name] = section
+
     def _admin(self, verb: str, path: str, query: str, body: bytes) -> Answer:
         name = path.rstrip("/")
         if name == "alarms":
@@ -471,6 +476,7 @@ class Runtime:
             alarms=lambda: self.alarms.snapshot() if self.alarms else {},
             status=self.status,
             queue_depths=self.queue_depths,
+            sections=lambda: list(self._console_sections.values()),
         )
 
     # --- idleness -------------------------------------------------------------------------------------

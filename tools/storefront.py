@@ -9,18 +9,25 @@ Routes (under ``/_local/storefront``):
 - ``""``: the page (``storefront.html``);
 - ``config.json``: the API's base URL, the producer key, the catalog (items with readable names and
   categories, most viewed first) and a few known users;
-- ``recommendations?user_id=...&k=...``: the API's answer for that user, fetched with the reader key.
+- ``recommendations?user_id=...&k=...``: the API's answer for that user, fetched with the reader key;
+- ``POST freshness`` ``{"ms": N}``: the page reports how long a click took to show in its panel.
+
+For the local console (`console_sections`, local only, not part of the stack's dashboard): the
+freshness per click, and the CTR per variant with its interval of the experiment the answers were in
+(``GET /v1/experiments/{experiment_id}``, called here with the reader key).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +58,10 @@ ROUTE = "storefront"
 CATALOG_SIZE = 48
 KNOWN_USERS = 12
 DEFAULT_K = 6
+# Freshness measurements kept for the console, and the largest one accepted (the page gives up at 10 s).
+FRESHNESS_KEPT = 1_000
+MAX_FRESHNESS_MS = 60_000
+LOCAL_ONLY = "local only: measured by the storefront, not a metric of the stack's dashboard"
 _ADJECTIVES = (
     "Classic", "Compact", "Cosy", "Bright", "Rugged", "Slim", "Soft", "Vintage", "Sturdy", "Light",
     "Smart", "Bold", "Quiet", "Urban", "Handmade", "Everyday",
@@ -100,9 +111,20 @@ class Storefront:
                 users[event["user_id"]] += 1
         self.catalog = [readable(item, category[item]) for item, _ in views.most_common(CATALOG_SIZE)]
         self.users = [user for user, _ in users.most_common(KNOWN_USERS)]
+        self._freshness: deque[tuple[float, float]] = deque(maxlen=FRESHNESS_KEPT)
+        self._lock = threading.Lock()
+        self.experiment_id: str | None = None  # the experiment the last answer was in
+
+    def install(self, runtime: Any) -> None:
+        """Serve the routes at ``/_local/storefront`` of `runtime` and draw its sections on its console."""
+        runtime.add_local_route(ROUTE, self.handle)
+        for name, section in self.console_sections().items():
+            runtime.add_console_section(name, section)
 
     def handle(self, verb: str, path: str, query: str, body: bytes) -> Answer:
         """Answer ``/_local/storefront/<path>``."""
+        if path == "freshness" and verb == "POST":
+            return self._record_freshness(body)
         if verb != "GET":
             return _json({"message": f"{verb} is not allowed here: use GET"}, 405)
         if path == "":
@@ -136,7 +158,54 @@ class Storefront:
             status, answer = error.code, error.read()
         except OSError as error:
             return _json({"message": f"the recommendations API could not be reached: {error}"}, 502)
+        if status == 200:
+            self.experiment_id = json.loads(answer).get("experiment_id") or self.experiment_id
         return status, [("Content-Type", "application/json")], answer
+
+    def _record_freshness(self, body: bytes) -> Answer:
+        try:
+            ms = json.loads(body).get("ms")
+        except (ValueError, AttributeError):
+            return _json({"message": 'the body must be a JSON object {"ms": N}'}, 400)
+        if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms <= MAX_FRESHNESS_MS:
+            return _json({"message": f"ms must be a number from 0 to {MAX_FRESHNESS_MS}"}, 400)
+        with self._lock:
+            self._freshness.append((time.time(), float(ms)))
+        return _json({"recorded": ms})
+
+    def console_sections(self) -> dict[str, Callable[[float, float], dict[str, Any]]]:
+        """The console's local-only sections this storefront draws, by name."""
+        return {
+            "storefront-freshness": self.freshness_section,
+            "storefront-experiment": self.experiment_section,
+        }
+
+    def freshness_section(self, now: float, window_s: float) -> dict[str, Any]:
+        """Each click's freshness (ms) in the window, as [time, ms] points."""
+        with self._lock:
+            points = [[at, ms] for at, ms in self._freshness if now - window_s < at <= now]
+        title = "Storefront: freshness per click"
+        return {"kind": "points", "title": title, "unit": "ms", "note": LOCAL_ONLY, "points": points}
+
+    def experiment_section(self, now: float, window_s: float) -> dict[str, Any]:
+        """The CTR per variant, with its interval, of the experiment the storefront's answers were in."""
+        section: dict[str, Any] = {"kind": "intervals", "note": LOCAL_ONLY, "variants": []}
+        if self.experiment_id is None:
+            return {**section, "title": "Experiment: CTR per variant", "message": "no experiment answer yet"}
+        section["title"] = f"Experiment {self.experiment_id}: CTR per variant (95% interval)"
+        url = routes.EXPERIMENT.url(self._base_url, experiment_id=self.experiment_id)
+        request = urllib.request.Request(url, method=routes.EXPERIMENT.method)
+        request.add_header("x-api-key", self._reader_key)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                result = json.loads(response.read())
+        except (OSError, ValueError) as error:
+            return {**section, "message": f"the experiments API could not be read: {error}"}
+        section["variants"] = [
+            {"variant": v["variant"], "impressions": v["impressions"], "clicks": v["clicks"], **v["ctr"]}
+            for v in result.get("variants", [])
+        ]
+        return section
 
 
 def _json(document: Any, status: int = 200) -> Answer:

@@ -45,7 +45,7 @@ def shop(local_pipeline):
     assert summary.accepted == len(events), summary.describe()
     pipeline.wait_until_idle(timeout_s=120)
     storefront = Storefront(pipeline.base_url, pipeline.api_keys, events)
-    pipeline.runtime.add_local_route(ROUTE, storefront.handle)
+    storefront.install(pipeline.runtime)
     return storefront
 
 
@@ -93,7 +93,18 @@ def test_a_new_visitor_clicks_items_and_the_console_shows_the_pipeline_react(loc
         "[...document.querySelectorAll('[data-widget=metric]')].map(w => [w.dataset.title, "
         "Number(w.dataset.points), w.querySelectorAll('polyline').length, w.dataset.collected === 'true'])"
     )
+    # And, apart from the dashboard (local only), each click's freshness and the experiment's CTR per
+    # variant with its interval, the attributed click counted
+    browser.wait_for(
+        "document.querySelector('[data-widget=local][data-kind=points]')?.dataset.points === '4'"
+        " && document.querySelectorAll('[data-widget=local] [data-interval]').length > 0"
+    )
     browser.screenshot(SCREENSHOTS / "console.png")
+    with urllib.request.urlopen(admin + "console.json", timeout=30) as answer:
+        freshness, experiment = json.loads(answer.read())["local"]
+    assert freshness_ms in [ms for _, ms in freshness["points"]]
+    assert sum(v["clicks"] for v in experiment["variants"]) >= 1, experiment
+    assert all(v["low"] <= v["value"] <= v["high"] for v in experiment["variants"] if v["value"] is not None)
     titles = [w["title"] for w in document["widgets"] if w["type"] == "metric"]
     assert [title for title, *_ in drawn] == titles
     # (widgets of metrics moto cannot produce, Kinesis and DynamoDB's own, say "not collected locally")

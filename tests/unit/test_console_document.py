@@ -122,3 +122,24 @@ def test_alarm_widget_shows_each_alarms_local_state_and_change_time():
 def test_the_window_is_bounded(minutes):
     document = _console(MetricStore()).document(minutes=minutes, now=60_000.0)
     assert 60.0 <= document["window_s"] <= 360 * 60.0
+
+
+def test_local_sections_are_listed_apart_from_the_dashboards_widgets():
+    calls = []
+
+    def section(now: float, window_s: float) -> dict:
+        calls.append((now, window_s))
+        return {"kind": "points", "title": "local", "points": [[now, 5.0]]}
+
+    console = Console(
+        parse_dashboard(BODY),
+        MetricStore(),
+        alarms=dict,
+        status=dict,
+        queue_depths=dict,
+        sections=lambda: [section],
+    )
+    document = console.document(minutes=5, now=1_000.0)
+    assert document["local"] == [{"kind": "points", "title": "local", "points": [[1_000.0, 5.0]]}]
+    assert calls == [(1_000.0, 300.0)]
+    assert "local" not in [w["title"] for w in document["widgets"]]
