@@ -163,18 +163,6 @@ class IngestSettings(_Model):
     # PutRecords retries of failed entries, within API Gateway's 29 s
     put_retry_budget_seconds: int = Field(ge=1, le=API_GATEWAY_INTEGRATION_LIMIT_SECONDS - 1)
 
-    @property
-    def max_event_age(self) -> Duration:
-        return Duration.seconds(self.max_event_age_seconds)
-
-    @property
-    def max_future_skew(self) -> Duration:
-        return Duration.seconds(self.max_future_skew_seconds)
-
-    @property
-    def put_retry_budget(self) -> Duration:
-        return Duration.seconds(self.put_retry_budget_seconds)
-
 
 class UsagePlanSettings(_Model):
     rate_limit: float = Field(ge=0.001, le=_MAX_COUNT)  # requests per second, steady state

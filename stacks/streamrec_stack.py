@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 from streamrec_core import constants as c
 from streamrec_core import routes
@@ -18,10 +18,6 @@ from stacks.constructs.processing import Processing
 from stacks.constructs.stream import EventStream
 from stacks.constructs.tables import FeatureTables
 from stacks.settings import Settings
-
-
-def _seconds(d: Duration) -> str:
-    return str(int(d.to_seconds()))
 
 
 class StreamrecStack(Stack):
@@ -64,11 +60,11 @@ class StreamrecStack(Stack):
             description="POST /v1/events -> validate -> PutRecords",
             environment={
                 c.ENV_STREAM_NAME: stream.stream_name,
-                c.ENV_MAX_EVENT_AGE_SECONDS: _seconds(ing.max_event_age),
-                c.ENV_MAX_FUTURE_SKEW_SECONDS: _seconds(ing.max_future_skew),
+                c.ENV_MAX_EVENT_AGE_SECONDS: str(ing.max_event_age_seconds),
+                c.ENV_MAX_FUTURE_SKEW_SECONDS: str(ing.max_future_skew_seconds),
                 c.ENV_MAX_BODY_BYTES: str(ing.max_body_bytes),
                 c.ENV_MAX_EVENTS_PER_REQUEST: str(ing.max_events_per_request),
-                c.ENV_PUT_RETRY_BUDGET_SECONDS: _seconds(ing.put_retry_budget),
+                c.ENV_PUT_RETRY_BUDGET_SECONDS: str(ing.put_retry_budget_seconds),
                 c.ENV_CORS_ALLOWED_ORIGINS: cors,
             },
         )

@@ -349,7 +349,7 @@ def test_retry_budget_must_leave_the_ingest_function_time_to_answer(dev_raw: dic
         parse_profile("dev", dev_raw)
     # And one second less is accepted
     dev_raw["ingest"]["put_retry_budget_seconds"] = timeout - 1
-    assert parse_profile("dev", dev_raw).ingest.put_retry_budget.to_seconds() == timeout - 1
+    assert parse_profile("dev", dev_raw).ingest.put_retry_budget_seconds == timeout - 1
 
 
 def test_record_age_cannot_exceed_stream_retention(dev_raw: dict[str, Any]) -> None:
