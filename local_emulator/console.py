@@ -7,8 +7,7 @@ because nothing but this machine can reach it):
 - ``/_local/console.json?minutes=N``: what the page draws. The widgets are those of the
   ``AWS::CloudWatch::Dashboard`` the emulator deployed (read back from moto's CloudWatch, so titles,
   metrics, statistics and periods are the template's; nothing is listed twice); each metric's points
-  are `MetricStore.statistic` over the widget's periods, the same numbers the alarms are evaluated on
-  (series of namespaces the runtime cannot observe, `metrics.NOT_COLLECTED_NAMESPACES`, say so).
+  are `MetricStore.statistic` over the widget's periods, the same numbers the alarms are evaluated on.
   With the alarms' local states (and when each changed), the event source mappings' progress and the
   dead-letter / on-failure queue depths, and the local-only sections other local tools add (e.g. the
   storefront's freshness per click and its experiment's CTR per variant), drawn apart from the dashboard.
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from local_emulator.alarms import metric_math
-from local_emulator.metrics import NOT_COLLECTED_NAMESPACES, MetricStore, compute_statistic, dims
+from local_emulator.metrics import MetricStore, compute_statistic, dims
 
 STATIC = Path(__file__).with_name("static")
 # Most points one series carries (a long window at a short period would otherwise grow the page).
@@ -177,7 +176,6 @@ class Console:
         return [
             {
                 **{k: v for k, v in line.items() if k != "visible"},
-                "collected": line.get("namespace") not in NOT_COLLECTED_NAMESPACES,
                 "points": [[s, e, v] for (s, e), v in zip(window, series, strict=True)],
             }
             for line, window, series in zip(lines, windows, values, strict=True)

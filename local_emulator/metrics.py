@@ -2,7 +2,8 @@
 
 The runtime records what AWS services would publish (Lambda ``Invocations``/``Errors``/``Duration``/
 ``IteratorAge``, SQS ``ApproximateNumberOfMessagesVisible``, API Gateway ``Count``/``5XXError``/
-``Latency``) and the EMF documents the functions print. Alarms are evaluated from this store (fast, with
+``Latency``), the Kinesis and DynamoDB metrics the moto server meters (`service_metrics`) and the EMF
+documents the functions print. Alarms are evaluated from this store (fast, with
 an injectable clock); a copy goes to moto's ``PutMetricData`` so ``get-metric-statistics`` works locally.
 """
 
@@ -18,10 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-# AWS namespaces whose metrics the local runtime cannot observe: the functions call moto's Kinesis and
-# DynamoDB directly, and moto publishes no metrics (IncomingRecords, ConsumedWriteCapacityUnits, ...).
-NOT_COLLECTED_NAMESPACES = frozenset({"AWS/Kinesis", "AWS/DynamoDB"})
 
 Dimensions = frozenset[tuple[str, str]]
 # Datapoints older than this are dropped (alarms look back at most a few periods).

@@ -20,6 +20,8 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from local_emulator import service_metrics
+
 # Statuses whose responses have no body (RFC 9110).
 _NO_BODY = frozenset({204, 304})
 
@@ -104,13 +106,26 @@ class KeepAliveHandler(MotoRequestHandler):
         self.flush_headers()
 
 
+def _with_service_metrics(app: Any) -> Any:
+    """moto's app, plus ``GET service_metrics.ROUTE``: the metered datapoints since the last GET."""
+
+    def routed(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != service_metrics.ROUTE:
+            return app(environ, start_response)
+        body = service_metrics.METER.drain_json()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return routed
+
+
 def serve(host: str, port: int) -> BaseWSGIServer:
     """moto's server app on (host, port), one thread per connection, in a daemon thread; `shutdown()`
     stops it. What `moto.server.ThreadedMotoServer` does, with `KeepAliveHandler`."""
     server = make_server(
         host,
         port,
-        DomainDispatcherApplication(create_backend_app),
+        _with_service_metrics(DomainDispatcherApplication(create_backend_app)),
         threaded=True,
         request_handler=KeepAliveHandler,
     )

@@ -2,8 +2,9 @@
 
 `MotoServer().start()` launches ``python -m local_emulator.moto_server`` on 127.0.0.1 at a free port and
 returns its endpoint. The child applies `moto_patches` (AWS-faithful resharding, no Docker push to
-Lambda, Kinesis and DynamoDB safe for concurrent requests), prints ``READY <port>`` once listening, and
-exits when its stdin closes, so it never outlives the process that started it.
+Lambda, Kinesis and DynamoDB safe for concurrent requests) and `service_metrics` (the Kinesis and
+DynamoDB metrics AWS would publish, drained by the runtime over HTTP), prints ``READY <port>`` once
+listening, and exits when its stdin closes, so it never outlives the process that started it.
 """
 
 from __future__ import annotations
@@ -88,10 +89,11 @@ class MotoServer:
 def _serve(port: int) -> None:
     # Ctrl-C reaches the whole process group; the parent stops us by closing stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from local_emulator import moto_http, moto_patches, moto_speed
+    from local_emulator import moto_http, moto_patches, moto_speed, service_metrics
 
     moto_patches.apply()
     moto_speed.apply()
+    service_metrics.apply()
     # One line per request would flood the log; errors still get through.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = moto_http.serve("127.0.0.1", port)

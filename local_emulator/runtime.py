@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from local_emulator import aws
+from local_emulator import aws, service_metrics
 from local_emulator.alarms import AlarmEvaluator
 from local_emulator.console import DEFAULT_MINUTES, Console, Section, parse_dashboard
 from local_emulator.deploy import DeployedStack
@@ -365,8 +366,10 @@ class Runtime:
             self.sample(sqs)
 
     def sample(self, sqs: Any = None) -> None:
-        """One monitor tick: sample queue depths and backlog age, evaluate alarms, mirror metrics."""
+        """One monitor tick: sample queue depths and backlog age, take the Kinesis and DynamoDB metrics
+        the moto server metered, evaluate alarms, mirror metrics."""
         sqs = sqs or aws.client("sqs", self.endpoint)
+        self._collect_service_metrics()
         for name, url in self._watched_queues.items():
             try:
                 attributes = sqs.get_queue_attributes(
@@ -389,6 +392,23 @@ class Runtime:
                 level = logging.WARNING if state.state == "ALARM" else logging.INFO
                 log.log(level, "alarm %s is now %s: %s", state.name, state.state, state.reason)
         self.metrics.flush_mirror()
+
+    def _collect_service_metrics(self) -> None:
+        try:
+            with urllib.request.urlopen(self.endpoint + service_metrics.ROUTE, timeout=5) as answer:
+                datapoints = json.loads(answer.read())
+        except (OSError, ValueError) as error:
+            log.warning("Kinesis and DynamoDB metrics unavailable this tick: %s", error)
+            return
+        for point in datapoints:
+            self.metrics.put(
+                point["namespace"],
+                point["name"],
+                point["dimensions"],
+                point["value"],
+                point["unit"],
+                timestamp=point["timestamp"],
+            )
 
     # --- local routes (/_local/...) ----------------------------------------------------------------
     def add_local_route(self, prefix: str, handler: LocalRoute) -> None:

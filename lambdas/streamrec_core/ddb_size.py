@@ -1,7 +1,8 @@
 """DynamoDB item sizes and write/read units, computed from typed JSON (AttributeValues) by AWS's rules.
 
 Rules (Amazon DynamoDB Developer Guide, "DynamoDB item sizes and formats"): an item's size is the sum of
-its attribute names' UTF-8 bytes and its values' sizes; a string is its UTF-8 bytes; a number is about
+its attribute names' UTF-8 bytes and its values' sizes; a string is its UTF-8 bytes; a binary its bytes
+(given as bytes, or as base64 text the way the JSON API carries it); a number is about
 1 byte per two significant digits plus 1 byte; a boolean or null is 1 byte; a list or map is 3 bytes plus
 its elements, each element 1 byte more (a map element also its key's bytes).
 
@@ -27,6 +28,11 @@ def number_size(text: str) -> int:
     return math.ceil(len(digits) / 2) + 1
 
 
+def base64_length(text: str) -> int:
+    """Bytes that base64 `text` decodes to (a binary value on the wire, as DynamoDB's JSON API sends it)."""
+    return len(text) * 3 // 4 - (len(text) - len(text.rstrip("=")))
+
+
 def value_size(value: Mapping[str, Any]) -> int:
     """Bytes of one AttributeValue ({"S": ...}, {"N": ...}, {"M": ...}, ...)."""
     ((tag, inner),) = value.items()
@@ -37,7 +43,7 @@ def value_size(value: Mapping[str, Any]) -> int:
     if tag in ("BOOL", "NULL"):
         return 1
     if tag == "B":
-        return len(inner)
+        return len(inner) if isinstance(inner, bytes | bytearray) else base64_length(inner)
     if tag == "L":
         return 3 + sum(value_size(v) + 1 for v in inner)
     if tag == "M":

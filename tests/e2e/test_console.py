@@ -107,3 +107,43 @@ def test_console_refuses_a_window_that_is_not_a_number(local_pipeline):
         assert error.code == 400 and b"minutes" in error.read()
     else:
         raise AssertionError("a non-numeric window was accepted")
+
+
+def test_kinesis_and_dynamodb_widgets_show_what_the_stream_and_tables_did(local_pipeline, unique_id):
+    """The emulator meters what AWS would publish for the stream and the tables (service_metrics)."""
+    pipeline = local_pipeline.pipeline
+    runtime = pipeline.runtime
+    stream = {"StreamName": pipeline.outputs[constants.OUTPUT_STREAM_NAME]}
+    users = {"TableName": pipeline.outputs[constants.OUTPUT_USERS_TABLE]}
+    items = {"TableName": pipeline.outputs[constants.OUTPUT_ITEMS_TABLE]}
+
+    def total(namespace: str, name: str, dimensions: dict[str, str]) -> float:
+        runtime.sample()  # what the monitor does every second: take what the moto server metered
+        return runtime.metrics.statistic(namespace, name, dims(dimensions), "Sum", 0, 4e9) or 0.0
+
+    def totals() -> dict[str, float]:
+        return {
+            "records": total("AWS/Kinesis", "IncomingRecords", stream),
+            "bytes": total("AWS/Kinesis", "IncomingBytes", stream),
+            "user writes": total("AWS/DynamoDB", "ConsumedWriteCapacityUnits", users),
+            "item writes": total("AWS/DynamoDB", "ConsumedWriteCapacityUnits", items),
+            "user reads": total("AWS/DynamoDB", "ConsumedReadCapacityUnits", users),
+        }
+
+    local_pipeline.wait_until_idle()
+    before = totals()
+    # Given five events of a new user on five new items, processed, and the user's recommendations read
+    events = [{"event_type": "view", "user_id": unique_id, "item_id": f"{unique_id}-i{n}"} for n in range(5)]
+    assert local_pipeline.post_events(events).status == 200
+    local_pipeline.wait_until_idle()
+    assert local_pipeline.recommendations(unique_id).status == 200
+    after = totals()
+
+    # Then the stream counted exactly those records, and the tables the units their rows cost
+    grew = {name: after[name] - before[name] for name in before}
+    assert grew["records"] == len(events), grew
+    assert grew["bytes"] >= sum(len(json.dumps(e)) for e in events), grew
+    assert grew["user writes"] >= 1 and grew["item writes"] >= len(events), grew
+    assert grew["user reads"] >= 0.5, grew
+    # And throttles are an observed zero (moto never throttles), so the throttle widgets have data too
+    assert runtime.metrics.statistic("AWS/DynamoDB", "WriteThrottleEvents", dims(users), "Sum", 0, 4e9) == 0

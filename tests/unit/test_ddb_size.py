@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from streamrec_core.ddb_size import item_size, number_size, read_units, value_size, write_units
 
@@ -43,3 +45,9 @@ def test_read_units_per_started_4kb_halved_when_eventually_consistent():
     assert read_units(4097) == 2.0
     assert read_units(100, consistent=False) == 0.5
     assert read_units(100, transactional=True) == 2.0
+
+
+@pytest.mark.parametrize("raw", [b"", b"a", b"ab", b"abc", b"\x00" * 1025])
+def test_a_binary_counts_its_bytes_whether_given_as_bytes_or_as_the_json_apis_base64(raw):
+    text = base64.b64encode(raw).decode()
+    assert value_size({"B": raw}) == value_size({"B": text}) == len(raw)
