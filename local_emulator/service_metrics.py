@@ -14,7 +14,8 @@ How the values are measured:
 - DynamoDB, by its capacity rules (`streamrec_core.ddb_size`): a write costs 1 unit per started KB of the
   larger of the item before and after it (a failed condition still costs), 2 in a transaction; a read 1
   unit per started 4 KB (half when eventually consistent), a Query's or Scan's items summed before
-  rounding, a missing item the minimum. moto never throttles: throttle events are 0 with every request.
+  rounding, a missing item the minimum. BatchWriteItem and TransactWriteItems, which the stack does not
+  send, count the item sent (the minimum for a delete, update or condition check), not the one replaced. moto never throttles: throttle events are 0 with every request.
 """
 
 from __future__ import annotations
