@@ -41,7 +41,7 @@ from typing import Any
 from serve.logic import Recommender, ServeSettings
 from streamrec_core import routes
 from streamrec_core.constants import API_KEY_HEADER, MODEL_NAME
-from streamrec_core.experiments import Experiment, Variant
+from streamrec_core.experiments import Experiment, Variant, parse_experiments
 from streamrec_core.features.config import FeatureConfig
 from streamrec_core.features.events import ITEM_EVENT_TYPES
 from streamrec_core.features.reference import ReferenceFold
@@ -298,13 +298,19 @@ class Api:
         return body
 
 
-def _variant_params(profile: str) -> dict[str, dict[str, Any]]:
-    """Variant name -> model params of the profile's first experiment in cdk.json (what serve assigns)."""
-    context = json.loads((_ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
-    experiments = context["profiles"][profile].get("experiments") or []
+def variant_params(profile: str, cdk_json: Path = _ROOT / "cdk.json") -> dict[str, dict[str, Any]]:
+    """Variant name -> model params of the profile's first experiment in cdk.json (what serve assigns),
+    parsed by the rules serve and the stack's settings use, so a broken experiment is refused here too."""
+    profiles = json.loads(cdk_json.read_text(encoding="utf-8"))["context"]["profiles"]
+    if profile not in profiles:
+        raise SystemExit(f"--profile: no profile {profile!r} in cdk.json (profiles: {', '.join(profiles)})")
+    try:
+        experiments = parse_experiments(profiles[profile].get("experiments") or [])
+    except ValueError as error:
+        raise SystemExit(f"cdk.json profiles.{profile}.{error}") from error
     if not experiments:
         return {}
-    return {v["name"]: dict(v.get("params") or {}) for v in experiments[0]["variants"]}
+    return {v.name: dict(v.params) for v in experiments[0].variants}
 
 
 def evaluate_online(
@@ -464,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(f"evaluate: {line}", file=sys.stderr, flush=True)
 
-    variants = _variant_params(args.profile)
+    variants = variant_params(args.profile)
     if args.attach:
         endpoint = json.loads(args.attach.read_text(encoding="utf-8"))
         api = Api(endpoint["base_url"], endpoint["api_keys"]["producer"], endpoint["api_keys"]["reader"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tools.evaluate import (
@@ -14,6 +16,7 @@ from tools.evaluate import (
     known_users,
     reciprocal_rank,
     split_events,
+    variant_params,
 )
 
 COVISIT = "covisit-v1"
@@ -122,3 +125,28 @@ def test_covisit_reads_the_trending_lists_as_folded_just_before_each_query():
     # THEN the second ask sees "h" (serve's per-container trending cache would still hold the first list)
     covisit = report.scores[TARGET_ALL][COVISIT]
     assert covisit.queries == 2 and covisit.hits == 2
+
+
+def test_variant_params_are_the_profiles_first_experiment_and_a_broken_one_is_refused_by_serves_rules(
+    tmp_path,
+):
+    def cdk_json(experiments):
+        path = tmp_path / "cdk.json"
+        path.write_text(json.dumps({"context": {"profiles": {"p": {"experiments": experiments}}}}))
+        return path
+
+    variants = [
+        {"name": "control", "weight": 1, "params": {}},
+        {"name": "fast", "weight": 1, "params": {"recency_half_life": 1}},
+    ]
+    assert variant_params("p", cdk_json([{"id": "e1", "variants": variants}])) == {
+        "control": {},
+        "fast": {"recency_half_life": 1},
+    }
+    assert variant_params("p", cdk_json([])) == {}
+    # serve would refuse an unknown model parameter: so does the evaluation, naming where it is
+    broken = [{"id": "e1", "variants": [variants[0], {**variants[1], "params": {"half_life": 1}}]}]
+    with pytest.raises(SystemExit, match=r"profiles\.p\.experiments\[0\]\.variants\[1\]\.params"):
+        variant_params("p", cdk_json(broken))
+    with pytest.raises(SystemExit, match="no profile 'q'"):
+        variant_params("q", cdk_json([]))
