@@ -7,6 +7,7 @@ import io
 import json
 import re
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from streamrec_core.ranking import REASON_CATEGORY, REASON_COVISIT
 
 from tools import up
-from tools.storefront import ROUTE
+from tools.storefront import ROUTE, TOKEN_HEADER
 
 pytestmark = [
     pytest.mark.e2e,
@@ -99,3 +100,42 @@ def test_a_failed_warm_up_says_why_and_the_pipeline_keeps_running(local_pipeline
     assert [item["item_id"] for item in _storefront(pipeline, "config.json")["catalog"]] == [f"{unique_id}-i"]
     response = local_pipeline.post_events([{**lines[0], "event_id": f"{unique_id}-e"}])
     assert response.status == 200 and response.json()["counts"]["accepted"] == 1
+
+
+def test_another_origin_can_neither_read_the_storefronts_token_nor_post_freshness(local_pipeline):
+    """A page of another site open in the same browser reaches 127.0.0.1 too (no DNS rebinding needed)."""
+    pipeline = local_pipeline.pipeline
+    storefront, _ = up.start(pipeline, up.parse_args(["--events", "0"]), threading.Event(), io.StringIO())
+    url = f"{pipeline.endpoint_document()['admin_url']}{ROUTE}/"
+    evil = {"Origin": "https://evil.example"}
+
+    def send(
+        method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> tuple[int, Any, bytes]:
+        request = urllib.request.Request(url + path, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, answer.headers, answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read()
+
+    def cors(headers: Any) -> list[str]:
+        return [name for name in headers if name.lower().startswith("access-control")]
+
+    # config.json (with the token) carries no CORS header: the browser keeps it from another origin's script
+    status, headers, body = send("GET", "config.json", evil)
+    assert status == 200 and json.loads(body)["token"] == storefront.token and cors(headers) == []
+    # the "simple" cross-origin POST a browser sends without asking is refused: it has no token
+    status, _, body = send("POST", "freshness", {**evil, "Content-Type": "text/plain"}, b'{"ms": 1}')
+    assert status == 403 and TOKEN_HEADER.encode() in body
+    # and the preflight a POST with the token header needs is not granted
+    preflight = {
+        **evil,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": TOKEN_HEADER,
+    }
+    status, headers, _ = send("OPTIONS", "freshness", preflight)
+    assert status >= 400 and cors(headers) == []
+    # while the page itself (same origin, token from config.json) is heard
+    status, _, _ = send("POST", "freshness", {TOKEN_HEADER: storefront.token}, b'{"ms": 1}')
+    assert status == 200
