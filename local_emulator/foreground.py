@@ -100,8 +100,7 @@ def run_until_stopped(
     def on_signal(signum: int, frame: Any) -> None:
         stop.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         setup(stop)
         print("Ctrl-C to stop.", file=out, flush=True)
@@ -109,5 +108,9 @@ def run_until_stopped(
     finally:
         stop.set()
         print("stopping ...", file=out, flush=True)
-        pipeline.stop()
-        pipeline.endpoint_file.unlink(missing_ok=True)
+        try:
+            pipeline.stop()
+            pipeline.endpoint_file.unlink(missing_ok=True)
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)

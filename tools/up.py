@@ -61,6 +61,10 @@ def source_for(args: argparse.Namespace) -> Source:
     return Source(shop.generate(), None, f"the demo shop's {shop.events} generated events, seed {shop.seed}")
 
 
+class UpError(RuntimeError):
+    """`make up` cannot serve the storefront on this pipeline."""
+
+
 class _Stopped(Exception):
     """The pipeline is stopping: the warm-up ends without a word."""
 
@@ -142,6 +146,12 @@ def start(
 ) -> tuple[Storefront, WarmUp | None]:
     """Serve the storefront on `pipeline`, print how to reach everything and start the warm-up
     (none with ``--events 0``); returns both. What `main` runs before it waits for Ctrl-C."""
+    missing = {"producer", "reader"} - set(pipeline.api_keys)
+    if missing:
+        raise UpError(
+            f"the stack has no {' and '.join(sorted(missing))} API key: the storefront and the warm-up need "
+            "both (python -m local_emulator up runs without them)"
+        )
     source = source_for(args)
     storefront = Storefront(pipeline.base_url, pipeline.api_keys, source.catalog())
     storefront.install(pipeline.runtime)
@@ -202,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = foreground.start(args)
     try:
         foreground.run_until_stopped(pipeline, lambda stop: start(pipeline, args, stop))
-    except ReplayError as error:  # an unreadable --events-file (the storefront's catalog)
+    except (ReplayError, UpError) as error:  # e.g. an unreadable --events-file (the storefront's catalog)
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
