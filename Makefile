@@ -27,9 +27,12 @@ venv: $(STAMP)
 demo: venv
 	$(PY) -m tools.demo $(if $(EVENTS),--events-file $(EVENTS)) $(if $(N),--events $(N)) $(if $(SPEED),--speed $(SPEED)) $(if $(PROBES),--probes $(PROBES)) $(if $(LIMIT),--limit $(LIMIT))
 
-## Leave the local pipeline running; prints the base URL and API keys, writes .local/endpoint.json.
+## Leave the local pipeline running (prints the base URL, API keys, console and storefront URLs; writes
+## .local/endpoint.json), warmed in the background with the demo shop's events (the storefront's catalog).
+## N=0 starts empty, N=... sets the generated event count; EVENTS=path.jsonl (LIMIT=, SPEED=) replays and
+## shows a file instead. `python -m local_emulator up` is the bare emulator: no storefront, empty.
 up: venv
-	$(PY) -m local_emulator up
+	$(PY) -m tools.up $(if $(EVENTS),--events-file $(EVENTS)) $(if $(N),--events $(N)) $(if $(SPEED),--speed $(SPEED)) $(if $(LIMIT),--limit $(LIMIT))
 
 ## The test suite (what .ci/run runs).
 ## (The browser tests need Chromium: `make browser` finds it or installs Debian's package first.)

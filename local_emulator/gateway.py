@@ -28,7 +28,8 @@ and response) and `http_server` (sockets, body framing, refusals that come befor
 ``/_local/...`` (outside any stage) is the local runtime's own routes (the alarms and pollers as JSON, the
 console, the demo's storefront), answered by `admin` without a key: the server listens on 127.0.0.1
 only, and these routes refuse any Host header but a loopback one (a page on another site cannot reach
-them by DNS rebinding). They are not API traffic: they record no API Gateway metrics.
+them by DNS rebinding). They are not API traffic: they record no API Gateway metrics. They get the
+request's headers, so a route that changes state can require one of its own (the storefront's token).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,8 +71,8 @@ ADMIN_PREFIX = "/_local/"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Invoke(function_name, event, wait_s=...) -> (payload, function_error); raises workers.Throttled.
 InvokeByName = Callable[..., tuple[Any, str | None]]
-# Admin(verb, path under /_local/, query string, body) -> the answer.
-Admin = Callable[[str, str, str, bytes], Answer]
+# Admin(verb, path under /_local/, query string, body, headers by lower-cased name) -> the answer.
+Admin = Callable[[str, str, str, bytes, Mapping[str, str]], Answer]
 
 # API Gateway's own answers when the API customizes none: (status, {"message": ...}). DEFAULT_5XX stands
 # for a function error or a malformed proxy response (502).
@@ -217,7 +218,8 @@ class ApiGateway:
         if not _is_loopback_host(host):
             return _json(403, {"message": "local admin routes answer loopback Host headers only"})
         url = urlsplit(raw_path)
-        return self._admin(verb, url.path[len(ADMIN_PREFIX) :], url.query, body)
+        header_map = {k.lower(): v for k, v in headers}
+        return self._admin(verb, url.path[len(ADMIN_PREFIX) :], url.query, body, header_map)
 
     def gateway_response(self, response_type: str, request_id: str) -> Answer:
         """API Gateway's own answer of `response_type`: the API's customized gateway response of that

@@ -36,6 +36,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Stack outputs "<Role>ApiKeyId" (constants.OUTPUT_PRODUCER_API_KEY_ID, ...) name each API key's role.
 API_KEY_OUTPUT_SUFFIX = "ApiKeyId"
+# `write_endpoint_file=True` writes `endpoint_document()` here, in the work directory.
+ENDPOINT_FILE = "endpoint.json"
 
 
 class LocalPipeline:
@@ -121,7 +123,7 @@ class LocalPipeline:
         timings["total_s"] = time.monotonic() - started
         pipeline = cls(moto, stacks, runtime, workdir, timings)
         if write_endpoint_file:
-            pipeline.write_endpoint_file(workdir / "endpoint.json")
+            pipeline.write_endpoint_file(pipeline.endpoint_file)
         log.info("local pipeline up in %.1f s (%s)", timings["total_s"], timings)
         return pipeline
 
@@ -145,6 +147,11 @@ class LocalPipeline:
         gateway = gateway or next(iter(gateways.values()))
         stage = self.outputs.get(constants.OUTPUT_API_STAGE) or next(iter(gateway.model.stages), "")
         return gateway.base_url(stage)
+
+    @property
+    def endpoint_file(self) -> Path:
+        """Where `start(write_endpoint_file=True)` writes the endpoint document."""
+        return self.workdir / ENDPOINT_FILE
 
     def endpoint_document(self) -> dict[str, Any]:
         """What ``.local/endpoint.json`` holds: how curl, tools and tests reach this pipeline."""

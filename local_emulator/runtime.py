@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +34,9 @@ from local_emulator.metrics import MetricStore, ingest_emf
 from local_emulator.workers import FunctionSpec, Invocation, LocalFunction, Throttled, extract_code
 
 log = logging.getLogger(__name__)
-# A handler of /_local/<prefix>/...: (verb, rest of the path, query string, body) -> the answer.
-LocalRoute = Callable[[str, str, str, bytes], Answer]
+# A handler of /_local/<prefix>/...: (verb, rest of the path, query string, body, headers by lower-cased
+# name) -> the answer.
+LocalRoute = Callable[[str, str, str, bytes, Mapping[str, str]], Answer]
 
 
 def json_answer(document: Any, status: int = 200) -> Answer:
@@ -412,14 +413,14 @@ class Runtime:
 
     # --- local routes (/_local/...) ----------------------------------------------------------------
     def add_local_route(self, prefix: str, handler: LocalRoute) -> None:
-        """Serve ``/_local/<prefix>...`` with `handler(verb, rest of the path, query, body)`."""
+        """Serve ``/_local/<prefix>...`` with `handler(verb, rest of the path, query, body, headers)`."""
         self._local_routes[prefix] = handler
 
     def add_console_section(self, name: str, section: Section) -> None:
         """Draw `section` on the console, apart from the dashboard (local only); `name` replaces."""
         self._console_sections[name] = section
 
-    def _admin(self, verb: str, path: str, query: str, body: bytes) -> Answer:
+    def _admin(self, verb: str, path: str, query: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         name = path.rstrip("/")
         if name == "alarms":
             return json_answer(self.alarms.snapshot() if self.alarms else {})
@@ -436,7 +437,7 @@ class Runtime:
             return json_answer(self.console.document(window))
         for prefix, handler in self._local_routes.items():
             if name == prefix or name.startswith(prefix + "/"):
-                return handler(verb, name[len(prefix) :].lstrip("/"), query, body)
+                return handler(verb, name[len(prefix) :].lstrip("/"), query, body, headers)
         paths = ["alarms", "status", "console", "console.json", *self._local_routes]
         return json_answer({"paths": [f"/_local/{p}" for p in paths]}, 404)
 

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
             label = f"{len(source)} generated events (seed {args.seed})"
         catalog = itertools.islice(read_events(source), args.limit) if args.events_file else source
         storefront = Storefront(pipeline.base_url, pipeline.api_keys, catalog)
-        pipeline.runtime.add_local_route(STOREFRONT_ROUTE, storefront.handle)
+        storefront.install(pipeline.runtime)
         say(f"    storefront: {pipeline.endpoint_document()['admin_url']}{STOREFRONT_ROUTE}")
         say(f"2/5 replay {label} through POST /v1/events ...")
         users: Counter[str] = Counter()

@@ -8,9 +8,14 @@ this server-side route, which holds the *reader* key and calls ``GET /v1/users/{
 Routes (under ``/_local/storefront``):
 - ``""``: the page (``storefront.html``);
 - ``config.json``: the API's base URL, the producer key, the catalog (items with readable names and
-  categories, most viewed first) and a few known users;
+  categories, most viewed first), a few known users, and this run's token for ``POST freshness``;
 - ``recommendations?user_id=...&k=...``: the API's answer for that user, fetched with the reader key;
-- ``POST freshness`` ``{"ms": N}``: the page reports how long a click took to show in its panel.
+- ``POST freshness`` ``{"ms": N}``: the page reports how long a click took to show in its panel, with
+  the token in the ``x-storefront-token`` header (else 403). The loopback Host check keeps other sites'
+  pages from reading these routes, not from sending to them: a page of any origin open in the same
+  browser may POST a "simple" request here. It cannot send the token: it cannot read config.json (no
+  CORS header allows it), and a custom header makes its browser ask first with a preflight, which
+  these routes never grant.
 
 For the local console (`console_sections`, local only, not part of the stack's dashboard): the
 freshness per click, and the CTR per variant with its interval of the experiment the answers were in
@@ -19,7 +24,9 @@ freshness per click, and the CTR per variant with its interval of the experiment
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import threading
 import time
 import urllib.error
@@ -27,9 +34,10 @@ import urllib.parse
 import urllib.request
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from streamrec_core import routes
@@ -62,6 +70,9 @@ DEFAULT_K = 6
 FRESHNESS_KEPT = 1_000
 MAX_FRESHNESS_MS = 60_000
 LOCAL_ONLY = "local only: measured by the storefront, not a metric of the stack's dashboard"
+# The header that carries config.json's token on POST freshness (the page reads its name from there too).
+TOKEN_HEADER = "x-storefront-token"
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _ADJECTIVES = (
     "Classic", "Compact", "Cosy", "Bright", "Rugged", "Slim", "Soft", "Vintage", "Sturdy", "Light",
     "Smart", "Bold", "Quiet", "Urban", "Handmade", "Everyday",
@@ -114,6 +125,7 @@ class Storefront:
         self._freshness: deque[tuple[float, float]] = deque(maxlen=FRESHNESS_KEPT)
         self._lock = threading.Lock()
         self.experiment_id: str | None = None  # the experiment the last answer was in
+        self.token = secrets.token_urlsafe(32)  # this run's, for POST freshness (module docstring)
 
     def install(self, runtime: Any) -> None:
         """Serve the routes at ``/_local/storefront`` of `runtime` and draw its sections on its console."""
@@ -121,10 +133,13 @@ class Storefront:
         for name, section in self.console_sections().items():
             runtime.add_console_section(name, section)
 
-    def handle(self, verb: str, path: str, query: str, body: bytes) -> Answer:
-        """Answer ``/_local/storefront/<path>``."""
+    def handle(
+        self, verb: str, path: str, query: str, body: bytes, headers: Mapping[str, str] = NO_HEADERS
+    ) -> Answer:
+        """Answer ``/_local/storefront/<path>``; `headers` by lower-cased name."""
         if path == "freshness" and verb == "POST":
-            return self._record_freshness(body)
+            refusal = self._token_refusal(headers.get(TOKEN_HEADER))
+            return refusal or self._record_freshness(body)
         if verb != "GET":
             return _json({"message": f"{verb} is not allowed here: use GET"}, 405)
         if path == "":
@@ -136,6 +151,8 @@ class Storefront:
                     "producer_key": self._producer_key,
                     "catalog": self.catalog,
                     "users": self.users,
+                    "token_header": TOKEN_HEADER,
+                    "token": self.token,
                 }
             )
         if path == "recommendations":
@@ -161,6 +178,15 @@ class Storefront:
         if status == 200:
             self.experiment_id = json.loads(answer).get("experiment_id") or self.experiment_id
         return status, [("Content-Type", "application/json")], answer
+
+    def _token_refusal(self, sent: str | None) -> Answer | None:
+        """403 unless `sent` is this run's token (compared in constant time)."""
+        rule = f"POST freshness needs the {TOKEN_HEADER} header with the token of this page's config.json"
+        if not sent:
+            return _json({"message": f"{rule}: the header is missing"}, 403)
+        if not hmac.compare_digest(sent.encode(), self.token.encode()):
+            return _json({"message": f"{rule}: this one is not it"}, 403)
+        return None
 
     def _record_freshness(self, body: bytes) -> Answer:
         try:

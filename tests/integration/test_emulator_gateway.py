@@ -234,21 +234,20 @@ def test_a_function_at_capacity_answers_503_with_retry_after(key):
 def test_admin_routes_answer_loopback_hosts(host):
     recorded = []
 
-    def admin(verb, path, query, body):
-        return (
-            200,
-            [("Content-Type", "application/json")],
-            json.dumps({"path": path, "query": query}).encode(),
-        )
+    def admin(verb, path, query, body, headers):
+        document = {"path": path, "query": query, "token": headers.get("x-token")}
+        return 200, [("Content-Type", "application/json")], json.dumps(document).encode()
 
     gateway = ApiGateway(
         _model(), lambda *a, **k: None, admin=admin, on_request=lambda *args: recorded.append(args)
     )
     try:
-        status, _, body = gateway.handle("GET", "/_local/status?x=1", [("Host", host)], b"", "127.0.0.1")
+        headers = [("Host", host), ("X-Token", "t")]
+        status, _, body = gateway.handle("GET", "/_local/status?x=1", headers, b"", "127.0.0.1")
     finally:
         gateway.stop()
-    assert (status, json.loads(body)) == (200, {"path": "status", "query": "x=1"})
+    # the route gets the request's headers by lower-cased name (a route may require one of its own)
+    assert (status, json.loads(body)) == (200, {"path": "status", "query": "x=1", "token": "t"})
     assert recorded == []  # the runtime's own routes are not API traffic: no API Gateway metrics
 
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tools.storefront import MAX_FRESHNESS_MS, Storefront, readable
+from tools.storefront import MAX_FRESHNESS_MS, PAGE, TOKEN_HEADER, Storefront, readable
 
 KEYS = {"producer": "public-producer-key", "reader": "secret-reader-key"}
 EVENTS = [
@@ -22,6 +22,13 @@ EVENTS = [
 
 def _shop() -> Storefront:
     return Storefront("http://127.0.0.1:1/dev", KEYS, EVENTS)
+
+
+def _report(shop: Storefront, body: bytes, headers: dict[str, str] | None = None):
+    """POST freshness as the page does: with its config.json's token unless `headers` says otherwise."""
+    config = json.loads(shop.handle("GET", "config.json", "", b"")[2])
+    sent = {config["token_header"]: config["token"]} if headers is None else headers
+    return shop.handle("POST", "freshness", "", body, sent)
 
 
 def test_config_gives_the_producer_key_and_never_the_reader_key():
@@ -66,7 +73,7 @@ def test_names_are_stable_and_readable():
 def test_freshness_reports_are_drawn_per_click_within_the_window():
     shop = _shop()
     for ms in (120, 80.5):
-        status, _, _ = shop.handle("POST", "freshness", "", json.dumps({"ms": ms}).encode())
+        status, _, _ = _report(shop, json.dumps({"ms": ms}).encode())
         assert status == 200
     now = time.time()
     section = shop.freshness_section(now, 60.0)
@@ -83,7 +90,7 @@ def test_freshness_reports_are_drawn_per_click_within_the_window():
 )  # fmt: skip
 def test_a_bad_freshness_report_is_a_400_naming_the_field(body):
     shop = _shop()
-    status, _, answer = shop.handle("POST", "freshness", "", body)
+    status, _, answer = _report(shop, body)
     assert status == 400 and (b"ms" in answer)
     assert shop.freshness_section(time.time(), 60.0)["points"] == []
 
@@ -91,7 +98,64 @@ def test_a_bad_freshness_report_is_a_400_naming_the_field(body):
 def test_freshness_keeps_both_sides_of_the_bound():
     shop = _shop()
     for ms in (0, MAX_FRESHNESS_MS):
-        assert shop.handle("POST", "freshness", "", json.dumps({"ms": ms}).encode())[0] == 200
+        assert _report(shop, json.dumps({"ms": ms}).encode())[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({}, b"the header is missing"),
+        ({TOKEN_HEADER: ""}, b"the header is missing"),
+        ({TOKEN_HEADER: "made-up"}, b"this one is not it"),
+        ({TOKEN_HEADER: Storefront("http://127.0.0.1:1/dev", KEYS, EVENTS).token}, b"this one is not it"),
+    ],
+    ids=["missing", "empty", "wrong", "another-runs"],
+)
+def test_a_freshness_report_without_this_runs_token_is_a_403_naming_the_header(headers, why):
+    """Another site's page open in the same browser can POST here, but cannot read config.json's token."""
+    shop = _shop()
+    status, _, answer = _report(shop, b'{"ms": 5}', headers)
+    assert status == 403 and TOKEN_HEADER.encode() in answer and why in answer
+    assert shop.freshness_section(time.time(), 60.0)["points"] == []
+
+
+def test_the_token_is_one_per_run_given_only_by_config_json():
+    shop, other = _shop(), _shop()
+    config = json.loads(shop.handle("GET", "config.json", "", b"")[2])
+    assert config["token"] == shop.token != other.token and len(shop.token) >= 32
+    assert config["token_header"] == TOKEN_HEADER
+    assert _report(shop, b'{"ms": 5}', {TOKEN_HEADER: config["token"]})[0] == 200
+    assert shop.token.encode() not in shop.handle("GET", "", "", b"")[2]  # not in the page itself
+
+
+def test_no_answer_lets_another_origin_read_it_or_send_the_token():
+    shop = _shop()
+    answers = [
+        shop.handle("GET", "config.json", "", b"", {"origin": "https://evil.example"}),
+        # the preflight a cross-origin POST with the token header needs first
+        shop.handle(
+            "OPTIONS",
+            "freshness",
+            "",
+            b"",
+            {
+                "origin": "https://evil.example",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": TOKEN_HEADER,
+            },
+        ),
+    ]
+    assert [status for status, _, _ in answers] == [200, 405]
+    assert [
+        name for _, headers, _ in answers for name, _ in headers if name.lower().startswith("access-control")
+    ] == []
+
+
+def test_the_page_sends_config_jsons_token_with_each_freshness_report():
+    page = PAGE.read_text()
+    assert "[config.token_header]: config.token" in page
+    (report,) = [line for line in page.splitlines() if 'fetch("/_local/storefront/freshness"' in line]
+    assert "headers: REPORT_HEADERS" in report
 
 
 class _FakeApi(BaseHTTPRequestHandler):

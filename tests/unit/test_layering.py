@@ -1,0 +1,40 @@
+"""Which top-level packages may import which: the emulator and the functions never reach up into the
+tools, benchmarks or tests that use them (a function-level import counts too)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Folder -> the top-level packages its code must not import.
+FORBIDDEN = {
+    "local_emulator": {"tools", "bench", "tests"},
+    "lambdas": {"local_emulator", "tools", "bench", "tests", "stacks", "streamrec_client"},
+    "streamrec_client": {"local_emulator", "tools", "bench", "tests", "stacks"},
+    "stacks": {"local_emulator", "tools", "bench", "tests"},
+}
+
+
+def imported_packages(path: Path) -> set[str]:
+    """The top-level names `path` imports, wherever the import statement is."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_lower_layers_do_not_import_the_layers_above(folder: str) -> None:
+    files = sorted((REPO_ROOT / folder).rglob("*.py"))
+    assert files, folder
+    offending = {
+        str(path.relative_to(REPO_ROOT)): sorted(imported_packages(path) & FORBIDDEN[folder])
+        for path in files
+    }
+    assert {path: names for path, names in offending.items() if names} == {}
