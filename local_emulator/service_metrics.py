@@ -9,8 +9,9 @@ per second; the local runtime drains it over HTTP (`ROUTE` on the moto server, `
 monitor tick into its metric store, which feeds the console, the alarms and moto's CloudWatch.
 
 How the values are measured:
-- Kinesis: records and bytes (data and partition key, as moto counts them) of every accepted PutRecord(s); moto neither throttles nor fails a
-  record of an accepted call, so the failure metrics are an observed 0 with each call.
+- Kinesis: records and bytes (data and partition key, as moto counts them) of every accepted
+  PutRecord(s); moto neither throttles nor fails a record of an accepted call, so the failure metrics
+  are an observed 0 with each call.
 - DynamoDB, by its capacity rules (`streamrec_core.ddb_size`): a write costs 1 unit per started KB of the
   larger of the item before and after it (a failed condition still costs), 2 in a transaction; a read 1
   unit per started 4 KB (half when eventually consistent), a Query's or Scan's items summed before
