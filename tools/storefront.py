@@ -163,9 +163,11 @@ class Storefront:
         user_id = (params.get("user_id") or [""])[0]
         if not user_id:
             return _json({"message": "user_id is required"}, 400)
-        # k is checked by the API itself (one rule, one place): a bad value gets its 400 passed on.
+        # k and exclude are checked by the API itself (one rule, one place): a bad value gets its 400
+        # passed on. The page excludes what the visitor clicked here: a shop shows what is new to them.
         k = (params.get("k") or [str(DEFAULT_K)])[0]
-        url = routes.RECOMMENDATIONS.url(self._base_url, user_id=user_id, k=k)
+        exclude = params.get("exclude") or None
+        url = routes.RECOMMENDATIONS.url(self._base_url, user_id=user_id, k=k, exclude=exclude)
         request = urllib.request.Request(url, method=routes.RECOMMENDATIONS.method)
         request.add_header("x-api-key", self._reader_key)
         try:

@@ -76,6 +76,9 @@ def test_a_new_visitor_clicks_items_and_the_console_shows_the_pipeline_react(loc
     # And they include co-visited or same-category items, and the panel says how long the click took
     reasons = browser.evaluate("[...document.querySelectorAll('#recs li')].map(li => li.dataset.reason)")
     assert {REASON_COVISIT, REASON_CATEGORY} & set(reasons), reasons
+    # and none of the items the visitor just clicked (the page asks the API to exclude them)
+    shown = browser.evaluate("[...document.querySelectorAll('#recs li')].map(li => li.dataset.item)")
+    assert shown and not set(items) & set(shown), shown
     freshness_ms = int(browser.evaluate("document.body.dataset.freshnessMs"))
     assert browser.evaluate("document.getElementById('freshness').textContent") == f"{freshness_ms} ms"
     browser.screenshot(SCREENSHOTS / "storefront.png")
