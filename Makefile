@@ -95,10 +95,11 @@ redrive: venv
 openapi: venv
 	$(PY) -m tools.export_openapi
 
-## ruff, then the type checker (mypy, [tool.mypy] in pyproject.toml: the project's packages, not the tests).
+## ruff, then the type checker (mypy, [tool.mypy] in pyproject.toml): the project's packages, then the tests.
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(PY) -m mypy tests
 
 clean:
 	rm -rf cdk.out .local .pytest_cache .hypothesis

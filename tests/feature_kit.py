@@ -98,7 +98,8 @@ def expected_rows(fold: ReferenceFold) -> dict[Key, Row]:
 def assert_same(actual: Any, expected: Any, path: str = "") -> None:
     """Deep equality, floats within 1e-9 relative (shares of one score are summed in other orders)."""
     if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
-        assert dataclasses.is_dataclass(actual), f"{path}: {actual!r} is not a row"
+        row = dataclasses.is_dataclass(actual) and not isinstance(actual, type)
+        assert row, f"{path}: {actual!r} is not a row"
         assert_same(dataclasses.asdict(actual), dataclasses.asdict(expected), path)
     elif isinstance(expected, dict):
         assert isinstance(actual, dict) and set(actual) == set(expected), (
@@ -236,7 +237,7 @@ def create_function(
 def client_error(code: str, operation: str, **extra: Any) -> ClientError:
     response: dict[str, Any] = {"Error": {"Code": code, "Message": f"injected {code}"}}
     response.update(extra)
-    return ClientError(response, operation)  # type: ignore[arg-type]
+    return ClientError(response, operation)
 
 
 class CrashAfterWrites(RuntimeError):

@@ -52,7 +52,7 @@ class _WebSocket:
 
     def __init__(self, url: str, timeout_s: float) -> None:
         parts = urlsplit(url)
-        self._sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout_s)
+        self._sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout_s)
         key = base64.b64encode(os.urandom(16)).decode()
         self._sock.sendall(
             (

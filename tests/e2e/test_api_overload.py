@@ -22,7 +22,7 @@ CLIENT_TIMEOUT_S = 10.0
 
 def _post(base_url: str, key: str, body: bytes) -> tuple[int, dict[str, str], bytes] | BaseException:
     url = urllib.parse.urlsplit(base_url)
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=CLIENT_TIMEOUT_S)
+    connection = http.client.HTTPConnection(url.netloc, timeout=CLIENT_TIMEOUT_S)
     try:
         connection.request(
             "POST",

@@ -127,7 +127,7 @@ def test_concurrent_producers_every_accepted_event_is_applied_exactly_once(local
     """Given 8 producers posting at once (2 x 250 events each, their own users), when the pipeline has
     drained, then each accepted event is in the stream once and applied once, and nothing else is."""
     local_pipeline.wait_until_idle(timeout_s=DRAIN_TIMEOUT_S)  # earlier tests' work is not ours to wait for
-    sent, errors = Sent(), []
+    sent, errors = Sent(), list[str]()
 
     _join(_start_producers(local_pipeline, unique_id, sent, errors), time.monotonic() + PRODUCE_TIMEOUT_S)
 
@@ -149,7 +149,7 @@ def test_concurrent_producers_with_workers_killed_mid_way_still_apply_each_event
     ingest = pipeline.runtime.functions[pipeline.function_name("Ingest")]
     process = pipeline.runtime.functions[pipeline.function_name("ProcessingProcess")]
     local_pipeline.wait_until_idle(timeout_s=DRAIN_TIMEOUT_S)
-    sent, errors = Sent(), []
+    sent, errors = Sent(), list[str]()
 
     # When producers post, an ingest worker is killed while it handles one of their requests, and a
     # process worker while it applies their events (earlier work was drained: whatever runs now is theirs)

@@ -5,7 +5,7 @@ Built in-process on imported resources (no assets, no nag), so it costs a fracti
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
@@ -36,12 +36,16 @@ def _monitoring_template(settings: Any) -> Template:
         on_failure_queue=sqs.Queue.from_queue_arn(stack, "O", arn.format("sqs", "o")),
         users=dynamodb.Table.from_table_name(stack, "U", "users"),
         items=dynamodb.Table.from_table_name(stack, "I", "items"),
-        api_stage=apigw.Stage.from_stage_attributes(
-            stack,
-            "Stage",
-            stage_name="dev",
-            rest_api=apigw.RestApi.from_rest_api_attributes(
-                stack, "Api", rest_api_id="api", root_resource_id="root"
+        # an imported stage is a StageBase at run time (its metric helpers); jsii types it IStage
+        api_stage=cast(
+            apigw.StageBase,
+            apigw.Stage.from_stage_attributes(
+                stack,
+                "Stage",
+                stage_name="dev",
+                rest_api=apigw.RestApi.from_rest_api_attributes(
+                    stack, "Api", rest_api_id="api", root_resource_id="root"
+                ),
             ),
         ),
     )

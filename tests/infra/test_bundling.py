@@ -8,11 +8,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
 from stacks.constructs import bundling
 from stacks.settings import load_profiles_from_cdk_json
 from tests.infra.conftest import REPO_ROOT
+
+# What the CDK passes to try_bundle: the asset's Docker bundling options, which local bundling ignores.
+ANY_OPTIONS = cdk.BundlingOptions(image=cdk.DockerImage.from_registry("unused"))
 
 
 @pytest.mark.parametrize("package", ["aws-lambda-powertools", "msgspec"])
@@ -78,7 +82,7 @@ def test_bundling_copies_the_function_and_core_then_drops_what_the_runtime_provi
     local = bundling.PipLocalBundling(
         sources, ["aws-lambda-powertools==3"], "arm64", wheelhouse=tmp_path / "wheels"
     )
-    assert local.try_bundle(str(out), None)
+    assert local.try_bundle(str(out), ANY_OPTIONS)
     # Then it holds the function, the core and Powertools, and not the runtime's own boto stack
     assert sorted(p.name for p in out.iterdir()) == ["aws_lambda_powertools", "ingest", "streamrec_core"]
     assert (out / "ingest" / "handler.py").is_file()
@@ -99,7 +103,7 @@ def test_wheels_are_downloaded_once_and_every_later_bundling_installs_offline_fr
         local = bundling.PipLocalBundling(
             [], ["msgspec==0.23.0"], "arm64", packages_dir="python", wheelhouse=wheelhouse
         )
-        assert local.try_bundle(str(out), None)
+        assert local.try_bundle(str(out), ANY_OPTIONS)
         return out
 
     # When the layer is bundled twice (two synths)

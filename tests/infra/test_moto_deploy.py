@@ -146,8 +146,9 @@ def test_every_event_source_mapping_keeps_every_setting_in_moto(
                 esm.get("MaximumRetryAttempts", -1) == -1 and esm.get("MaximumRecordAgeInSeconds", -1) == -1
             )
             continue
-        assert esm["MaximumRetryAttempts"] == source.retry_attempts
-        assert esm["MaximumRecordAgeInSeconds"] == source.max_record_age.to_seconds()
+        # the hot path's mapping gives a batch up after its retries and record age
+        assert esm["MaximumRetryAttempts"] == s.event_source.retry_attempts
+        assert esm["MaximumRecordAgeInSeconds"] == s.event_source.max_record_age.to_seconds()
         assert esm["DestinationConfig"]["OnFailure"]["Destination"].endswith(
             outputs[c.OUTPUT_ON_FAILURE_QUEUE_URL].rsplit("/", 1)[1]
         )

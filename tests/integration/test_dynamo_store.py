@@ -62,6 +62,7 @@ def test_a_write_is_conditional_on_the_version_read(dynamodb) -> None:
     assert store.put_many([second]) == {user_key("u1"): CONFLICT} and second.version == 0
     stale = UserRow("u1", version=1, last_event_ms=5)
     fresh = store.get_many([user_key("u1")], consistent=True)[user_key("u1")]
+    assert isinstance(fresh, UserRow)
     assert store.put_many([fresh]) == {user_key("u1"): WRITTEN}  # version 1 -> 2
     assert store.put_many([stale]) == {user_key("u1"): CONFLICT}  # still thinks 1
 

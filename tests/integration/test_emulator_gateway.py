@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from streamrec_core.http import GATEWAY_ERRORS, gateway_response
@@ -49,14 +50,22 @@ def _plan(rate=None, burst=None, quota=None, stages=((API_ID, "dev"),), method_t
     )
 
 
+class _Recorded(ApiGateway):
+    calls: list[dict[str, Any]]
+
+
+def _no_function(*args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+    raise AssertionError("an admin route invoked a function")
+
+
 def _gateway(model, responder=None, clock=None):
-    calls = []
+    calls: list[dict[str, Any]] = []
 
     def invoke(name, event, wait_s=None):
         calls.append(event)
         return (responder or (lambda e: ({"statusCode": 200, "body": "ok"}, None)))(event)
 
-    gateway = ApiGateway(model, invoke, clock=clock or FakeClock())
+    gateway = _Recorded(model, invoke, clock=clock or FakeClock())
     gateway.calls = calls
     return gateway
 
@@ -238,9 +247,7 @@ def test_admin_routes_answer_loopback_hosts(host):
         document = {"path": path, "query": query, "token": headers.get("x-token")}
         return 200, [("Content-Type", "application/json")], json.dumps(document).encode()
 
-    gateway = ApiGateway(
-        _model(), lambda *a, **k: None, admin=admin, on_request=lambda *args: recorded.append(args)
-    )
+    gateway = ApiGateway(_model(), _no_function, admin=admin, on_request=lambda *args: recorded.append(args))
     try:
         headers = [("Host", host), ("X-Token", "t")]
         status, _, body = gateway.handle("GET", "/_local/status?x=1", headers, b"", "127.0.0.1")
@@ -254,7 +261,7 @@ def test_admin_routes_answer_loopback_hosts(host):
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:4566", "127.0.0.1.evil.example", None])
 def test_admin_routes_refuse_other_host_headers(host):
     """A page on another site that rebinds its DNS name to 127.0.0.1 sends its own name as Host."""
-    gateway = ApiGateway(_model(), lambda *a, **k: None, admin=lambda *a: (200, [], b"state"))
+    gateway = ApiGateway(_model(), _no_function, admin=lambda *a: (200, [], b"state"))
     headers = [("Host", host)] if host else []
     try:
         status, _, body = gateway.handle("GET", "/_local/status", headers, b"", "127.0.0.1")

@@ -198,9 +198,12 @@ def test_many_clients_on_busy_workers_get_503_with_retry_after_and_nobody_hangs(
         done = as_completed(futures, timeout=CLIENT_TIMEOUT_S)
         early = [next(done).result() for _ in range(clients - 2)]
         function.hold.set()
-        answers = [f.result() for f in futures]
-    assert not [a for a in answers if isinstance(a, BaseException)], answers
+        results = [f.result() for f in futures]
+    answers = [a for a in results if not isinstance(a, BaseException)]
+    assert len(answers) == clients, results
     assert sorted(status for status, _, _ in answers) == [200, 200] + [503] * (clients - 2)
-    for status, headers, body in early:
+    for answer in early:
+        assert not isinstance(answer, BaseException), answer
+        status, headers, body = answer
         assert status == 503 and headers["Retry-After"] == "1"
         assert json.loads(body)["error"]["code"] == "service_unavailable"

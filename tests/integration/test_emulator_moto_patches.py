@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pytest
@@ -116,7 +117,7 @@ class _Producers:
 
         def run() -> None:
             for call in range(calls):
-                records = [
+                records: list[dict[str, Any]] = [
                     {"Data": f"{name}-{call}-{n}".encode(), "PartitionKey": f"{name}-{n % 7}"}
                     for n in range(per_call)
                 ]
@@ -198,7 +199,8 @@ def test_concurrent_writers_and_readers_lose_no_acknowledged_record(aws, fast_th
     # Given a two-shard stream, six PutRecords writers, two PutRecord writers and a reader per shard
     kinesis = aws["kinesis"]
     kinesis.create_stream(StreamName=STREAM, ShardCount=2)
-    producers, read_errors, stop = _Producers(), [], threading.Event()
+    producers, stop = _Producers(), threading.Event()
+    read_errors: list[str] = []
     writers = [producers.put_records(f"batch{n}", calls=10, per_call=100) for n in range(6)]
     writers += [producers.put_record(f"single{n}", calls=200) for n in range(2)]
     readers = [_tail(f"shardId-00000000000{n}", stop, read_errors) for n in range(2)]

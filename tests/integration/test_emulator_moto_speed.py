@@ -5,6 +5,7 @@ the request (another expression, another shape, another class is never answered 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -61,11 +62,8 @@ def _scenario() -> list[Any]:
     )
     record(lambda: ddb.put_item(TableName="t", Item=ITEM, ReturnConsumedCapacity="TOTAL"))
     for i in range(5):
-        record(
-            lambda i=i: ddb.put_item(
-                TableName="t", Item={"pk": {"S": "u1"}, "sk": {"S": f"s{i}"}, "v": {"N": "1"}}
-            )
-        )
+        item = {"pk": {"S": "u1"}, "sk": {"S": f"s{i}"}, "v": {"N": "1"}}
+        record(functools.partial(ddb.put_item, TableName="t", Item=item))
     condition = {"ConditionExpression": "attribute_not_exists(pk) OR v = :v"}
     record(
         lambda: ddb.put_item(

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,7 +210,7 @@ def test_queue_depth_alarm_fires_and_notifies_its_topic(pipeline):
     described = pipeline.client("cloudwatch").describe_alarms(AlarmNames=["fixture-on-failure-depth"])
     assert described["MetricAlarms"][0]["StateValue"] == "ALARM"
     # And the SNS topic delivered CloudWatch's notification to its subscribed queue
-    notifications = []
+    notifications: list[dict[str, Any]] = []
     deadline = time.monotonic() + 10
     while not notifications and time.monotonic() < deadline:
         received = pipeline.client("sqs").receive_message(
@@ -262,7 +263,7 @@ def _eventually(check, timeout_s=15.0):
 
 def _recorded_batches(pipeline):
     sqs, url = pipeline.client("sqs"), pipeline.outputs["RecordedQueueUrl"]
-    batches = []
+    batches: list[Any] = []
     while True:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
             "Messages", []
@@ -282,7 +283,7 @@ def test_three_mappings_on_one_stream_each_deliver_with_their_own_settings_and_c
     stream = pipeline.outputs["BranchStreamName"]
     entries = []
     for i in range(6):
-        event = {"event_id": f"e{i}", "user_id": f"u{i % 3}"}
+        event: dict[str, Any] = {"event_id": f"e{i}", "user_id": f"u{i % 3}"}
         if i != 1 and i != 4:
             event["attribution"] = {"request_id": f"r{i}", "variant": "control"}
         entries.append({"PartitionKey": f"u{i % 3}", "Data": json.dumps(event).encode()})

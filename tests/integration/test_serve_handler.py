@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from typing import Any
 
 import boto3
 import pytest
@@ -119,10 +120,10 @@ def stream_records() -> list[dict]:
             records.append(
                 kinesis_record(event(n, user=user, item=item, etype=kind, ts=ts(n), category=category), n)
             )
-    for user, kind, item in ATTRIBUTED:
+    for user, kind, shown in ATTRIBUTED:
         n += 1
         attribution = {"request_id": f"r{n}", "variant": "control", "experiment_id": "ranking"}
-        body = event(n, user=user, item=item, etype=kind, ts=ts(n), category=None, attribution=attribution)
+        body = event(n, user=user, item=shown, etype=kind, ts=ts(n), category=None, attribution=attribution)
         records.append(kinesis_record(body, n))
     return records
 
@@ -147,7 +148,7 @@ def api():
             AggregateConfig.from_env(aggregate_env(features)), dynamodb, sleep=lambda s: None
         )
         records = stream_records()
-        done = {"batchItemFailures": []}
+        done: dict[str, list[Any]] = {"batchItemFailures": []}
         # The hot path first; then the two aggregate mappings of the same stream.
         assert process_handler.handler(kinesis_event(records), LambdaContext("process")) == done
         assert aggregate_handler.items(kinesis_event(records), LambdaContext("items")) == done

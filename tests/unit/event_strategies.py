@@ -24,7 +24,7 @@ def ids(max_size: int) -> st.SearchStrategy[str]:
 
 def texts(min_size: int, max_size: int) -> st.SearchStrategy[str]:
     # Any Unicode but lone surrogates (which cannot be encoded as UTF-8).
-    return st.text(st.characters(exclude_categories=("Cs",)), min_size=min_size, max_size=max_size)
+    return st.text(st.characters(exclude_categories=["Cs"]), min_size=min_size, max_size=max_size)
 
 
 @st.composite

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from typing import Any
 
 import pytest
 from aggregate.logic import ExperimentCounter, ItemAggregator
@@ -66,7 +67,7 @@ class Clock:
 
 
 def branches(store: MemoryStore, cfg: FeatureConfig = CFG, clock: Clock | None = None):
-    options = {"sleep": lambda s: None, "not_ready_wait_s": 0.0}
+    options: dict[str, Any] = {"sleep": lambda s: None, "not_ready_wait_s": 0.0}
     return (
         HotPath(store, ListDeadLetters(), cfg, sleep=lambda s: None),
         ItemAggregator(store, cfg, clock=clock or Clock(), **options),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bench.cost_model import PROFILES, apply_overrides
 from bench.results_file import cost_inputs
 
@@ -18,7 +20,7 @@ SCALE_INPUTS = {
     "aggregate_experiments": {"duration_ms": 38.0},
     "serve": {"duration_ms": 16.6},
 }
-RESULTS = {
+RESULTS: dict[str, Any] = {
     "scale": {
         "figures": {
             "generated": {

@@ -3,6 +3,9 @@ same status and body as serve's handler (only CORS header details differ, which 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from bench import serve_routing as bench
 
 
@@ -10,7 +13,10 @@ def test_the_resolver_port_answers_like_the_handler_but_for_cors_headers() -> No
     store, users, items = bench.feature_rows(2_000)
     deps = bench.configure(store)
     try:
-        variants = {"hand-rolled": bench.serve.handler, "powertools": bench.powertools_handler(deps)}
+        variants: dict[str, Callable[..., dict[str, Any]]] = {
+            "hand-rolled": bench.serve.handler,
+            "powertools": bench.powertools_handler(deps),
+        }
         kinds = bench.request_kinds(users, items)
         with bench._quiet():
             found = bench.differences(kinds, variants)

@@ -132,7 +132,8 @@ def test_retryable_answers_resend_the_same_events_with_the_same_ids(failure: Any
 
 
 def test_backoff_honours_retry_after_and_is_capped() -> None:
-    api = ScriptedApi([status_only(503, {"Retry-After": "3"})] + [status_only(503)] * 8)
+    answers: list[Answer | Exception] = [status_only(503, {"Retry-After": "3"}), *[status_only(503)] * 8]
+    api = ScriptedApi(answers)
     sleeps: list[float] = []
     client_for(api, sleeps, max_attempts=10, max_delay=5.0).send(events(1))
     assert sleeps[0] == 3.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 from streamrec_core.ddb_size import item_size, number_size, read_units, value_size, write_units
@@ -29,7 +30,7 @@ def test_lists_and_maps_cost_three_bytes_plus_one_per_element():
 
 
 def test_an_item_is_its_attribute_names_plus_values():
-    item = {"pk": {"S": "user-1"}, "n": {"N": "42"}, "ok": {"BOOL": True}}
+    item: dict[str, dict[str, Any]] = {"pk": {"S": "user-1"}, "n": {"N": "42"}, "ok": {"BOOL": True}}
     assert item_size(item) == (2 + 6) + (1 + 2) + (2 + 1)
 
 

@@ -5,6 +5,7 @@ Kinesis Data Streams event source in Lambda")."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import boto3
 import pytest
@@ -321,7 +322,7 @@ def test_in_process_handler_exception_is_a_function_error_the_poller_bisects(kin
         seen.extend(payloads)
         return {"batchItemFailures": []}
 
-    sink = []
+    sink: list[dict[str, Any]] = []
     config = EsmConfig(
         arn,
         FUNCTION_ARN,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from ingest.logic import Limits, kinesis_records, validate_batch
@@ -33,7 +34,7 @@ def _normalized_size(raw: dict) -> int:
 
 def event_of_size(target: int) -> dict:
     """A view event whose normalized form (what ingest measures) is exactly `target` bytes."""
-    raw = {
+    raw: dict[str, Any] = {
         "event_id": "boundary-event",
         "event_type": "view",
         "user_id": "u-boundary",

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -34,9 +35,14 @@ class _Pipeline:
         self.stopped += 1
 
 
+def _fake(workdir: Path) -> Any:
+    """A stand-in for LocalPipeline (what foreground uses of it)."""
+    return _Pipeline(workdir)
+
+
 def test_the_endpoint_lines_with_a_callers_page_before_the_console(tmp_path: Path):
     out = io.StringIO()
-    foreground.print_endpoints(_Pipeline(tmp_path), [("storefront", "http://x/_local/storefront")], out)
+    foreground.print_endpoints(_fake(tmp_path), [("storefront", "http://x/_local/storefront")], out)
     labels = [line[:13].strip() for line in out.getvalue().splitlines()[1:]]
     assert labels == [
         "base URL", "API key", "API key", "local AWS", "storefront", "console", "alarms", "endpoint file",
@@ -57,7 +63,9 @@ def test_a_signal_stops_the_pipeline_and_removes_the_endpoint_file(tmp_path: Pat
         seen.append(stop)
         os.kill(os.getpid(), number)  # as Ctrl-C (SIGINT) or `kill` (SIGTERM) would, during the set-up
 
-    foreground.run_until_stopped(pipeline, setup, out)  # returns: the signal was caught, not raised
+    foreground.run_until_stopped(
+        cast(Any, pipeline), setup, out
+    )  # returns: the signal was caught, not raised
     assert pipeline.stopped == 1 and not pipeline.endpoint_file.exists()
     assert seen[0].is_set()  # what the set-up started in the background can see the pipeline stop
     assert out.getvalue().splitlines() == ["Ctrl-C to stop.", "stopping ..."]
@@ -71,5 +79,5 @@ def test_a_failing_set_up_still_stops_the_pipeline(tmp_path: Path):
         raise RuntimeError("no storefront today")
 
     with pytest.raises(RuntimeError, match="no storefront today"):
-        foreground.run_until_stopped(pipeline, setup, io.StringIO())
+        foreground.run_until_stopped(cast(Any, pipeline), setup, io.StringIO())
     assert pipeline.stopped == 1 and not pipeline.endpoint_file.exists()

@@ -6,6 +6,7 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -167,7 +168,7 @@ def _per_minute(stream: list[dict], first: int) -> list[int]:
 
 def test_lead_in_gives_a_steady_rate_from_the_first_second():
     # Given 5 minutes of a stream of sessions that last minutes
-    options = {"users": 3000, "items": 5000, "seed": 5, "days": 300 / 86400}
+    options: dict[str, Any] = {"users": 3000, "items": 5000, "seed": 5, "days": 300 / 86400}
     first = int(datetime.fromisoformat("2024-01-01T00:00:00+00:00").timestamp())
     ramp = generate_events(24_000, **options)
     steady = generate_events(24_000, lead_in_seconds=1800, **options)
@@ -228,7 +229,7 @@ def test_new_options_reject_bad_values():
 
 def test_a_session_seed_gives_the_same_shop_other_sessions():
     # Given the same shop seed with two session seeds
-    base = {"users": 300, "items": 1_000, "seed": 4}
+    base: dict[str, Any] = {"users": 300, "items": 1_000, "seed": 4}
     first = generate_events(3_000, session_seed=1, **base)
     second = generate_events(3_000, session_seed=2, **base)
     # Then the sessions differ ...

@@ -49,7 +49,7 @@ def test_a_route_needs_the_api_key_in_the_document_exactly_when_the_table_gives_
     document = build_openapi()
     for route in routes.ROUTES:
         operation = document["paths"][route.path][route.method.lower()]
-        expected = [] if route.key_role is None else [{API_KEY_SCHEME: []}]
+        expected: list[dict[str, list[str]]] = [] if route.key_role is None else [{API_KEY_SCHEME: []}]
         assert operation["security"] == expected, route.path
         assert ("403" in operation["responses"]) == (route.key_role is not None), route.path
 

@@ -308,7 +308,7 @@ def test_experiment_results_count_attributed_events_with_wilson_intervals():
     assert by_name["treatment"].ctr.value == pytest.approx(0.25)
     assert by_name["idle"].impressions == 0 and by_name["idle"].ctr.value is None
     low, high = by_name["treatment"].ctr.low, by_name["treatment"].ctr.high
-    assert low < 0.25 < high
+    assert low is not None and high is not None and low < 0.25 < high
     with pytest.raises(HttpError):
         Recommender(reader, ServeSettings(experiments=experiments)).experiment("unknown")
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -162,6 +163,7 @@ class _FakeApi(BaseHTTPRequestHandler):
     """GET /dev/v1/users/.../recommendations and /dev/v1/experiments/ranking, checking the reader key."""
 
     def do_GET(self) -> None:
+        body: dict[str, Any]
         if self.headers.get("x-api-key") != KEYS["reader"]:
             body, status = {"message": "Forbidden"}, 403
         elif self.path.startswith("/dev/v1/users/"):

@@ -35,7 +35,8 @@ def test_by_default_the_warm_up_replays_the_demo_shop_the_storefront_shows():
 
 
 def test_n_sets_the_generated_count_and_n_0_keeps_the_demo_shop_as_catalog():
-    assert len(up.source_for(up.parse_args(["--events", "300"])).events) == 300
+    events = up.source_for(up.parse_args(["--events", "300"])).events
+    assert isinstance(events, list) and len(events) == 300
     assert up.source_for(up.parse_args(["--events", "0"])).events == DEMO_SHOP.generate()
 
 
