@@ -69,6 +69,9 @@ DEFAULT_K = 6
 # Freshness measurements kept for the console, and the largest one accepted (the page gives up at 10 s).
 FRESHNESS_KEPT = 1_000
 MAX_FRESHNESS_MS = 60_000
+# The largest freshness report read: {"ms": N} is a few bytes. The bound also keeps nesting far below
+# what makes json.loads raise RecursionError (a 500 before).
+MAX_FRESHNESS_BODY = 256
 LOCAL_ONLY = "local only: measured by the storefront, not a metric of the stack's dashboard"
 # The header that carries config.json's token on POST freshness (the page reads its name from there too).
 TOKEN_HEADER = "x-storefront-token"
@@ -191,10 +194,13 @@ class Storefront:
         return None
 
     def _record_freshness(self, body: bytes) -> Answer:
+        rule = f'the body must be a JSON object {{"ms": N}} of at most {MAX_FRESHNESS_BODY} bytes'
+        if len(body) > MAX_FRESHNESS_BODY:
+            return _json({"message": rule}, 413)
         try:
             ms = json.loads(body).get("ms")
         except (ValueError, AttributeError):
-            return _json({"message": 'the body must be a JSON object {"ms": N}'}, 400)
+            return _json({"message": rule}, 400)
         if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms <= MAX_FRESHNESS_MS:
             return _json({"message": f"ms must be a number from 0 to {MAX_FRESHNESS_MS}"}, 400)
         with self._lock:
