@@ -117,12 +117,13 @@ class Storefront:
         views: Counter[str] = Counter()
         users: Counter[str] = Counter()
         category: dict[str, str] = {}
-        for event in events:
-            if event.get("item_id") and event.get("category"):
-                views[event["item_id"]] += 1
-                category[event["item_id"]] = str(event["category"])
-            if event.get("user_id"):
-                users[event["user_id"]] += 1
+        for event in events:  # ids that are not strings are not events the API accepts: not shown
+            item, user = event.get("item_id"), event.get("user_id")
+            if item and isinstance(item, str) and event.get("category"):
+                views[item] += 1
+                category[item] = str(event["category"])
+            if user and isinstance(user, str):
+                users[user] += 1
         self.catalog = [readable(item, category[item]) for item, _ in views.most_common(CATALOG_SIZE)]
         self.users = [user for user, _ in users.most_common(KNOWN_USERS)]
         self._freshness: deque[tuple[float, float]] = deque(maxlen=FRESHNESS_KEPT)
