@@ -155,6 +155,7 @@ class Runtime:
         self._executors: list[ThreadPoolExecutor] = []
         self._local_routes: dict[str, LocalRoute] = {}
         self._console_sections: dict[str, Section] = {}
+        self._metered_through = 0  # the last batch of the moto server's meter recorded
         self.console = Console([], self.metrics, alarms=dict, status=dict, queue_depths=dict)
 
     # --- start / stop -----------------------------------------------------------------------------
@@ -397,13 +398,17 @@ class Runtime:
         self.metrics.flush_mirror()
 
     def _collect_service_metrics(self) -> None:
+        """Record the moto server's metered datapoints; the next read acknowledges them (one lost
+        answer is read again, nothing is recorded twice: `service_metrics.Meter`)."""
+        url = f"{self.endpoint}{service_metrics.ROUTE}?acknowledged={self._metered_through}"
         try:
-            with urllib.request.urlopen(self.endpoint + service_metrics.ROUTE, timeout=5) as answer:
-                datapoints = json.loads(answer.read())
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                document = json.loads(answer.read())
         except (OSError, ValueError) as error:
             log.warning("Kinesis and DynamoDB metrics unavailable this tick: %s", error)
             return
-        for point in datapoints:
+        self._metered_through = document["through"]
+        for point in document["datapoints"]:
             self.metrics.put(
                 point["namespace"],
                 point["name"],
