@@ -29,6 +29,9 @@ STATIC = Path(__file__).with_name("static")
 # Most points one series carries (a long window at a short period would otherwise grow the page).
 MAX_POINTS = 120
 DEFAULT_MINUTES = 15
+# The window console.json draws: at least a minute, at most the 6 hours the metric store keeps.
+MIN_MINUTES = 1
+MAX_MINUTES = 360
 REDRIVE_COMMAND = "make redrive"
 REDRIVE_DOC = "docs/runbook.md#redrive"
 # A local-only section: called with (now, window_s), returns {"kind": "points" | "intervals", "title", ...}.
@@ -93,6 +96,18 @@ def _metric_lines(lines: list[list[Any]], properties: dict[str, Any]) -> list[di
     return expanded
 
 
+def parse_minutes(text: str) -> float:
+    """console.json's ``minutes``: a number from MIN_MINUTES to MAX_MINUTES, else ValueError saying so
+    (NaN, infinities and negatives included: they are not windows)."""
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = math.nan
+    if not MIN_MINUTES <= minutes <= MAX_MINUTES:
+        raise ValueError(f"minutes must be a number from {MIN_MINUTES} to {MAX_MINUTES}, not {text[:40]!r}")
+    return minutes
+
+
 class Console:
     """Answers the console's routes from the deployed dashboard and the runtime's state."""
 
@@ -122,7 +137,7 @@ class Console:
     def document(self, minutes: float = DEFAULT_MINUTES, now: float | None = None) -> dict[str, Any]:
         """Everything the page draws, for the window of `minutes` ending `now`."""
         now = self._clock() if now is None else now
-        window_s = max(60.0, min(float(minutes), 360.0) * 60.0)
+        window_s = max(MIN_MINUTES, min(float(minutes), MAX_MINUTES)) * 60.0
         alarms = self._alarms()
         widgets = []
         for widget in self.widgets:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_local/"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# A Host value (RFC 9110 7.2): a name or a bracketed IPv6 address, then an optional numeric port.
+_HOST = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[^:\[\]@/]+))(?::[0-9]{1,5})?")
 # Invoke(function_name, event, wait_s=...) -> (payload, function_error); raises workers.Throttled.
 InvokeByName = Callable[..., tuple[Any, str | None]]
 # Admin(verb, path under /_local/, query string, body, headers by lower-cased name) -> the answer.
@@ -214,10 +217,11 @@ class ApiGateway:
     def _local(self, verb: str, raw_path: str, headers: list[tuple[str, str]], body: bytes) -> Answer:
         """A ``/_local/`` route: loopback Host headers only, then the runtime's own handler."""
         assert self._admin is not None
-        host = next((v for k, v in headers if k.lower() == "host"), None)
-        if not _is_loopback_host(host):
-            return _json(403, {"message": "local admin routes answer loopback Host headers only"})
         url = urlsplit(raw_path)
+        hosts = [v for k, v in headers if k.lower() == "host"]
+        # RFC 9112 3.2: one Host header; an absolute-form target's authority is the one that counts.
+        if len(hosts) != 1 or not _is_loopback_host(url.netloc or hosts[0]):
+            return _json(403, {"message": "local admin routes answer one loopback Host header only"})
         header_map = {k.lower(): v for k, v in headers}
         return self._admin(verb, url.path[len(ADMIN_PREFIX) :], url.query, body, header_map)
 
@@ -258,13 +262,7 @@ def _json(status: int, document: Any) -> Answer:
     return status, [("Content-Type", "application/json")], json.dumps(document).encode("utf-8")
 
 
-def _is_loopback_host(host: str | None) -> bool:
-    """True for a Host header naming this machine's loopback (with any port)."""
-    if not host:
-        return False
-    host = host.strip().lower()
-    if host.startswith("["):
-        name = host[1 : host.find("]")] if "]" in host else ""
-    else:
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return name in LOOPBACK_HOSTS
+def _is_loopback_host(host: str) -> bool:
+    """True for a Host value naming this machine's loopback, with or without a port (nothing else)."""
+    match = _HOST.fullmatch(host.strip().lower())
+    return match is not None and (match["ipv6"] or match["name"]) in LOOPBACK_HOSTS

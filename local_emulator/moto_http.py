@@ -107,13 +107,15 @@ class KeepAliveHandler(MotoRequestHandler):
 
 
 def _with_service_metrics(app: Any) -> Any:
-    """moto's app, plus ``GET service_metrics.ROUTE``: the metered datapoints since the last GET."""
+    """moto's app, plus ``GET service_metrics.ROUTE?acknowledged=N``: the metered datapoints the reader
+    has not acknowledged (`service_metrics.Meter.read`)."""
 
     def routed(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") != service_metrics.ROUTE:
             return app(environ, start_response)
-        body = service_metrics.METER.drain_json()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        status, body = service_metrics.METER.read_json(environ.get("QUERY_STRING", ""))
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response("200 OK" if status == 200 else "400 BAD REQUEST", headers)
         return [body]
 
     return routed

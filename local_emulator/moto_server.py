@@ -3,7 +3,7 @@
 `MotoServer().start()` launches ``python -m local_emulator.moto_server`` on 127.0.0.1 at a free port and
 returns its endpoint. The child applies `moto_patches` (AWS-faithful resharding, no Docker push to
 Lambda, Kinesis and DynamoDB safe for concurrent requests) and `service_metrics` (the Kinesis and
-DynamoDB metrics AWS would publish, drained by the runtime over HTTP), prints ``READY <port>`` once
+DynamoDB metrics AWS would publish, read by the runtime over HTTP), prints ``READY <port>`` once
 listening, and exits when its stdin closes, so it never outlives the process that started it.
 """
 

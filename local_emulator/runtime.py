@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 from local_emulator import aws, service_metrics
 from local_emulator.alarms import AlarmEvaluator
-from local_emulator.console import DEFAULT_MINUTES, Console, Section, parse_dashboard
+from local_emulator.console import DEFAULT_MINUTES, Console, Section, parse_dashboard, parse_minutes
 from local_emulator.deploy import DeployedStack
 from local_emulator.esm import BatchOutcome, EsmConfig, EsmPoller
 from local_emulator.gateway import ApiGateway, RestApiModel
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # A handler of /_local/<prefix>/...: (verb, rest of the path, query string, body, headers by lower-cased
 # name) -> the answer.
 LocalRoute = Callable[[str, str, str, bytes, Mapping[str, str]], Answer]
+# The runtime's own /_local/ routes: reads, answered to GET (and HEAD) only.
+_READ_ONLY_ROUTES = ("alarms", "status", "console", "console.json")
 
 
 def json_answer(document: Any, status: int = 200) -> Answer:
@@ -153,6 +155,7 @@ class Runtime:
         self._executors: list[ThreadPoolExecutor] = []
         self._local_routes: dict[str, LocalRoute] = {}
         self._console_sections: dict[str, Section] = {}
+        self._metered_through = 0  # the last batch of the moto server's meter recorded
         self.console = Console([], self.metrics, alarms=dict, status=dict, queue_depths=dict)
 
     # --- start / stop -----------------------------------------------------------------------------
@@ -395,13 +398,17 @@ class Runtime:
         self.metrics.flush_mirror()
 
     def _collect_service_metrics(self) -> None:
+        """Record the moto server's metered datapoints; the next read acknowledges them (one lost
+        answer is read again, nothing is recorded twice: `service_metrics.Meter`)."""
+        url = f"{self.endpoint}{service_metrics.ROUTE}?acknowledged={self._metered_through}"
         try:
-            with urllib.request.urlopen(self.endpoint + service_metrics.ROUTE, timeout=5) as answer:
-                datapoints = json.loads(answer.read())
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                document = json.loads(answer.read())
         except (OSError, ValueError) as error:
             log.warning("Kinesis and DynamoDB metrics unavailable this tick: %s", error)
             return
-        for point in datapoints:
+        self._metered_through = document["through"]
+        for point in document["datapoints"]:
             self.metrics.put(
                 point["namespace"],
                 point["name"],
@@ -422,6 +429,8 @@ class Runtime:
 
     def _admin(self, verb: str, path: str, query: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         name = path.rstrip("/")
+        if name in _READ_ONLY_ROUTES and verb not in ("GET", "HEAD"):
+            return json_answer({"message": f"{verb} is not allowed on /_local/{name}: use GET"}, 405)
         if name == "alarms":
             return json_answer(self.alarms.snapshot() if self.alarms else {})
         if name == "status":
@@ -429,16 +438,15 @@ class Runtime:
         if name == "console":
             return 200, [("Content-Type", "text/html; charset=utf-8")], self.console.page()
         if name == "console.json":
-            minutes = parse_qs(query).get("minutes", [str(DEFAULT_MINUTES)])[0]
             try:
-                window = float(minutes)
-            except ValueError:
-                return json_answer({"message": "minutes must be a number"}, 400)
+                window = parse_minutes(parse_qs(query).get("minutes", [str(DEFAULT_MINUTES)])[0])
+            except ValueError as error:
+                return json_answer({"message": str(error)}, 400)
             return json_answer(self.console.document(window))
         for prefix, handler in self._local_routes.items():
             if name == prefix or name.startswith(prefix + "/"):
                 return handler(verb, name[len(prefix) :].lstrip("/"), query, body, headers)
-        paths = ["alarms", "status", "console", "console.json", *self._local_routes]
+        paths = [*_READ_ONLY_ROUTES, *self._local_routes]
         return json_answer({"paths": [f"/_local/{p}" for p in paths]}, 404)
 
     def status(self) -> dict[str, Any]:

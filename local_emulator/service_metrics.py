@@ -5,8 +5,9 @@ AWS publishes per stream ``IncomingRecords``, ``IncomingBytes``, ``PutRecords.Fa
 ``ConsumedWriteCapacityUnits``, ``ReadThrottleEvents`` and ``WriteThrottleEvents``: the stack's dashboard
 and alarms read them. moto publishes the first two only (one CloudWatch datum per call, kept forever) and
 nothing for DynamoDB. `apply()` (moto server process) replaces that with a `Meter` that sums each metric
-per second; the local runtime drains it over HTTP (`ROUTE` on the moto server, `drain_json`) once per
-monitor tick into its metric store, which feeds the console, the alarms and moto's CloudWatch.
+per second; the local runtime reads it over HTTP (`ROUTE` on the moto server, acknowledging what it
+recorded: `Meter.read`) once per monitor tick into its metric store, which feeds the console, the alarms
+and moto's CloudWatch.
 
 How the values are measured:
 - Kinesis: records and bytes (data and partition key, as moto counts them) of every accepted
@@ -27,6 +28,7 @@ import functools
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,17 +38,27 @@ ROUTE = "/_local/service-metrics"
 KINESIS = "AWS/Kinesis"
 DYNAMODB = "AWS/DynamoDB"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+# Batches kept for a reader that does not acknowledge them (the runtime reads one a second).
+MAX_UNACKNOWLEDGED = 600
 
 # (namespace, metric name, ((dimension, value), ...), unit, epoch second)
 _Key = tuple[str, str, tuple[tuple[str, str], ...], str, int]
 
 
 class Meter:
-    """Thread-safe sums per metric and second, drained by one reader."""
+    """Thread-safe sums per metric and second, read over HTTP by one acknowledging reader.
+
+    Each `read` seals the sums so far into a numbered batch and answers every batch not yet
+    acknowledged; a batch goes when a later read acknowledges its number. So a reader whose answer was
+    lost (a timeout while the server is slow) gets it again, and a second reader that does not
+    acknowledge (a curl of the route) sees the batches without taking them from the runtime.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._sums: dict[_Key, float] = {}
+        self._unacknowledged: dict[int, dict[_Key, float]] = {}
+        self._sealed = 0
         self._lock = threading.Lock()
 
     def add(self, namespace: str, name: str, dimensions: dict[str, str], value: float, unit: str) -> None:
@@ -54,24 +66,47 @@ class Meter:
         with self._lock:
             self._sums[key] = self._sums.get(key, 0.0) + value
 
-    def drain(self) -> list[dict[str, Any]]:
-        """Every sum since the last drain, as datapoints (timestamps are whole epoch seconds)."""
+    def read(self, acknowledged: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """Forget the batches up to `acknowledged`, seal the sums since the last read; (the last batch's
+        number, the datapoints of every batch not acknowledged, oldest first). Timestamps are whole
+        epoch seconds."""
         with self._lock:
-            sums, self._sums = self._sums, {}
-        return [
-            {
-                "namespace": namespace,
-                "name": name,
-                "dimensions": dict(dimensions),
-                "unit": unit,
-                "timestamp": second,
-                "value": value,
-            }
-            for (namespace, name, dimensions, unit, second), value in sums.items()
-        ]
+            for number in [n for n in self._unacknowledged if n <= acknowledged]:
+                del self._unacknowledged[number]
+            if self._sums:
+                self._sealed += 1
+                self._unacknowledged[self._sealed] = self._sums
+                self._sums = {}
+            while len(self._unacknowledged) > MAX_UNACKNOWLEDGED:  # nobody reads: keep the latest
+                del self._unacknowledged[next(iter(self._unacknowledged))]
+            sealed, batches = self._sealed, list(self._unacknowledged.values())
+        return sealed, [_datapoint(key, value) for batch in batches for key, value in batch.items()]
 
-    def drain_json(self) -> bytes:
-        return json.dumps(self.drain()).encode()
+    def drain(self) -> list[dict[str, Any]]:
+        """Every datapoint not read yet, acknowledged at once (the one reader of in-process tests)."""
+        sealed, datapoints = self.read()
+        self.read(acknowledged=sealed)
+        return datapoints
+
+    def read_json(self, query: str) -> tuple[int, bytes]:
+        """The route's answer to ``?acknowledged=N`` (N: the ``through`` of the reader's last answer)."""
+        text = urllib.parse.parse_qs(query).get("acknowledged", ["0"])[0]
+        if not text.isdigit():
+            return 400, json.dumps({"message": "acknowledged must be a batch number (digits)"}).encode()
+        through, datapoints = self.read(int(text))
+        return 200, json.dumps({"through": through, "datapoints": datapoints}).encode()
+
+
+def _datapoint(key: _Key, value: float) -> dict[str, Any]:
+    namespace, name, dimensions, unit, second = key
+    return {
+        "namespace": namespace,
+        "name": name,
+        "dimensions": dict(dimensions),
+        "unit": unit,
+        "timestamp": second,
+        "value": value,
+    }
 
 
 METER = Meter()

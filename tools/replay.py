@@ -68,14 +68,21 @@ class ReplayError(RuntimeError):
 
 
 def read_events(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield the JSON objects of a JSON Lines file, skipping blank lines."""
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ReplayError(f"{path}:{number}: not JSON ({error})") from None
+    """Yield the JSON objects of a JSON Lines file, skipping blank lines; ReplayError naming the line
+    for one that is not UTF-8, not JSON or not an object."""
+    with Path(path).open("rb") as handle:  # decoded per line, so that an error names its line
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                event = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                raise ReplayError(f"{path}:{number}: not UTF-8 ({error})") from None
+            except (ValueError, RecursionError) as error:
+                raise ReplayError(f"{path}:{number}: not JSON ({error})") from None
+            if not isinstance(event, dict):
+                raise ReplayError(f"{path}:{number}: not a JSON object (one event object per line)")
+            yield event
 
 
 def source_time(event: dict[str, Any]) -> float:

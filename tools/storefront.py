@@ -69,6 +69,9 @@ DEFAULT_K = 6
 # Freshness measurements kept for the console, and the largest one accepted (the page gives up at 10 s).
 FRESHNESS_KEPT = 1_000
 MAX_FRESHNESS_MS = 60_000
+# The largest freshness report read: {"ms": N} is a few bytes. The bound also keeps nesting far below
+# what makes json.loads raise RecursionError (a 500 before).
+MAX_FRESHNESS_BODY = 256
 LOCAL_ONLY = "local only: measured by the storefront, not a metric of the stack's dashboard"
 # The header that carries config.json's token on POST freshness (the page reads its name from there too).
 TOKEN_HEADER = "x-storefront-token"
@@ -114,12 +117,13 @@ class Storefront:
         views: Counter[str] = Counter()
         users: Counter[str] = Counter()
         category: dict[str, str] = {}
-        for event in events:
-            if event.get("item_id") and event.get("category"):
-                views[event["item_id"]] += 1
-                category[event["item_id"]] = str(event["category"])
-            if event.get("user_id"):
-                users[event["user_id"]] += 1
+        for event in events:  # ids that are not strings are not events the API accepts: not shown
+            item, user = event.get("item_id"), event.get("user_id")
+            if item and isinstance(item, str) and event.get("category"):
+                views[item] += 1
+                category[item] = str(event["category"])
+            if user and isinstance(user, str):
+                users[user] += 1
         self.catalog = [readable(item, category[item]) for item, _ in views.most_common(CATALOG_SIZE)]
         self.users = [user for user, _ in users.most_common(KNOWN_USERS)]
         self._freshness: deque[tuple[float, float]] = deque(maxlen=FRESHNESS_KEPT)
@@ -191,10 +195,13 @@ class Storefront:
         return None
 
     def _record_freshness(self, body: bytes) -> Answer:
+        rule = f'the body must be a JSON object {{"ms": N}} of at most {MAX_FRESHNESS_BODY} bytes'
+        if len(body) > MAX_FRESHNESS_BODY:
+            return _json({"message": rule}, 413)
         try:
             ms = json.loads(body).get("ms")
         except (ValueError, AttributeError):
-            return _json({"message": 'the body must be a JSON object {"ms": N}'}, 400)
+            return _json({"message": rule}, 400)
         if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms <= MAX_FRESHNESS_MS:
             return _json({"message": f"ms must be a number from 0 to {MAX_FRESHNESS_MS}"}, 400)
         with self._lock:

@@ -117,3 +117,33 @@ def test_a_new_visitor_clicks_items_and_the_console_shows_the_pipeline_react(loc
     (alarms,) = [w for w in document["widgets"] if w["type"] == "alarm"]
     listed = browser.evaluate("[...document.querySelectorAll('[data-alarm]')].map(r => r.dataset.alarm)")
     assert listed == [a["name"] for a in alarms["alarms"]]
+
+
+def test_a_failed_refresh_says_so_and_an_item_id_named_like_a_javascript_property_shows_as_itself(
+    local_pipeline, browser
+):
+    """The console's refresh threw a ReferenceError in its catch (it read an undefined `doc`), so a
+    stopped pipeline left "updated" at its last time; the storefront looked item ids up in a plain object,
+    so "constructor" (a valid id) showed as "Object" and a click on it sent no item id."""
+    pipeline = local_pipeline.pipeline
+    Storefront(pipeline.base_url, pipeline.api_keys, []).install(pipeline.runtime)
+    admin = pipeline.endpoint_document()["admin_url"]
+    browser.navigate(admin + "console")
+    browser.wait_for("document.body.dataset.loaded === 'true'")
+    # When the console's next refresh cannot reach the runtime
+    browser.evaluate("window.fetch = () => Promise.reject(new Error('runtime stopped')); refresh()")
+    # Then it says so
+    browser.wait_for("document.getElementById('updated').textContent.startsWith('failed: ')")
+    assert "runtime stopped" in browser.evaluate("document.getElementById('updated').textContent")
+    # And when the storefront's panel gets items named like properties of a JavaScript object
+    browser.navigate(admin + ROUTE)
+    browser.wait_for("document.body.dataset.ready === 'true'")
+    ids = ["constructor", "__proto__", "toString"]
+    browser.evaluate(f"show({{items: {json.dumps([{'item_id': i, 'reason': 'trending'} for i in ids])}}})")
+    # Then each shows as its id (no catalog name), and what a click on it sends names that id
+    assert browser.evaluate("[...document.querySelectorAll('#recs li a')].map(a => a.textContent)") == ids
+    sent = browser.evaluate(
+        "(() => { const sent = []; window.click = (event) => sent.push(event.item_id);"
+        " document.querySelectorAll('#recs li a').forEach((a) => a.click()); return sent; })()"
+    )
+    assert sent == ids

@@ -239,7 +239,9 @@ def test_a_function_at_capacity_answers_503_with_retry_after(key):
 
 
 # --- local admin routes ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("host", ["127.0.0.1:4566", "localhost:4566", "[::1]:4566", "localhost"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:4566", "localhost:4566", "[::1]:4566", "localhost", "LOCALHOST", "[::1]"]
+)
 def test_admin_routes_answer_loopback_hosts(host):
     recorded = []
 
@@ -258,13 +260,37 @@ def test_admin_routes_answer_loopback_hosts(host):
     assert recorded == []  # the runtime's own routes are not API traffic: no API Gateway metrics
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:4566", "127.0.0.1.evil.example", None])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example", "evil.example:4566", "127.0.0.1.evil.example", None,
+        # loopback names followed by something that is not a port
+        "localhost:80@evil.example", "localhost:evil.example", "[::1]evil.example", "localhost:", "::1",
+    ],
+)  # fmt: skip
 def test_admin_routes_refuse_other_host_headers(host):
     """A page on another site that rebinds its DNS name to 127.0.0.1 sends its own name as Host."""
     gateway = ApiGateway(_model(), _no_function, admin=lambda *a: (200, [], b"state"))
     headers = [("Host", host)] if host else []
     try:
         status, _, body = gateway.handle("GET", "/_local/status", headers, b"", "127.0.0.1")
+    finally:
+        gateway.stop()
+    assert status == 403 and b"state" not in body
+
+
+@pytest.mark.parametrize(
+    ("target", "hosts"),
+    [
+        ("/_local/status", ["localhost", "evil.example"]),  # RFC 9112: more than one Host is refused
+        ("/_local/status", ["evil.example", "localhost"]),
+        ("http://evil.example/_local/status", ["localhost"]),  # the absolute target's authority counts
+    ],
+)
+def test_admin_routes_refuse_a_second_host_or_an_absolute_target_elsewhere(target, hosts):
+    gateway = ApiGateway(_model(), lambda *a, **k: None, admin=lambda *a: (200, [], b"state"))
+    try:
+        status, _, body = gateway.handle("GET", target, [("Host", h) for h in hosts], b"", "127.0.0.1")
     finally:
         gateway.stop()
     assert status == 403 and b"state" not in body

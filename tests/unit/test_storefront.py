@@ -96,6 +96,24 @@ def test_a_bad_freshness_report_is_a_400_naming_the_field(body):
     assert shop.freshness_section(time.time(), 60.0)["points"] == []
 
 
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"[" * 100_000, 413),
+        (b'{"a":' * 50_000, 413),
+        (b'{"ms": 5}' + b" " * 5_000_000, 413),
+        (b"[" * 256, 400),
+    ],
+)
+def test_a_nested_or_oversized_freshness_body_is_refused_naming_the_rule(body, status):
+    """Deeply nested JSON made the parser raise RecursionError (a 500 from a client's body); 5 MB of
+    padding was read and parsed. 256 bytes of nesting is at the bound and below the parser's limit."""
+    shop = _shop()
+    code, _, answer = _report(shop, body)
+    assert code == status and b'{\\"ms\\": N}' in answer and b"bytes" in answer
+    assert shop.freshness_section(time.time(), 60.0)["points"] == []
+
+
 def test_freshness_keeps_both_sides_of_the_bound():
     shop = _shop()
     for ms in (0, MAX_FRESHNESS_MS):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tools import up
-from tools.storefront import DEMO_SHOP
+from tools.replay import ReplayError
+from tools.storefront import DEMO_SHOP, Storefront
 
 
 @pytest.mark.parametrize(
@@ -46,3 +48,36 @@ def test_an_events_file_is_both_the_catalog_and_what_is_replayed(tmp_path: Path)
     source = up.source_for(up.parse_args(["--events-file", str(events), "--limit", "1"]))
     assert source.events == events and source.limit == 1
     assert list(source.catalog()) == [{"user_id": "u1", "item_id": "i1", "category": "c"}]
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        (b"[1, 2]\n", "events.jsonl:2: not a JSON object"),
+        (b'"view"\n', "events.jsonl:2: not a JSON object"),
+        (b"[" * 100_000 + b"\n", "events.jsonl:2: not JSON"),
+        (b'{"user_id": "\xff"}\n', "events.jsonl:2: not UTF-8"),
+    ],
+)
+def test_an_events_file_line_that_is_not_an_event_object_is_said_with_its_line(tmp_path: Path, line, said):
+    """Such a line was an AttributeError (RecursionError, UnicodeDecodeError) traceback once the
+    pipeline was up, instead of `make up`'s "error: ..." naming the file and line."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"user_id": "u1", "item_id": "i1", "category": "c"}\n' + line)
+    source = up.source_for(up.parse_args(["--events-file", str(events)]))
+    with pytest.raises(ReplayError, match=said):
+        list(source.catalog())
+
+
+def test_the_storefront_shows_only_string_ids_of_an_events_file(tmp_path: Path):
+    """An id that is a number or an object was a TypeError building the catalog (never a valid event)."""
+    events = tmp_path / "events.jsonl"
+    lines = [
+        {"user_id": "u1", "item_id": "i1", "category": "c"},
+        {"user_id": 7, "item_id": 5, "category": "c"},
+        {"user_id": {"a": 1}, "item_id": ["i2"], "category": "c"},
+    ]
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    source = up.source_for(up.parse_args(["--events-file", str(events)]))
+    shop = Storefront("http://127.0.0.1:1/dev", {"producer": "p", "reader": "r"}, source.catalog())
+    assert [item["item_id"] for item in shop.catalog] == ["i1"] and shop.users == ["u1"]
