@@ -288,7 +288,7 @@ def test_admin_routes_refuse_other_host_headers(host):
     ],
 )
 def test_admin_routes_refuse_a_second_host_or_an_absolute_target_elsewhere(target, hosts):
-    gateway = ApiGateway(_model(), lambda *a, **k: None, admin=lambda *a: (200, [], b"state"))
+    gateway = ApiGateway(_model(), _no_function, admin=lambda *a: (200, [], b"state"))
     try:
         status, _, body = gateway.handle("GET", target, [("Host", h) for h in hosts], b"", "127.0.0.1")
     finally:
