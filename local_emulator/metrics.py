@@ -110,11 +110,14 @@ class MetricStore:
             return list(self._points)
 
     def flush_mirror(self) -> None:
-        """Send buffered datapoints to moto's CloudWatch (PutMetricData, 20 per call)."""
+        """Send buffered datapoints to moto's CloudWatch (PutMetricData, 20 per call), as one statistic
+        set per metric and second (moto keeps each datum it is given: one per request would grow it by
+        a datum per metric per request; percentiles are therefore not available from moto's copy)."""
         if self._mirror is None:
             return
         with self._lock:
-            batch, self._outbox = self._outbox, []
+            outbox, self._outbox = self._outbox, []
+        batch = _statistic_sets(outbox)
         for start in range(0, len(batch), 20):
             chunk = batch[start : start + 20]
             by_namespace: dict[str, list[dict[str, Any]]] = {}
@@ -126,6 +129,30 @@ class MetricStore:
                     self._mirror.put_metric_data(Namespace=namespace, MetricData=data)
                 except Exception as error:  # the mirror is a convenience; alarms use the store
                     log.debug("PutMetricData to moto failed: %s", error)
+
+
+def _statistic_sets(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PutMetricData entries with a Value each -> one StatisticValues entry per metric, unit and second."""
+    sets: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for datum in data:
+        second = int(datum["Timestamp"])
+        dimensions = tuple((d["Name"], d["Value"]) for d in datum["Dimensions"])
+        key = (datum["Namespace"], datum["MetricName"], dimensions, datum["Unit"], second)
+        value = datum["Value"]
+        entry = sets.get(key)
+        if entry is None:
+            sets[key] = {
+                **{k: v for k, v in datum.items() if k != "Value"},
+                "Timestamp": second,
+                "StatisticValues": {"SampleCount": 1.0, "Sum": value, "Minimum": value, "Maximum": value},
+            }
+            continue
+        stats = entry["StatisticValues"]
+        stats["SampleCount"] += 1
+        stats["Sum"] += value
+        stats["Minimum"] = min(stats["Minimum"], value)
+        stats["Maximum"] = max(stats["Maximum"], value)
+    return list(sets.values())
 
 
 def compute_statistic(values: list[float], stat: str) -> float | None:

@@ -34,25 +34,33 @@ through `patched()`. Each patch is a documented moto gap (moto 5.2.5):
    33,000 records in a shard (the Taobao file on two shards) moto's scan costs 2.2 ms per GetRecords
    at the shard's end (3 us from the position), and the three event source mappings ask every shard
    ten times a second when idle.
+8. CloudWatch keeps every datum it is given, forever (~0.8 KB each): a pipeline left running grows
+   moto's memory without bound. AWS keeps datapoints for a retention period; here PutMetricData drops
+   those older than the local metric store's retention (`metrics.RETENTION_S`), at most once a minute.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import moto.dynamodb.models as dynamodb_models
 from moto.awslambda.models import LambdaBackend
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.kinesis.exceptions import InvalidArgumentError
 from moto.kinesis.models import KinesisBackend, Record, Shard, Stream
 from moto.utilities.utils import md5_hash
+
+from local_emulator.metrics import RETENTION_S
 
 _ORIGINALS: dict[str, Any] = {}
 
@@ -235,6 +243,30 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
             dynamodb_models.copy = copy
 
 
+# Seconds between two trims of a CloudWatch backend's datapoints.
+TRIM_INTERVAL_S = 60.0
+_TRIMMED_AT: dict[int, float] = {}
+
+
+def trim_metric_data(backend: CloudWatchBackend, now: float) -> None:
+    """Drop `backend`'s datapoints older than RETENTION_S before `now` (epoch seconds)."""
+    cutoff = now - RETENTION_S
+    backend.metric_data = [d for d in backend.metric_data if _epoch(d.timestamp) >= cutoff]
+
+
+def _epoch(moment: datetime.datetime) -> float:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)  # moto's utcnow() is naive
+    return aware.timestamp()
+
+
+def _put_metric_data(self: CloudWatchBackend, namespace: str, metric_data: list[dict[str, Any]]) -> None:
+    _ORIGINALS["put_metric_data"](self, namespace, metric_data)
+    now = time.time()
+    if now - _TRIMMED_AT.get(id(self), 0.0) >= TRIM_INTERVAL_S:
+        _TRIMMED_AT[id(self)] = now
+        trim_metric_data(self, now)
+
+
 # The moto methods replaced: the key their original is kept under in _ORIGINALS -> (class, method, the
 # replacement).
 _REPLACED: dict[str, tuple[type, str, Callable[..., Any]]] = {
@@ -248,6 +280,7 @@ _REPLACED: dict[str, tuple[type, str, Callable[..., Any]]] = {
     "shard_get_records": (Shard, "get_records", _shard_get_records),
     "shard_min": (Shard, "get_min_sequence_number", _shard_min_sequence_number),
     "shard_max": (Shard, "get_max_sequence_number", _shard_max_sequence_number),
+    "put_metric_data": (CloudWatchBackend, "put_metric_data", _put_metric_data),
 }
 
 

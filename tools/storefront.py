@@ -68,6 +68,9 @@ KNOWN_USERS = 12
 DEFAULT_K = 6
 # Freshness measurements kept for the console, and the largest one accepted (the page gives up at 10 s).
 FRESHNESS_KEPT = 1_000
+# Each open console asks for its sections every 2 s; the experiment's counters are read from the API at
+# most this often (the reads are real API traffic: they show on the dashboard and use serve's workers).
+EXPERIMENT_READ_EVERY_S = 5.0
 MAX_FRESHNESS_MS = 60_000
 # The largest freshness report read: {"ms": N} is a few bytes. The bound also keeps nesting far below
 # what makes json.loads raise RecursionError (a 500 before).
@@ -129,6 +132,8 @@ class Storefront:
         self._freshness: deque[tuple[float, float]] = deque(maxlen=FRESHNESS_KEPT)
         self._lock = threading.Lock()
         self.experiment_id: str | None = None  # the experiment the last answer was in
+        self._experiment_lock = threading.Lock()
+        self._experiment_read: tuple[float, str, dict[str, Any]] | None = None  # (monotonic, id, answer)
         self.token = secrets.token_urlsafe(32)  # this run's, for POST freshness (module docstring)
 
     def install(self, runtime: Any) -> None:
@@ -228,12 +233,8 @@ class Storefront:
         if self.experiment_id is None:
             return {**section, "title": "Experiment: CTR per variant", "message": "no experiment answer yet"}
         section["title"] = f"Experiment {self.experiment_id}: CTR per variant (95% interval)"
-        url = routes.EXPERIMENT.url(self._base_url, experiment_id=self.experiment_id)
-        request = urllib.request.Request(url, method=routes.EXPERIMENT.method)
-        request.add_header("x-api-key", self._reader_key)
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                result = json.loads(response.read())
+            result = self._read_experiment(self.experiment_id)
         except (OSError, ValueError) as error:
             return {**section, "message": f"the experiments API could not be read: {error}"}
         section["variants"] = [
@@ -241,6 +242,21 @@ class Storefront:
             for v in result.get("variants", [])
         ]
         return section
+
+
+    def _read_experiment(self, experiment_id: str) -> dict[str, Any]:
+        """GET /v1/experiments/{id} with the reader key, at most once per EXPERIMENT_READ_EVERY_S."""
+        with self._experiment_lock:  # concurrent consoles wait for one read instead of each making one
+            read = self._experiment_read
+            if read and read[1] == experiment_id and time.monotonic() - read[0] < EXPERIMENT_READ_EVERY_S:
+                return read[2]
+            url = routes.EXPERIMENT.url(self._base_url, experiment_id=experiment_id)
+            request = urllib.request.Request(url, method=routes.EXPERIMENT.method)
+            request.add_header("x-api-key", self._reader_key)
+            with urllib.request.urlopen(request, timeout=10) as response:
+                result: dict[str, Any] = json.loads(response.read())
+            self._experiment_read = (time.monotonic(), experiment_id, result)
+            return result
 
 
 def _json(document: Any, status: int = 200) -> Answer:

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.kinesis.models import Shard
 
 from local_emulator import moto_patches
+from local_emulator.metrics import RETENTION_S, MetricStore
 
 TABLE = "features"
 
@@ -308,3 +312,38 @@ def test_get_records_falls_back_to_moto_on_a_shard_with_a_gap(aws):
     del shard.records[3]  # not something moto does today; the fast path must not assume it away
     records, last, _ = shard.get_records("1", 10)
     assert [r.sequence_number for r in records] == [2, 4, 5, 6] and last == 6
+
+
+def test_cloudwatch_keeps_the_mirrored_metrics_as_one_statistic_set_per_second_and_drops_old_ones(aws):
+    """A pipeline left running must not grow moto's memory by a datum per metric per request forever."""
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    backend = cloudwatch_backends["123456789012"]["us-east-1"]
+    now = float(int(time.time()))  # a whole second: the mirror's sets are per second
+    store = MetricStore(clock=lambda: now, mirror=cloudwatch)
+    # Given 100 latencies in one second and one in the next, mirrored
+    for n in range(100):
+        store.put("NS", "Latency", {"fn": "f"}, float(n), "Milliseconds", timestamp=now - 10)
+    store.put("NS", "Latency", {"fn": "f"}, 500.0, "Milliseconds", timestamp=now - 9)
+    store.flush_mirror()
+    # Then moto holds two data, and CloudWatch's statistics over them are those of the 101 values
+    assert len(backend.metric_data) == 2
+    (point,) = cloudwatch.get_metric_statistics(
+        Namespace="NS",
+        MetricName="Latency",
+        Dimensions=[{"Name": "fn", "Value": "f"}],
+        StartTime=datetime.fromtimestamp(now - 60, UTC),
+        EndTime=datetime.fromtimestamp(now, UTC),
+        Period=60,
+        Statistics=["SampleCount", "Sum", "Maximum", "Minimum"],
+    )["Datapoints"]
+    assert (point["SampleCount"], point["Sum"], point["Minimum"], point["Maximum"]) == (
+        101,
+        sum(range(100)) + 500.0,
+        0.0,
+        500.0,
+    )
+    # And data older than the retention are dropped
+    moto_patches.trim_metric_data(backend, now + RETENTION_S - 9.5)
+    assert len(backend.metric_data) == 1
+    moto_patches.trim_metric_data(backend, now + RETENTION_S)
+    assert backend.metric_data == []

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -180,6 +181,8 @@ def test_the_page_sends_config_jsons_token_with_each_freshness_report():
 class _FakeApi(BaseHTTPRequestHandler):
     """GET /dev/v1/users/.../recommendations and /dev/v1/experiments/ranking, checking the reader key."""
 
+    experiment_reads = 0
+
     def do_GET(self) -> None:
         body: dict[str, Any]
         if self.headers.get("x-api-key") != KEYS["reader"]:
@@ -187,6 +190,7 @@ class _FakeApi(BaseHTTPRequestHandler):
         elif self.path.startswith("/dev/v1/users/"):
             body, status = {"items": [], "experiment_id": "ranking", "variant": "a"}, 200
         elif self.path == "/dev/v1/experiments/ranking":
+            _FakeApi.experiment_reads += 1
             ctr = {"value": 0.25, "low": 0.1, "high": 0.5}
             none = {"value": None, "low": None, "high": None}
             variants = [
@@ -248,3 +252,15 @@ def test_an_unreadable_experiments_api_is_said_in_the_section(api):
     shop.experiment_id = "unknown"
     section = shop.experiment_section(time.time(), 60.0)
     assert section["variants"] == [] and "could not be read" in section["message"]
+
+
+def test_consoles_polling_at_once_read_the_experiment_from_the_api_at_most_once_per_interval(api):
+    shop = Storefront(api, KEYS, EVENTS)
+    assert shop.handle("GET", "recommendations", "user_id=u1", b"")[0] == 200
+    before = _FakeApi.experiment_reads
+    # Given eight consoles asking for the section at once, twice
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sections = list(pool.map(lambda _: shop.experiment_section(time.time(), 60.0), range(16)))
+    # Then each got the counters, read from the API once (the reads are real traffic on the dashboard)
+    assert all(s["variants"] and s["variants"][0]["clicks"] == 2 for s in sections)
+    assert _FakeApi.experiment_reads - before == 1
