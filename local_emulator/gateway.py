@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -50,6 +49,7 @@ from local_emulator.http_server import (
     Answer,
     HttpServer,
 )
+from local_emulator.loopback import is_loopback_host
 from local_emulator.proxy import proxy_event, proxy_response
 from local_emulator.rest_api import ApiKey, GatewayResponse, Method, RestApiModel, UsagePlan
 from local_emulator.throttling import TokenBucket, UsagePlanLimits
@@ -69,9 +69,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_local/"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-# A Host value (RFC 9110 7.2): a name or a bracketed IPv6 address, then an optional numeric port.
-_HOST = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[^:\[\]@/]+))(?::[0-9]{1,5})?")
 # Invoke(function_name, event, wait_s=...) -> (payload, function_error); raises workers.Throttled.
 InvokeByName = Callable[..., tuple[Any, str | None]]
 # Admin(verb, path under /_local/, query string, body, headers by lower-cased name) -> the answer.
@@ -220,7 +217,7 @@ class ApiGateway:
         url = urlsplit(raw_path)
         hosts = [v for k, v in headers if k.lower() == "host"]
         # RFC 9112 3.2: one Host header; an absolute-form target's authority is the one that counts.
-        if len(hosts) != 1 or not _is_loopback_host(url.netloc or hosts[0]):
+        if len(hosts) != 1 or not is_loopback_host(url.netloc or hosts[0]):
             return _json(403, {"message": "local admin routes answer one loopback Host header only"})
         header_map = {k.lower(): v for k, v in headers}
         return self._admin(verb, url.path[len(ADMIN_PREFIX) :], url.query, body, header_map)
@@ -260,9 +257,3 @@ class ApiGateway:
 
 def _json(status: int, document: Any) -> Answer:
     return status, [("Content-Type", "application/json")], json.dumps(document).encode("utf-8")
-
-
-def _is_loopback_host(host: str) -> bool:
-    """True for a Host value naming this machine's loopback, with or without a port (nothing else)."""
-    match = _HOST.fullmatch(host.strip().lower())
-    return match is not None and (match["ipv6"] or match["name"]) in LOOPBACK_HOSTS

@@ -14,6 +14,7 @@ together with the lookup cache of `moto_speed`, the client's 1.33 -> 0.91 ms.
 from __future__ import annotations
 
 import io
+import json
 import threading
 from typing import Any
 
@@ -21,6 +22,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from local_emulator import service_metrics
+from local_emulator.loopback import is_loopback_host
 
 # Statuses whose responses have no body (RFC 9110).
 _NO_BODY = frozenset({204, 304})
@@ -106,19 +108,34 @@ class KeepAliveHandler(MotoRequestHandler):
         self.flush_headers()
 
 
-def _with_service_metrics(app: Any) -> Any:
-    """moto's app, plus ``GET service_metrics.ROUTE?acknowledged=N``: the metered datapoints the reader
-    has not acknowledged (`service_metrics.Meter.read`)."""
+def local_app(app: Any) -> Any:
+    """moto's app for this machine's SDK clients only, plus ``GET service_metrics.ROUTE?acknowledged=N``:
+    the metered datapoints the reader has not acknowledged (`service_metrics.Meter.read`).
+
+    moto answers any caller, with CORS open to every origin, and checks no credentials: a web page the
+    developer visits could read and write the local tables and stream. Refused with 403: a request with
+    an ``Origin`` header (browsers send one on every cross-origin request; the SDKs never do) and a Host
+    that is not loopback (a page rebinding its DNS name to 127.0.0.1 still sends its own name)."""
 
     def routed(environ: dict[str, Any], start_response: Any) -> Any:
+        if "HTTP_ORIGIN" in environ or not is_loopback_host(environ.get("HTTP_HOST", "")):
+            return _answer(start_response, "403 FORBIDDEN", REFUSED)
         if environ.get("PATH_INFO") != service_metrics.ROUTE:
             return app(environ, start_response)
         status, body = service_metrics.METER.read_json(environ.get("QUERY_STRING", ""))
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        start_response("200 OK" if status == 200 else "400 BAD REQUEST", headers)
-        return [body]
+        return _answer(start_response, "200 OK" if status == 200 else "400 BAD REQUEST", body)
 
     return routed
+
+
+REFUSED = json.dumps(
+    {"message": "the local AWS answers SDK requests to a loopback Host only (no Origin header)"}
+).encode()
+
+
+def _answer(start_response: Any, status: str, body: bytes) -> list[bytes]:
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def serve(host: str, port: int) -> BaseWSGIServer:
@@ -127,7 +144,7 @@ def serve(host: str, port: int) -> BaseWSGIServer:
     server = make_server(
         host,
         port,
-        _with_service_metrics(DomainDispatcherApplication(create_backend_app)),
+        local_app(DomainDispatcherApplication(create_backend_app)),
         threaded=True,
         request_handler=KeepAliveHandler,
     )

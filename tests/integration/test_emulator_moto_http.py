@@ -116,3 +116,49 @@ def test_the_moto_server_answers_sdk_calls_on_one_kept_alive_connection() -> Non
         assert connection.sock is first
     finally:
         moto.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    moto = MotoServer()
+    try:
+        yield moto.start()
+    finally:
+        moto.stop()
+
+
+def _call(endpoint: str, headers: dict[str, str], method: str = "POST") -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection(endpoint.split("//")[1], timeout=10)
+    try:
+        connection.request(method, "/", body="{}" if method == "POST" else None, headers=headers)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1:4566", "[::1]:4566"])
+def test_the_local_aws_answers_this_machines_sdk_calls(moto_endpoint: str, host: str) -> None:
+    status, _, body = _call(moto_endpoint, {**LIST_TABLES, "Host": host})
+    assert status == 200 and "TableNames" in json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("headers", "method"),
+    [
+        ({"Origin": "https://evil.example"}, "POST"),  # a page's cross-origin fetch
+        ({"Origin": "null"}, "POST"),  # a sandboxed frame or a file:// page
+        ({"Origin": "http://127.0.0.1:8000"}, "POST"),  # another local page: still a browser
+        ({"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}, "OPTIONS"),
+        ({"Host": "evil.example"}, "POST"),  # DNS rebinding: the page's own name
+        ({"Host": "127.0.0.1.evil.example:4566"}, "POST"),
+    ],
+)
+def test_the_local_aws_refuses_browser_pages_and_other_hosts(
+    moto_endpoint: str, headers: dict[str, str], method: str
+) -> None:
+    """moto checks no credentials and opens CORS to every origin: a page the developer visits could
+    otherwise read and write the local tables and stream."""
+    status, answer_headers, body = _call(moto_endpoint, {**LIST_TABLES, **headers}, method)
+    assert status == 403 and "loopback Host" in json.loads(body)["message"]
+    assert not any(name.startswith("access-control-") for name in answer_headers)

@@ -82,11 +82,11 @@ def test_batches_nobody_acknowledges_are_bounded_keeping_the_latest():
 
 
 def _get(query: str) -> tuple[str, bytes]:
-    app = moto_http._with_service_metrics(lambda environ, start_response: [])
+    app = moto_http.local_app(lambda environ, start_response: [])
     started: list[str] = []
     body = b"".join(
         app(
-            {"PATH_INFO": service_metrics.ROUTE, "QUERY_STRING": query},
+            {"PATH_INFO": service_metrics.ROUTE, "QUERY_STRING": query, "HTTP_HOST": "127.0.0.1:4566"},
             lambda status, headers: started.append(status),
         )
     )
