@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import datetime as _dt
+import functools
 import json
 import logging
 import operator
@@ -303,6 +304,18 @@ def _math_period(alarm: dict[str, Any]) -> int | None:
     return None
 
 
+# ast.parse shares its state between threads before CPython 3.11.8 (gh-106905): two threads parsing at
+# once can fail with "SystemError: AST constructor recursion depth mismatch". The monitor and the
+# console's request threads evaluate the same few expressions: each is parsed once, under a lock.
+_PARSE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(expression: str) -> ast.Expression:
+    with _PARSE_LOCK:
+        return ast.parse(expression, mode="eval")
+
+
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
 
@@ -333,7 +346,7 @@ def metric_math(expression: str, values: dict[str, float | None]) -> float | Non
             return fill if inner is None else inner
         raise ValueError(f"unsupported metric math: {ast.dump(node)}")
 
-    return walk(ast.parse(expression, mode="eval"))
+    return walk(_parsed(expression))
 
 
 def _fmt(values: list[float | None]) -> str:

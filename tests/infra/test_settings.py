@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from stacks.settings import SettingsError, load_profiles_from_cdk_json, parse_profile, settings_from_context
+from tests.imports import imported_packages
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CDK_JSON = REPO_ROOT / "cdk.json"
@@ -476,13 +476,11 @@ def test_a_variant_parameter_of_the_wrong_type_is_refused(dev_raw: dict[str, Any
 
 def test_the_functions_never_import_the_settings_models_or_pydantic() -> None:
     # pydantic is a synth-time dependency: function assets hold lambdas/ and the pinned layers only.
-    imported = set()
-    for path in (REPO_ROOT / "lambdas").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                imported |= {(path.name, alias.name.split(".")[0]) for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                imported.add((path.name, node.module.split(".")[0]))
+    imported = {
+        (path.name, package)
+        for path in (REPO_ROOT / "lambdas").rglob("*.py")
+        for package in imported_packages(path)
+    }
     assert not [
         (name, module) for name, module in imported if module in {"pydantic", "pydantic_core", "stacks"}
     ]

@@ -3,10 +3,11 @@ tools, benchmarks or tests that use them (a function-level import counts too).""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.imports import imported_packages
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Folder -> the top-level packages its code must not import.
@@ -16,17 +17,6 @@ FORBIDDEN = {
     "streamrec_client": {"local_emulator", "tools", "bench", "tests", "stacks"},
     "stacks": {"local_emulator", "tools", "bench", "tests"},
 }
-
-
-def imported_packages(path: Path) -> set[str]:
-    """The top-level names `path` imports, wherever the import statement is."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
 
 
 @pytest.mark.parametrize("folder", sorted(FORBIDDEN))
