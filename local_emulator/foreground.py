@@ -42,9 +42,13 @@ def configure_logging(verbose: bool) -> None:
 def start(args: argparse.Namespace, out: TextIO = sys.stdout) -> LocalPipeline:
     """Start the pipeline `add_arguments`' options describe, writing ``.local/endpoint.json``."""
     print(f"starting the local pipeline (profile {args.profile}) ...", file=out, flush=True)
-    return LocalPipeline.start(
-        profile=args.profile, app_dir=Path(args.app_dir), api_port=args.port, write_endpoint_file=True
-    )
+    try:
+        return LocalPipeline.start(
+            profile=args.profile, app_dir=Path(args.app_dir), api_port=args.port, write_endpoint_file=True
+        )
+    except KeyboardInterrupt:  # LocalPipeline.start stops what it had started before re-raising
+        print("interrupted while starting: nothing is left running", file=out, flush=True)
+        raise SystemExit(130) from None
 
 
 def line(label: str, text: str) -> str:

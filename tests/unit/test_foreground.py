@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import signal
@@ -81,3 +82,17 @@ def test_a_failing_set_up_still_stops_the_pipeline(tmp_path: Path):
     with pytest.raises(RuntimeError, match="no storefront today"):
         foreground.run_until_stopped(cast(Any, pipeline), setup, io.StringIO())
     assert pipeline.stopped == 1 and not pipeline.endpoint_file.exists()
+
+
+def test_ctrl_c_while_starting_says_nothing_is_left_running_and_exits_130(monkeypatch: pytest.MonkeyPatch):
+    def interrupted(**kwargs: Any) -> None:
+        raise KeyboardInterrupt  # what LocalPipeline.start re-raises after stopping what it had started
+
+    monkeypatch.setattr(foreground.LocalPipeline, "start", interrupted)
+    parser = argparse.ArgumentParser()
+    foreground.add_arguments(parser)
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        foreground.start(parser.parse_args([]), out)
+    assert exit_.value.code == 130  # the shell's convention for "ended by SIGINT"
+    assert "interrupted while starting: nothing is left running" in out.getvalue()
