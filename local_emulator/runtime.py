@@ -156,6 +156,7 @@ class Runtime:
         self._local_routes: dict[str, LocalRoute] = {}
         self._console_sections: dict[str, Section] = {}
         self._metered_through = 0  # the last batch of the moto server's meter recorded
+        self._metering_lock = threading.Lock()
         self.console = Console([], self.metrics, alarms=dict, status=dict, queue_depths=dict)
 
     # --- start / stop -----------------------------------------------------------------------------
@@ -399,7 +400,12 @@ class Runtime:
 
     def _collect_service_metrics(self) -> None:
         """Record the moto server's metered datapoints; the next read acknowledges them (one lost
-        answer is read again, nothing is recorded twice: `service_metrics.Meter`)."""
+        answer is read again, nothing is recorded twice: `service_metrics.Meter`). One read at a time:
+        two at once would both get the batches neither had acknowledged."""
+        with self._metering_lock:
+            self._read_service_metrics()
+
+    def _read_service_metrics(self) -> None:
         url = f"{self.endpoint}{service_metrics.ROUTE}?acknowledged={self._metered_through}"
         try:
             with urllib.request.urlopen(url, timeout=5) as answer:

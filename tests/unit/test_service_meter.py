@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from local_emulator import moto_http, service_metrics
+from local_emulator.metrics import dims
+from local_emulator.runtime import Runtime, RuntimeOptions
 from local_emulator.service_metrics import MAX_UNACKNOWLEDGED, Meter
 
 DIMS = {"StreamName": "events"}
@@ -98,3 +103,48 @@ def test_the_route_refuses_an_acknowledgement_that_is_not_a_batch_number():
     assert status.startswith("400") and b"acknowledged must be a batch number" in body
     status, body = _get("acknowledged=0")
     assert status.startswith("200") and set(json.loads(body)) == {"through", "datapoints"}
+
+
+class _SlowMeterServer(ThreadingHTTPServer):
+    """The moto server's meter route, answering each read after a pause (a busy moto server)."""
+
+    def __init__(self, meter: Meter) -> None:
+        meter_ = meter
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                time.sleep(0.2)
+                _, body = meter_.read_json(urllib.parse.urlsplit(self.path).query)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_the_runtime_records_each_metered_unit_once_when_it_samples_from_several_threads(tmp_path):
+    """The monitor samples every second and anything may call Runtime.sample too (the tests do): two
+    reads at once would both get the batches neither had acknowledged."""
+    meter = Meter()
+    server = _SlowMeterServer(meter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        runtime = Runtime(
+            f"http://127.0.0.1:{server.server_address[1]}", [], RuntimeOptions(workdir=tmp_path)
+        )
+        meter.add("AWS/Kinesis", "IncomingRecords", DIMS, 5, "Count")
+        readers = [threading.Thread(target=runtime._collect_service_metrics) for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+        runtime._collect_service_metrics()  # acknowledges the last answer
+    finally:
+        server.shutdown()
+        server.server_close()
+    key = ("AWS/Kinesis", "IncomingRecords", dims(DIMS))
+    assert runtime.metrics.statistic(*key, "Sum", 0, 4e9) == 5
