@@ -12,6 +12,11 @@ from streamrec_core import constants
 
 from local_emulator.metrics import dims
 
+# Seconds after its time within which a datapoint may still be recorded (EMF, metered units); what the
+# runtime observes itself (invocations, API requests, queue depths) is recorded at its time.
+LATE_S = 5.0
+RECORDED_AT_THEIR_TIME = frozenset({"AWS/Lambda", "AWS/ApiGateway", "AWS/SQS"})
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.embedded_only("the console is served by the embedded emulator's local runtime"),
@@ -65,7 +70,10 @@ def test_console_draws_every_widget_of_the_templates_dashboard_with_the_runtimes
             None if "expression" in m[-1] else m[1] for m in lines
         ], drawn["title"]
 
-    # And every metric point equals the runtime's own statistic for the same period
+    # And every metric point equals the runtime's own statistic for the same period. A function's EMF
+    # and a metered Kinesis or DynamoDB unit are recorded after their time (when the invocation ends, at
+    # the next monitor tick; the console's own experiment read makes some): their periods that ended
+    # less than LATE_S before the page was computed may only have grown since (sums) or are not compared.
     checked = 0
     for widget in document["widgets"]:
         for series in widget.get("series", []):
@@ -73,7 +81,11 @@ def test_console_draws_every_widget_of_the_templates_dashboard_with_the_runtimes
                 continue
             key = (series["namespace"], series["name"], dims(series["dimensions"]))
             for start, end, value in series["points"]:
-                assert value == pipeline.runtime.metrics.statistic(*key, series["stat"], start, end)
+                now = pipeline.runtime.metrics.statistic(*key, series["stat"], start, end)
+                if series["namespace"] in RECORDED_AT_THEIR_TIME or end < document["now"] - LATE_S:
+                    assert value == now, (series["label"], start, end)
+                elif series["stat"] == "Sum":
+                    assert (value or 0.0) <= (now or 0.0), (series["label"], start, end)
                 checked += value is not None
     assert checked > 0
     accepted = next(
