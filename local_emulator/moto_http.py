@@ -113,14 +113,23 @@ def local_app(app: Any) -> Any:
     the metered datapoints the reader has not acknowledged (`service_metrics.Meter.read`).
 
     moto answers any caller, with CORS open to every origin, and checks no credentials: a web page the
-    developer visits could read and write the local tables and stream. Refused with 403: a request with
-    an ``Origin`` header (browsers send one on every cross-origin request; the SDKs never do) and a Host
-    that is not loopback (a page rebinding its DNS name to 127.0.0.1 still sends its own name)."""
+    developer visits could read and write the local tables and stream. Refused with 403:
+    - what a browser sends: an ``Origin`` header (every cross-origin request but a simple GET) or a
+      ``Sec-Fetch-*`` header (every request of current browsers, image and script loads and navigations
+      included); the SDKs send neither;
+    - a Host that is not loopback (a page rebinding its DNS name to 127.0.0.1 still sends its own name);
+    - moto's own ``/moto-api/`` routes, some of which change state on a GET (start recording every
+      request to a file, replay it, seed), except ``POST /moto-api/reset``."""
 
     def routed(environ: dict[str, Any], start_response: Any) -> Any:
-        if "HTTP_ORIGIN" in environ or not is_loopback_host(environ.get("HTTP_HOST", "")):
+        path = environ.get("PATH_INFO", "")
+        if (
+            any(name in environ for name in BROWSER_HEADERS)
+            or not is_loopback_host(environ.get("HTTP_HOST", ""))
+            or (path.startswith("/moto-api/") and (environ.get("REQUEST_METHOD"), path) != MOTO_RESET)
+        ):
             return _answer(start_response, "403 FORBIDDEN", REFUSED)
-        if environ.get("PATH_INFO") != service_metrics.ROUTE:
+        if path != service_metrics.ROUTE:
             return app(environ, start_response)
         status, body = service_metrics.METER.read_json(environ.get("QUERY_STRING", ""))
         return _answer(start_response, "200 OK" if status == 200 else "400 BAD REQUEST", body)
@@ -128,8 +137,14 @@ def local_app(app: Any) -> Any:
     return routed
 
 
+# WSGI names of the headers only browsers send.
+BROWSER_HEADERS = ("HTTP_ORIGIN", "HTTP_SEC_FETCH_SITE", "HTTP_SEC_FETCH_MODE", "HTTP_SEC_FETCH_DEST")
+MOTO_RESET = ("POST", "/moto-api/reset")
 REFUSED = json.dumps(
-    {"message": "the local AWS answers SDK requests to a loopback Host only (no Origin header)"}
+    {
+        "message": "the local AWS answers SDK requests to a loopback Host only (no browser: no Origin or "
+        "Sec-Fetch-* header; of moto's own routes, POST /moto-api/reset only)"
+    }
 ).encode()
 
 

@@ -246,6 +246,7 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
 # Seconds between two trims of a CloudWatch backend's datapoints.
 TRIM_INTERVAL_S = 60.0
 _TRIMMED_AT: dict[int, float] = {}
+_CLOUDWATCH_LOCK = threading.Lock()
 
 
 def trim_metric_data(backend: CloudWatchBackend, now: float) -> None:
@@ -260,11 +261,13 @@ def _epoch(moment: datetime.datetime) -> float:
 
 
 def _put_metric_data(self: CloudWatchBackend, namespace: str, metric_data: list[dict[str, Any]]) -> None:
-    _ORIGINALS["put_metric_data"](self, namespace, metric_data)
-    now = time.time()
-    if now - _TRIMMED_AT.get(id(self), 0.0) >= TRIM_INTERVAL_S:
-        _TRIMMED_AT[id(self)] = now
-        trim_metric_data(self, now)
+    # One lock with the trim: a put appending to the list the trim is replacing would be lost.
+    with _CLOUDWATCH_LOCK:
+        _ORIGINALS["put_metric_data"](self, namespace, metric_data)
+        now = time.time()
+        if now - _TRIMMED_AT.get(id(self), 0.0) >= TRIM_INTERVAL_S:
+            _TRIMMED_AT[id(self)] = now
+            trim_metric_data(self, now)
 
 
 # The moto methods replaced: the key their original is kept under in _ORIGINALS -> (class, method, the

@@ -368,7 +368,10 @@ class Runtime:
     def _monitor_loop(self) -> None:
         sqs = aws.client("sqs", self.endpoint)
         while not self._stop.wait(self.options.monitor_interval_s):
-            self.sample(sqs)
+            try:
+                self.sample(sqs)
+            except Exception:  # a failed tick is logged; the next one runs (alarms must not stop)
+                log.exception("monitor tick failed")
 
     def sample(self, sqs: Any = None) -> None:
         """One monitor tick: sample queue depths and backlog age, take the Kinesis and DynamoDB metrics
@@ -410,11 +413,12 @@ class Runtime:
         try:
             with urllib.request.urlopen(url, timeout=5) as answer:
                 document = json.loads(answer.read())
-        except (OSError, ValueError) as error:
+            through, datapoints = int(document["through"]), list(document["datapoints"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
             log.warning("Kinesis and DynamoDB metrics unavailable this tick: %s", error)
             return
-        self._metered_through = document["through"]
-        for point in document["datapoints"]:
+        self._metered_through = through
+        for point in datapoints:
             self.metrics.put(
                 point["namespace"],
                 point["name"],

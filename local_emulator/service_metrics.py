@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -35,6 +36,8 @@ from typing import Any
 from streamrec_core.ddb_size import item_size, read_units, write_units
 
 ROUTE = "/_local/service-metrics"
+# The route's ?acknowledged=N: ASCII digits, short enough for int() ("²".isdigit() is true).
+_BATCH_NUMBER = re.compile(r"[0-9]{1,18}")
 KINESIS = "AWS/Kinesis"
 DYNAMODB = "AWS/DynamoDB"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -91,8 +94,9 @@ class Meter:
     def read_json(self, query: str) -> tuple[int, bytes]:
         """The route's answer to ``?acknowledged=N`` (N: the ``through`` of the reader's last answer)."""
         text = urllib.parse.parse_qs(query).get("acknowledged", ["0"])[0]
-        if not text.isdigit():
-            return 400, json.dumps({"message": "acknowledged must be a batch number (digits)"}).encode()
+        if not _BATCH_NUMBER.fullmatch(text):
+            rule = "acknowledged must be a batch number (1 to 18 digits 0-9)"
+            return 400, json.dumps({"message": rule}).encode()
         through, datapoints = self.read(int(text))
         return 200, json.dumps({"through": through, "datapoints": datapoints}).encode()
 

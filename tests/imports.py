@@ -11,6 +11,10 @@ import dis
 import types
 from pathlib import Path
 
+# Bytecode entries between LOAD_CONST and IMPORT_NAME that are not operations of their own: an
+# EXTENDED_ARG precedes an instruction whose argument is above 255 (a module of more than 256 constants).
+_NOT_OPERATIONS = frozenset({"EXTENDED_ARG", "CACHE", "NOP"})
+
 
 def imported_packages(path: Path) -> set[str]:
     """The top-level package of every absolute import in `path`, wherever the statement is (functions,
@@ -21,6 +25,8 @@ def imported_packages(path: Path) -> set[str]:
         code = codes.pop()
         constants: list[object] = []  # IMPORT_NAME follows LOAD_CONST level, LOAD_CONST fromlist
         for instruction in dis.get_instructions(code):
+            if instruction.opname in _NOT_OPERATIONS:
+                continue
             if instruction.opname == "LOAD_CONST":
                 constants.append(instruction.argval)
             elif instruction.opname == "IMPORT_NAME":

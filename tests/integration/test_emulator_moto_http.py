@@ -127,10 +127,12 @@ def moto_endpoint() -> Iterator[str]:
         moto.stop()
 
 
-def _call(endpoint: str, headers: dict[str, str], method: str = "POST") -> tuple[int, dict[str, str], bytes]:
+def _call(
+    endpoint: str, headers: dict[str, str], method: str = "POST", path: str = "/"
+) -> tuple[int, dict[str, str], bytes]:
     connection = http.client.HTTPConnection(endpoint.split("//")[1], timeout=10)
     try:
-        connection.request(method, "/", body="{}" if method == "POST" else None, headers=headers)
+        connection.request(method, path, body="{}" if method == "POST" else None, headers=headers)
         response = connection.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -150,6 +152,9 @@ def test_the_local_aws_answers_this_machines_sdk_calls(moto_endpoint: str, host:
         ({"Origin": "null"}, "POST"),  # a sandboxed frame or a file:// page
         ({"Origin": "http://127.0.0.1:8000"}, "POST"),  # another local page: still a browser
         ({"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}, "OPTIONS"),
+        # an <img> or <script> load or a no-cors fetch: a GET without Origin, with Sec-Fetch-* headers
+        ({"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}, "GET"),
+        ({"Sec-Fetch-Mode": "navigate"}, "GET"),
         ({"Host": "evil.example"}, "POST"),  # DNS rebinding: the page's own name
         ({"Host": "127.0.0.1.evil.example:4566"}, "POST"),
     ],
@@ -162,3 +167,20 @@ def test_the_local_aws_refuses_browser_pages_and_other_hosts(
     status, answer_headers, body = _call(moto_endpoint, {**LIST_TABLES, **headers}, method)
     assert status == 403 and "loopback Host" in json.loads(body)["message"]
     assert not any(name.startswith("access-control-") for name in answer_headers)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/moto-api/recorder/start-recording"),
+        ("GET", "/moto-api/data.json"),
+        ("POST", "/moto-api/seed"),
+    ],
+)
+def test_motos_own_routes_are_refused_but_reset(moto_endpoint: str, method: str, path: str) -> None:
+    """Some of them change state on a plain GET (an old browser's image load carries no Sec-Fetch-*):
+    recording every later request, bodies included, to a file in the working directory."""
+    status, _, body = _call(moto_endpoint, {"Host": "127.0.0.1"}, method, path)
+    assert status == 403 and "POST /moto-api/reset only" in json.loads(body)["message"]
+    status, _, _ = _call(moto_endpoint, {"Host": "127.0.0.1"}, "POST", "/moto-api/reset")
+    assert status == 200

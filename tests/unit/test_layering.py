@@ -28,3 +28,13 @@ def test_lower_layers_do_not_import_the_layers_above(folder: str) -> None:
         for path in files
     }
     assert {path: names for path, names in offending.items() if names} == {}
+
+
+def test_imports_are_found_in_a_module_of_more_than_256_constants(tmp_path: Path) -> None:
+    """Past 256 constants or names an instruction's argument needs an EXTENDED_ARG before it."""
+    module = tmp_path / "big.py"
+    constants = "".join(f"v{n} = {n}\n" for n in range(300))
+    module.write_text(constants + "from tools.storefront import Storefront\nimport bench.scale\n")
+    assert imported_packages(module) == {"tools", "bench"}
+    (tmp_path / "small.py").write_text("from . import sibling\nfrom .pkg import x\nimport os\n")
+    assert imported_packages(tmp_path / "small.py") == {"os"}  # relative imports are not packages

@@ -9,6 +9,8 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from local_emulator import moto_http, service_metrics
 from local_emulator.metrics import dims
 from local_emulator.runtime import Runtime, RuntimeOptions
@@ -98,9 +100,16 @@ def _get(query: str) -> tuple[str, bytes]:
     return started[0], body
 
 
-def test_the_route_refuses_an_acknowledgement_that_is_not_a_batch_number():
-    status, body = _get("acknowledged=-1")
+@pytest.mark.parametrize(
+    "value",
+    ["-1", "1.5", "%C2%B2", "%D9%A3", "1" * 19, "1" * 5000],  # "²" and "٣" are str.isdigit()
+)
+def test_the_route_refuses_an_acknowledgement_that_is_not_a_batch_number(value: str):
+    status, body = _get(f"acknowledged={value}")
     assert status.startswith("400") and b"acknowledged must be a batch number" in body
+
+
+def test_the_route_answers_a_batch_number():
     status, body = _get("acknowledged=0")
     assert status.startswith("200") and set(json.loads(body)) == {"through", "datapoints"}
 
