@@ -149,7 +149,7 @@ class Storefront:
         if path == "freshness" and verb == "POST":
             refusal = self._token_refusal(headers.get(TOKEN_HEADER))
             return refusal or self._record_freshness(body)
-        if verb != "GET":
+        if verb not in ("GET", "HEAD"):  # the server sends no body to a HEAD
             return _json({"message": f"{verb} is not allowed here: use GET"}, 405)
         if path == "":
             return 200, [("Content-Type", "text/html; charset=utf-8")], PAGE.read_bytes()

@@ -57,6 +57,7 @@ def test_recommendations_need_a_user_id():
 
 def test_only_get_and_known_routes():
     assert _shop().handle("POST", "config.json", "", b"{}")[0] == 405
+    assert _shop().handle("HEAD", "config.json", "", b"")[0] == 200  # as GET; the server drops the body
     assert _shop().handle("GET", "nothing", "", b"")[0] == 404
 
 
