@@ -203,6 +203,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.events_file and not Path(args.events_file).is_file():
         parser.error(f"--events-file: no file at {args.events_file}")
+    if args.events_file:  # a bad line is said now, not once the pipeline is up (one quick pass)
+        try:
+            for _ in itertools.islice(read_events(args.events_file), args.limit):
+                pass
+        except ReplayError as error:
+            parser.error(f"--events-file: {error}")
     return args
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from tools import up
-from tools.replay import ReplayError
 from tools.storefront import DEMO_SHOP, Storefront
 
 
@@ -59,14 +58,19 @@ def test_an_events_file_is_both_the_catalog_and_what_is_replayed(tmp_path: Path)
         (b'{"user_id": "\xff"}\n', "events.jsonl:2: not UTF-8"),
     ],
 )
-def test_an_events_file_line_that_is_not_an_event_object_is_said_with_its_line(tmp_path: Path, line, said):
+def test_an_events_file_line_that_is_not_an_event_object_is_said_with_its_line(
+    tmp_path: Path, line, said, capsys
+):
     """Such a line was an AttributeError (RecursionError, UnicodeDecodeError) traceback once the
-    pipeline was up, instead of `make up`'s "error: ..." naming the file and line."""
+    pipeline was up; it is refused with the options, before anything starts, naming the file and line."""
     events = tmp_path / "events.jsonl"
     events.write_bytes(b'{"user_id": "u1", "item_id": "i1", "category": "c"}\n' + line)
-    source = up.source_for(up.parse_args(["--events-file", str(events)]))
-    with pytest.raises(ReplayError, match=said):
-        list(source.catalog())
+    with pytest.raises(SystemExit) as exit_:
+        up.parse_args(["--events-file", str(events)])
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
+    # a LIMIT that ends before the bad line reads only what it replays
+    source = up.source_for(up.parse_args(["--events-file", str(events), "--limit", "1"]))
+    assert [e["user_id"] for e in source.catalog()] == ["u1"]
 
 
 def test_the_storefront_shows_only_string_ids_of_an_events_file(tmp_path: Path):
