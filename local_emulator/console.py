@@ -32,6 +32,9 @@ DEFAULT_MINUTES = 15
 # The window console.json draws: at least a minute, at most the 6 hours the metric store keeps.
 MIN_MINUTES = 1
 MAX_MINUTES = 360
+# Finer periods the page may ask for instead of the dashboard's own (a few minutes of clicking draws a
+# point per minute at 60 s; at 1 s a sum is per second). The dashboard's periods stay the default.
+LOCAL_PERIODS_S = (1, 10)
 REDRIVE_COMMAND = "make redrive"
 REDRIVE_DOC = "docs/runbook.md#redrive"
 # A local-only section: called with (now, window_s), returns {"kind": "points" | "intervals", "title", ...}.
@@ -108,6 +111,17 @@ def parse_minutes(text: str) -> float:
     return minutes
 
 
+def parse_period(text: str) -> int | None:
+    """console.json's ``period``: ``dashboard`` (or absent: each line's own period) or one of
+    LOCAL_PERIODS_S seconds for every line; else ValueError saying so."""
+    if text in ("", "dashboard"):
+        return None
+    if text in {str(p) for p in LOCAL_PERIODS_S}:
+        return int(text)
+    allowed = ", ".join(str(p) for p in LOCAL_PERIODS_S)
+    raise ValueError(f"period must be dashboard or one of {allowed} (seconds), not {text[:40]!r}")
+
+
 class Console:
     """Answers the console's routes from the deployed dashboard and the runtime's state."""
 
@@ -134,8 +148,11 @@ class Console:
         """The console's HTML page."""
         return (STATIC / "console.html").read_bytes()
 
-    def document(self, minutes: float = DEFAULT_MINUTES, now: float | None = None) -> dict[str, Any]:
-        """Everything the page draws, for the window of `minutes` ending `now`."""
+    def document(
+        self, minutes: float = DEFAULT_MINUTES, now: float | None = None, period: int | None = None
+    ) -> dict[str, Any]:
+        """Everything the page draws, for the window of `minutes` ending `now`; `period` (seconds) draws
+        every metric line at that period instead of the dashboard's (its own stays in `dashboard_period`)."""
         now = self._clock() if now is None else now
         window_s = max(MIN_MINUTES, min(float(minutes), MAX_MINUTES)) * 60.0
         alarms = self._alarms()
@@ -143,7 +160,7 @@ class Console:
         for widget in self.widgets:
             drawn = dict(widget)
             if widget["type"] == "metric":
-                drawn["series"] = self._series(widget["metrics"], now, window_s)
+                drawn["series"] = self._series(widget["metrics"], now, window_s, period)
                 drawn.pop("metrics")
             elif widget["type"] == "alarm":
                 drawn["alarms"] = [
@@ -153,6 +170,7 @@ class Console:
         return {
             "now": now,
             "window_s": window_s,
+            "period": period or "dashboard",
             "widgets": widgets,
             "mappings": self._status().get("pollers", []),
             "queues": self._queue_depths(),
@@ -160,14 +178,16 @@ class Console:
             "local": [section(now, window_s) for section in self._sections()],
         }
 
-    def _series(self, lines: list[dict[str, Any]], now: float, window_s: float) -> list[dict[str, Any]]:
+    def _series(
+        self, lines: list[dict[str, Any]], now: float, window_s: float, override: int | None = None
+    ) -> list[dict[str, Any]]:
         """Each visible line's points [start, end, value]: periods aligned to the epoch, the last one
         ending now (CloudWatch aligns periods the same way; the current period is partial). Metric math
         is computed after the metrics it names (a dashboard may list an expression first)."""
         values: list[list[float | None]] = []
         windows: list[list[tuple[float, float]]] = []
         for line in lines:
-            period = line["period"]
+            period = override or line["period"]
             count = min(MAX_POINTS, max(1, math.ceil(window_s / period)))
             last_start = math.floor(now / period) * period
             starts = [last_start - (count - 1 - i) * period for i in range(count)]
@@ -191,6 +211,8 @@ class Console:
         return [
             {
                 **{k: v for k, v in line.items() if k != "visible"},
+                "period": override or line["period"],
+                "dashboard_period": line["period"],
                 "points": [[s, e, v] for (s, e), v in zip(window, series, strict=True)],
             }
             for line, window, series in zip(lines, windows, values, strict=True)

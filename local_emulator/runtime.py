@@ -25,7 +25,14 @@ from urllib.parse import parse_qs
 
 from local_emulator import aws, service_metrics
 from local_emulator.alarms import AlarmEvaluator
-from local_emulator.console import DEFAULT_MINUTES, Console, Section, parse_dashboard, parse_minutes
+from local_emulator.console import (
+    DEFAULT_MINUTES,
+    Console,
+    Section,
+    parse_dashboard,
+    parse_minutes,
+    parse_period,
+)
 from local_emulator.deploy import DeployedStack
 from local_emulator.esm import BatchOutcome, EsmConfig, EsmPoller
 from local_emulator.gateway import ApiGateway, RestApiModel
@@ -448,11 +455,13 @@ class Runtime:
         if name == "console":
             return 200, [("Content-Type", "text/html; charset=utf-8")], self.console.page()
         if name == "console.json":
+            params = parse_qs(query)
             try:
-                window = parse_minutes(parse_qs(query).get("minutes", [str(DEFAULT_MINUTES)])[0])
+                window = parse_minutes(params.get("minutes", [str(DEFAULT_MINUTES)])[0])
+                period = parse_period(params.get("period", [""])[0])
             except ValueError as error:
                 return json_answer({"message": str(error)}, 400)
-            return json_answer(self.console.document(window))
+            return json_answer(self.console.document(window, period=period))
         for prefix, handler in self._local_routes.items():
             if name == prefix or name.startswith(prefix + "/"):
                 return handler(verb, name[len(prefix) :].lstrip("/"), query, body, headers)

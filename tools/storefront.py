@@ -243,7 +243,6 @@ class Storefront:
         ]
         return section
 
-
     def _read_experiment(self, experiment_id: str) -> dict[str, Any]:
         """GET /v1/experiments/{id} with the reader key, at most once per EXPERIMENT_READ_EVERY_S."""
         with self._experiment_lock:  # concurrent consoles wait for one read instead of each making one

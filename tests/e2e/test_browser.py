@@ -103,6 +103,14 @@ def test_a_new_visitor_clicks_items_and_the_console_shows_the_pipeline_react(loc
         " && document.querySelectorAll('[data-widget=local] [data-interval]').length > 0"
     )
     browser.screenshot(SCREENSHOTS / "console.png")
+    # And the same widgets can be drawn at a local 1 s period (a sum per second), saying the dashboard's
+    browser.evaluate(
+        "const p = document.getElementById('period'); p.value = '1'; p.dispatchEvent(new Event('change'))"
+    )
+    browser.wait_for(
+        "[...document.querySelectorAll('[data-widget=metric] .legend')]"
+        ".every(l => /1s \\(dashboard: \\d+s\\)/.test(l.textContent))"
+    )
     with urllib.request.urlopen(admin + "console.json", timeout=30) as answer:
         freshness, experiment = json.loads(answer.read())["local"]
     assert freshness_ms in [ms for _, ms in freshness["points"]]

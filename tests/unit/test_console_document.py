@@ -141,3 +141,29 @@ def test_local_sections_are_listed_apart_from_the_dashboards_widgets():
     assert document["local"] == [{"kind": "points", "title": "local", "points": [[1_000.0, 5.0]]}]
     assert calls == [(1_000.0, 300.0)]
     assert "local" not in [w["title"] for w in document["widgets"]]
+
+
+def test_a_local_period_draws_every_line_at_it_keeping_the_dashboards_own_and_its_math():
+    store = MetricStore(clock=lambda: 0.0)
+    now = 10_005.0  # 10 s periods: ..., [9970, 9980), [9980, 9990), [9990, 10000), [10000, 10005]
+    for at, value in [(9_975.0, 2.0), (9_981.0, 3.0), (9_999.0, 4.0)]:
+        store.put("NS", "Accepted", {"service": "ingest"}, value, timestamp=at)
+        store.put("NS", "Received", {"service": "ingest"}, 2 * value, timestamp=at)
+    document = _console(store).document(minutes=1, now=now, period=10)
+    (metric,) = [w for w in document["widgets"] if w["type"] == "metric"]
+    ratio, accepted, latency = metric["series"]
+    # Then each line is drawn at 10 s periods aligned to the epoch, saying the dashboard's own
+    assert [(s["period"], s["dashboard_period"]) for s in (ratio, accepted, latency)] == [
+        (10, 60),
+        (10, 60),
+        (10, 300),
+    ]
+    windows = [p[:2] for p in accepted["points"][-4:]]
+    assert windows == [[9_970.0, 9_980.0], [9_980.0, 9_990.0], [9_990.0, 10_000.0], [10_000.0, 10_005.0]]
+    key = ("NS", "Accepted", dims({"service": "ingest"}))
+    for start, end, value in accepted["points"]:
+        assert value == store.statistic(*key, "Sum", start, end)
+    assert [p[2] for p in accepted["points"][-4:]] == [2.0, 3.0, 4.0, None]
+    assert [p[2] for p in ratio["points"][-4:-1]] == [0.5, 0.5, 0.5]  # the math per 10 s period
+    assert document["period"] == 10
+    assert _console(store).document(minutes=1, now=now)["period"] == "dashboard"

@@ -42,3 +42,19 @@ def test_a_window_that_is_not_a_number_of_minutes_in_range_is_a_400_naming_the_r
 def test_both_ends_of_the_window_are_drawn(tmp_path, minutes, window_s):
     status, body = _admin(tmp_path, "GET", "console.json", f"minutes={minutes}")
     assert status == 200 and json.loads(body)["window_s"] == window_s
+
+
+@pytest.mark.parametrize("period", ["0", "5", "60", "-1", "1.0", "NaN", "dashboards", "10s", "1" * 5000])
+def test_a_period_other_than_the_dashboards_or_a_local_one_is_a_400_naming_the_rule(tmp_path, period):
+    status, body = _admin(tmp_path, "GET", "console.json", f"period={period}")
+    assert (
+        status == 400 and "period must be dashboard or one of 1, 10 (seconds)" in json.loads(body)["message"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("period", "drawn"), [("dashboard", "dashboard"), ("", "dashboard"), ("1", 1), ("10", 10)]
+)
+def test_the_dashboards_periods_or_a_local_one_are_drawn(tmp_path, period, drawn):
+    status, body = _admin(tmp_path, "GET", "console.json", f"period={period}")
+    assert status == 200 and json.loads(body)["period"] == drawn
