@@ -48,6 +48,7 @@ from local_emulator.http_server import (
     READ_TIMEOUT_S,
     Answer,
     HttpServer,
+    json_answer,
 )
 from local_emulator.loopback import is_loopback_host
 from local_emulator.proxy import proxy_event, proxy_response
@@ -163,7 +164,7 @@ class ApiGateway:
         stage, _, rest = url.path.lstrip("/").partition("/")
         path = "/" + rest
         if stage not in self.model.stages:
-            return _json(403, {"message": "Forbidden"})
+            return json_answer({"message": "Forbidden"}, 403)
         found = self.model.match(path, verb)
         if found is None:
             return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request_id)
@@ -218,7 +219,7 @@ class ApiGateway:
         hosts = [v for k, v in headers if k.lower() == "host"]
         # RFC 9112 3.2: one Host header; an absolute-form target's authority is the one that counts.
         if len(hosts) != 1 or not is_loopback_host(url.netloc or hosts[0]):
-            return _json(403, {"message": "local admin routes answer one loopback Host header only"})
+            return json_answer({"message": "local admin routes answer one loopback Host header only"}, 403)
         header_map = {k.lower(): v for k, v in headers}
         return self._admin(verb, url.path[len(ADMIN_PREFIX) :], url.query, body, header_map)
 
@@ -229,7 +230,7 @@ class ApiGateway:
         family = "DEFAULT_4XX" if default_status < 500 else "DEFAULT_5XX"
         custom = self.model.gateway_responses.get(response_type) or self.model.gateway_responses.get(family)
         if custom is None:
-            return _json(default_status, {"message": message})
+            return json_answer({"message": message}, default_status)
         template = custom.templates.get("application/json")
         if template is None:
             template = next(iter(custom.templates.values()), None)
@@ -253,7 +254,3 @@ class ApiGateway:
         if not any((self.model.api_id, stage) in plan.stages for plan in key.plans):
             return None
         return key
-
-
-def _json(status: int, document: Any) -> Answer:
-    return status, [("Content-Type", "application/json")], json.dumps(document).encode("utf-8")

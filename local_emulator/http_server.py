@@ -259,5 +259,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
 
+def json_answer(document: Any, status: int = 200) -> Answer:
+    """`document` as a JSON answer."""
+    return status, [JSON], json.dumps(document).encode("utf-8")
+
+
 def _message(text: str) -> bytes:
     return json.dumps({"message": text}).encode("utf-8")

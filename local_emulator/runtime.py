@@ -36,7 +36,7 @@ from local_emulator.console import (
 from local_emulator.deploy import DeployedStack
 from local_emulator.esm import BatchOutcome, EsmConfig, EsmPoller
 from local_emulator.gateway import ApiGateway, RestApiModel
-from local_emulator.http_server import Answer
+from local_emulator.http_server import Answer, json_answer
 from local_emulator.metrics import MetricStore, ingest_emf
 from local_emulator.workers import FunctionSpec, Invocation, LocalFunction, Throttled, extract_code
 
@@ -46,11 +46,6 @@ log = logging.getLogger(__name__)
 LocalRoute = Callable[[str, str, str, bytes, Mapping[str, str]], Answer]
 # The runtime's own /_local/ routes: reads, answered to GET (and HEAD) only.
 _READ_ONLY_ROUTES = ("alarms", "status", "console", "console.json")
-
-
-def json_answer(document: Any, status: int = 200) -> Answer:
-    """`document` as a JSON answer."""
-    return status, [("Content-Type", "application/json")], json.dumps(document).encode("utf-8")
 
 
 @dataclass

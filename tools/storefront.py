@@ -42,7 +42,7 @@ from typing import Any
 
 from streamrec_core import routes
 
-from local_emulator.http_server import Answer
+from local_emulator.http_server import Answer, json_answer
 from tools.generate_clickstream import generate_events
 
 
@@ -150,11 +150,11 @@ class Storefront:
             refusal = self._token_refusal(headers.get(TOKEN_HEADER))
             return refusal or self._record_freshness(body)
         if verb not in ("GET", "HEAD"):  # the server sends no body to a HEAD
-            return _json({"message": f"{verb} is not allowed here: use GET"}, 405)
+            return json_answer({"message": f"{verb} is not allowed here: use GET"}, 405)
         if path == "":
             return 200, [("Content-Type", "text/html; charset=utf-8")], PAGE.read_bytes()
         if path == "config.json":
-            return _json(
+            return json_answer(
                 {
                     "api_url": self._base_url,
                     "producer_key": self._producer_key,
@@ -166,12 +166,12 @@ class Storefront:
             )
         if path == "recommendations":
             return self._recommendations(urllib.parse.parse_qs(query))
-        return _json({"message": f"no storefront route {path!r}"}, 404)
+        return json_answer({"message": f"no storefront route {path!r}"}, 404)
 
     def _recommendations(self, params: dict[str, list[str]]) -> Answer:
         user_id = (params.get("user_id") or [""])[0]
         if not user_id:
-            return _json({"message": "user_id is required"}, 400)
+            return json_answer({"message": "user_id is required"}, 400)
         # k and exclude are checked by the API itself (one rule, one place): a bad value gets its 400
         # passed on. The page excludes what the visitor clicked here: a shop shows what is new to them.
         k = (params.get("k") or [str(DEFAULT_K)])[0]
@@ -185,7 +185,7 @@ class Storefront:
         except urllib.error.HTTPError as error:  # the API's own answer (400 on a bad user id, 429, ...)
             status, answer = error.code, error.read()
         except OSError as error:
-            return _json({"message": f"the recommendations API could not be reached: {error}"}, 502)
+            return json_answer({"message": f"the recommendations API could not be reached: {error}"}, 502)
         if status == 200:
             self.experiment_id = json.loads(answer).get("experiment_id") or self.experiment_id
         return status, [("Content-Type", "application/json")], answer
@@ -194,24 +194,24 @@ class Storefront:
         """403 unless `sent` is this run's token (compared in constant time)."""
         rule = f"POST freshness needs the {TOKEN_HEADER} header with the token of this page's config.json"
         if not sent:
-            return _json({"message": f"{rule}: the header is missing"}, 403)
+            return json_answer({"message": f"{rule}: the header is missing"}, 403)
         if not hmac.compare_digest(sent.encode(), self.token.encode()):
-            return _json({"message": f"{rule}: this one is not it"}, 403)
+            return json_answer({"message": f"{rule}: this one is not it"}, 403)
         return None
 
     def _record_freshness(self, body: bytes) -> Answer:
         rule = f'the body must be a JSON object {{"ms": N}} of at most {MAX_FRESHNESS_BODY} bytes'
         if len(body) > MAX_FRESHNESS_BODY:
-            return _json({"message": rule}, 413)
+            return json_answer({"message": rule}, 413)
         try:
             ms = json.loads(body).get("ms")
         except (ValueError, AttributeError):
-            return _json({"message": rule}, 400)
+            return json_answer({"message": rule}, 400)
         if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms <= MAX_FRESHNESS_MS:
-            return _json({"message": f"ms must be a number from 0 to {MAX_FRESHNESS_MS}"}, 400)
+            return json_answer({"message": f"ms must be a number from 0 to {MAX_FRESHNESS_MS}"}, 400)
         with self._lock:
             self._freshness.append((time.time(), float(ms)))
-        return _json({"recorded": ms})
+        return json_answer({"recorded": ms})
 
     def console_sections(self) -> dict[str, Callable[[float, float], dict[str, Any]]]:
         """The console's local-only sections this storefront draws, by name."""
@@ -256,7 +256,3 @@ class Storefront:
                 result: dict[str, Any] = json.loads(response.read())
             self._experiment_read = (time.monotonic(), experiment_id, result)
             return result
-
-
-def _json(document: Any, status: int = 200) -> Answer:
-    return status, [("Content-Type", "application/json")], json.dumps(document).encode("utf-8")
