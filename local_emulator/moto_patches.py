@@ -196,9 +196,11 @@ class _TablesAreNotCopied:
         return getattr(copy, name)
 
 
-def _touched_key(
+def touched_key(
     backend: DynamoDBBackend, op_type: str, op: dict[str, Any]
 ) -> tuple[str, dict[str, Any]] | None:
+    """(table, key) of the item a write touches: `op_type` Put (its key from the item), Update, Delete
+    or ConditionCheck (its Key); None when the table is unknown or a Put's item has no hash key."""
     table = backend.tables.get(op.get("TableName", ""))
     if table is None:
         return None
@@ -219,7 +221,7 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
         if len(action) != 1:
             continue  # moto reports the malformed action itself
         ((op_type, op),) = action.items()
-        touched = _touched_key(self, op_type, op)
+        touched = touched_key(self, op_type, op)
         if touched is None:
             continue
         try:

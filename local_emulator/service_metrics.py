@@ -136,22 +136,18 @@ def _stored_size(backend: Any, table_name: str, key: dict[str, Any]) -> int:
     return item_size(item.to_json()["Attributes"]) if item is not None else 0
 
 
-def _key_of(backend: Any, table_name: str, item: dict[str, Any]) -> dict[str, Any]:
-    table = backend.tables.get(table_name)
-    if table is None:
-        return {}
-    names = [table.hash_key_attr, table.range_key_attr]
-    return {name: item[name] for name in names if name and name in item}
+# A single-item write -> its operation's name inside TransactWriteItems (same parameters).
+_SINGLE_WRITES = {"PutItem": "Put", "UpdateItem": "Update", "DeleteItem": "Delete"}
 
 
 def _writes_before(backend: Any, action: str, params: dict[str, Any]) -> dict[str, int]:
     """The stored size of the item each single-item write touches, read before the write."""
-    table = params.get("TableName", "")
-    if action == "PutItem":
-        return {table: _stored_size(backend, table, _key_of(backend, table, params.get("Item", {})))}
-    if action in ("UpdateItem", "DeleteItem"):
-        return {table: _stored_size(backend, table, params.get("Key", {}))}
-    return {}
+    if action not in _SINGLE_WRITES:
+        return {}
+    from local_emulator.moto_patches import touched_key  # moto: the server process only
+
+    touched = touched_key(backend, _SINGLE_WRITES[action], params)
+    return {params.get("TableName", ""): _stored_size(backend, *touched) if touched else 0}
 
 
 def _write_units(
