@@ -14,27 +14,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.kinesis.models import Shard
 
 from local_emulator import moto_patches
 from local_emulator.metrics import RETENTION_S, MetricStore
+from tests.integration.conftest import FEATURES_TABLE
 
-TABLE = "features"
-
-
-@pytest.fixture
-def aws():
-    with mock_aws(), moto_patches.patched():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield {"dynamodb": dynamodb, "kinesis": boto3.client("kinesis", region_name="us-east-1")}
+TABLE = FEATURES_TABLE
 
 
 def _put(pk, version):
@@ -46,9 +33,9 @@ def _value(dynamodb, pk):
     return None if item is None else int(item["v"]["N"])
 
 
-def test_failed_transaction_rolls_back_every_item_it_touched(aws):
+def test_failed_transaction_rolls_back_every_item_it_touched(patched_aws):
     """All or nothing: when one condition fails, the actions before it are undone."""
-    dynamodb = aws["dynamodb"]
+    dynamodb = patched_aws["dynamodb"]
     dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "a"}, "v": {"N": "1"}})
     dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "untouched"}, "v": {"N": "7"}})
     failing = {
@@ -69,15 +56,15 @@ def test_failed_transaction_rolls_back_every_item_it_touched(aws):
     assert _value(dynamodb, "untouched") == 7
 
 
-def test_successful_transaction_applies_every_action(aws):
-    dynamodb = aws["dynamodb"]
+def test_successful_transaction_applies_every_action(patched_aws):
+    dynamodb = patched_aws["dynamodb"]
     dynamodb.transact_write_items(TransactItems=[_put("a", 1), _put("b", 2)])
     assert (_value(dynamodb, "a"), _value(dynamodb, "b")) == (1, 2)
 
 
-def test_after_a_split_writes_go_to_the_children_and_the_parent_keeps_its_records(aws):
+def test_after_a_split_writes_go_to_the_children_and_the_parent_keeps_its_records(patched_aws):
     """As in AWS: the closed parent keeps its records; new records land in the open child shards."""
-    kinesis = aws["kinesis"]
+    kinesis = patched_aws["kinesis"]
     kinesis.create_stream(StreamName="s", ShardCount=1)
     kinesis.put_record(StreamName="s", PartitionKey="k", Data=b"before")
     kinesis.split_shard(StreamName="s", ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127))
@@ -197,11 +184,11 @@ def _stored(kinesis) -> dict[bytes, list[tuple[str, int]]]:
     return stored
 
 
-def test_concurrent_writers_and_readers_lose_no_acknowledged_record(aws, fast_thread_switching):
+def test_concurrent_writers_and_readers_lose_no_acknowledged_record(patched_aws, fast_thread_switching):
     """Every record a PutRecords or PutRecord call acknowledged is in the stream exactly once, at the
     shard and sequence number its acknowledgement named, and concurrent GetRecords calls never fail."""
     # Given a two-shard stream, six PutRecords writers, two PutRecord writers and a reader per shard
-    kinesis = aws["kinesis"]
+    kinesis = patched_aws["kinesis"]
     kinesis.create_stream(StreamName=STREAM, ShardCount=2)
     producers, stop = _Producers(), threading.Event()
     read_errors: list[str] = []
@@ -223,11 +210,13 @@ def test_concurrent_writers_and_readers_lose_no_acknowledged_record(aws, fast_th
     assert _stored(kinesis) == {data: [where] for data, where in producers.acked.items()}
 
 
-def test_a_write_that_arrives_during_a_split_is_stored_where_its_acknowledgement_says(aws, monkeypatch):
+def test_a_write_that_arrives_during_a_split_is_stored_where_its_acknowledgement_says(
+    patched_aws, monkeypatch
+):
     """A put while a split is under way waits for the split and lands in an open child; it is never
     numbered against the parent mid-split (which then moves it elsewhere) and never lost."""
     # Given a one-shard stream with one record, and a split paused while it creates the child shards
-    kinesis = aws["kinesis"]
+    kinesis = patched_aws["kinesis"]
     kinesis.create_stream(StreamName=STREAM, ShardCount=1)
     kinesis.put_record(StreamName=STREAM, Data=b"before", PartitionKey="k")
     creating_children, resume = threading.Event(), threading.Event()
@@ -268,10 +257,10 @@ def test_a_write_that_arrives_during_a_split_is_stored_where_its_acknowledgement
     }
 
 
-def test_get_records_from_the_iterators_position_returns_what_moto_returns_scanning_the_shard(aws):
+def test_get_records_from_the_iterators_position_returns_what_moto_returns_scanning_the_shard(patched_aws):
     """Patch 7: GetRecords reads from the iterator's position in a densely numbered shard; the answer is
     moto's own (records, next position, millis behind latest) for every position and limit."""
-    kinesis = aws["kinesis"]
+    kinesis = patched_aws["kinesis"]
     kinesis.create_stream(StreamName="reads", ShardCount=1)
     for i in range(40):
         kinesis.put_record(StreamName="reads", PartitionKey=f"p{i % 3}", Data=f"r{i}".encode())
@@ -301,8 +290,8 @@ def test_get_records_from_the_iterators_position_returns_what_moto_returns_scann
     assert [r["Data"] for r in records] == [f"r{i}".encode() for i in range(17, 22)]
 
 
-def test_get_records_falls_back_to_moto_on_a_shard_with_a_gap(aws):
-    kinesis = aws["kinesis"]
+def test_get_records_falls_back_to_moto_on_a_shard_with_a_gap(patched_aws):
+    kinesis = patched_aws["kinesis"]
     kinesis.create_stream(StreamName="gappy", ShardCount=1)
     for i in range(6):
         kinesis.put_record(StreamName="gappy", PartitionKey="p", Data=f"r{i}".encode())
@@ -314,7 +303,9 @@ def test_get_records_falls_back_to_moto_on_a_shard_with_a_gap(aws):
     assert [r.sequence_number for r in records] == [2, 4, 5, 6] and last == 6
 
 
-def test_cloudwatch_keeps_the_mirrored_metrics_as_one_statistic_set_per_second_and_drops_old_ones(aws):
+def test_cloudwatch_keeps_the_mirrored_metrics_as_one_statistic_set_per_second_and_drops_old_ones(
+    patched_aws,
+):
     """A pipeline left running must not grow moto's memory by a datum per metric per request forever."""
     cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
     backend = cloudwatch_backends["123456789012"]["us-east-1"]

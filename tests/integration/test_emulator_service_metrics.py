@@ -4,28 +4,20 @@ half when eventually consistent), throttles an observed zero; a refused request 
 
 from __future__ import annotations
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
-from local_emulator import moto_patches, service_metrics
+from local_emulator import service_metrics
+from tests.integration.conftest import FEATURES_TABLE
 
-TABLE = "features"
+TABLE = FEATURES_TABLE
 KB = 1024
 
 
 @pytest.fixture
-def aws():
-    with mock_aws(), moto_patches.patched(), service_metrics.metered() as meter:
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        kinesis = boto3.client("kinesis", region_name="us-east-1")
+def metered_aws(patched_aws):
+    with service_metrics.metered() as meter:
+        dynamodb, kinesis = patched_aws["dynamodb"], patched_aws["kinesis"]
         kinesis.create_stream(StreamName="events", ShardCount=1)
         meter.drain()
         yield dynamodb, kinesis, meter
@@ -45,8 +37,8 @@ def _item(pk: str, payload_bytes: int) -> dict[str, dict[str, object]]:
     return {"pk": {"S": pk}, "data": {"B": b"x" * payload_bytes}}
 
 
-def test_writes_cost_a_unit_per_started_kb_of_the_larger_item_even_when_the_condition_fails(aws):
-    dynamodb, _, meter = aws
+def test_writes_cost_a_unit_per_started_kb_of_the_larger_item_even_when_the_condition_fails(metered_aws):
+    dynamodb, _, meter = metered_aws
     dynamodb.put_item(TableName=TABLE, Item=_item("a", KB - 7))  # 2 + 1 + 4 + 1017 = 1,024 bytes: 1 unit
     dynamodb.put_item(TableName=TABLE, Item=_item("b", KB - 6))  # 1,025 bytes: 2 units
     dynamodb.put_item(TableName=TABLE, Item=_item("b", 10))  # replaces 1,025 bytes: still 2 units
@@ -60,8 +52,10 @@ def test_writes_cost_a_unit_per_started_kb_of_the_larger_item_even_when_the_cond
     }
 
 
-def test_reads_cost_per_started_4_kb_half_when_eventually_consistent_and_a_missing_item_the_minimum(aws):
-    dynamodb, _, meter = aws
+def test_reads_cost_per_started_4_kb_half_when_eventually_consistent_and_a_missing_item_the_minimum(
+    metered_aws,
+):
+    dynamodb, _, meter = metered_aws
     dynamodb.put_item(TableName=TABLE, Item=_item("a", 4 * KB))  # just over 4 KB
     dynamodb.put_item(TableName=TABLE, Item=_item("b", 100))
     meter.drain()
@@ -77,8 +71,8 @@ def test_reads_cost_per_started_4_kb_half_when_eventually_consistent_and_a_missi
     assert _sums(meter) == {("ConsumedReadCapacityUnits", TABLE): 1.0, ("ReadThrottleEvents", TABLE): 0}
 
 
-def test_a_refused_request_meters_nothing_and_the_answer_is_motos(aws):
-    dynamodb, _, meter = aws
+def test_a_refused_request_meters_nothing_and_the_answer_is_motos(metered_aws):
+    dynamodb, _, meter = metered_aws
     with pytest.raises(ClientError) as refused:
         dynamodb.put_item(TableName="no-such-table", Item=_item("a", 1))
     assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"
@@ -87,8 +81,8 @@ def test_a_refused_request_meters_nothing_and_the_answer_is_motos(aws):
     assert meter.drain() == []
 
 
-def test_kinesis_counts_accepted_records_and_their_bytes_and_no_failures(aws):
-    _, kinesis, meter = aws
+def test_kinesis_counts_accepted_records_and_their_bytes_and_no_failures(metered_aws):
+    _, kinesis, meter = metered_aws
     kinesis.put_records(StreamName="events", Records=[{"Data": b"hello", "PartitionKey": "user-1"}] * 3)
     kinesis.put_record(StreamName="events", Data=b"x" * 10, PartitionKey="p")
     assert _sums(meter) == {
