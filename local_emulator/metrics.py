@@ -51,7 +51,9 @@ class MetricStore:
         self._points: dict[MetricKey, tuple[list[float], list[float]]] = {}
         self._lock = threading.Lock()
         self._mirror = mirror
-        self._outbox: list[dict[str, Any]] = []
+        # For the mirror: (metric, unit, epoch second) -> [SampleCount, Sum, Minimum, Maximum] since the
+        # last flush (moto keeps each datum it is given: one per datapoint would grow it per request).
+        self._outbox: dict[tuple[MetricKey, str, int], list[float]] = {}
 
     def put(
         self,
@@ -76,16 +78,15 @@ class MetricStore:
             if cutoff:
                 del times[:cutoff], values[:cutoff]
             if self._mirror is not None:
-                self._outbox.append(
-                    {
-                        "Namespace": namespace,
-                        "MetricName": name,
-                        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(key.dimensions)],
-                        "Value": float(value),
-                        "Unit": unit,
-                        "Timestamp": at,
-                    }
-                )
+                number = float(value)
+                stats = self._outbox.get((key, unit, int(at)))
+                if stats is None:
+                    self._outbox[(key, unit, int(at))] = [1.0, number, number, number]
+                else:
+                    stats[0] += 1
+                    stats[1] += number
+                    stats[2] = min(stats[2], number)
+                    stats[3] = max(stats[3], number)
 
     def values(
         self, namespace: str, name: str, dimensions: Dimensions, start: float, end: float
@@ -110,49 +111,29 @@ class MetricStore:
             return list(self._points)
 
     def flush_mirror(self) -> None:
-        """Send buffered datapoints to moto's CloudWatch (PutMetricData, 20 per call), as one statistic
-        set per metric and second (moto keeps each datum it is given: one per request would grow it by
-        a datum per metric per request; percentiles are therefore not available from moto's copy)."""
+        """Send the datapoints since the last flush to moto's CloudWatch (PutMetricData, 20 per call), as
+        one statistic set per metric, unit and second (percentiles are not available from moto's copy)."""
         if self._mirror is None:
             return
         with self._lock:
-            outbox, self._outbox = self._outbox, []
-        batch = _statistic_sets(outbox)
-        for start in range(0, len(batch), 20):
-            chunk = batch[start : start + 20]
-            by_namespace: dict[str, list[dict[str, Any]]] = {}
-            for datum in chunk:
-                entry = {k: v for k, v in datum.items() if k != "Namespace"}
-                by_namespace.setdefault(datum["Namespace"], []).append(entry)
-            for namespace, data in by_namespace.items():
+            outbox, self._outbox = self._outbox, {}
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for (key, unit, second), (count, total, low, high) in outbox.items():
+            by_namespace.setdefault(key.namespace, []).append(
+                {
+                    "MetricName": key.name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(key.dimensions)],
+                    "Unit": unit,
+                    "Timestamp": second,
+                    "StatisticValues": {"SampleCount": count, "Sum": total, "Minimum": low, "Maximum": high},
+                }
+            )
+        for namespace, data in by_namespace.items():
+            for start in range(0, len(data), 20):
                 try:
-                    self._mirror.put_metric_data(Namespace=namespace, MetricData=data)
+                    self._mirror.put_metric_data(Namespace=namespace, MetricData=data[start : start + 20])
                 except Exception as error:  # the mirror is a convenience; alarms use the store
                     log.debug("PutMetricData to moto failed: %s", error)
-
-
-def _statistic_sets(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """PutMetricData entries with a Value each -> one StatisticValues entry per metric, unit and second."""
-    sets: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for datum in data:
-        second = int(datum["Timestamp"])
-        dimensions = tuple((d["Name"], d["Value"]) for d in datum["Dimensions"])
-        key = (datum["Namespace"], datum["MetricName"], dimensions, datum["Unit"], second)
-        value = datum["Value"]
-        entry = sets.get(key)
-        if entry is None:
-            sets[key] = {
-                **{k: v for k, v in datum.items() if k != "Value"},
-                "Timestamp": second,
-                "StatisticValues": {"SampleCount": 1.0, "Sum": value, "Minimum": value, "Maximum": value},
-            }
-            continue
-        stats = entry["StatisticValues"]
-        stats["SampleCount"] += 1
-        stats["Sum"] += value
-        stats["Minimum"] = min(stats["Minimum"], value)
-        stats["Maximum"] = max(stats["Maximum"], value)
-    return list(sets.values())
 
 
 def compute_statistic(values: list[float], stat: str) -> float | None:

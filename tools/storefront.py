@@ -68,13 +68,13 @@ KNOWN_USERS = 12
 DEFAULT_K = 6
 # Freshness measurements kept for the console, and the largest one accepted (the page gives up at 10 s).
 FRESHNESS_KEPT = 1_000
-# Each open console asks for its sections every 2 s; the experiment's counters are read from the API at
-# most this often (the reads are real API traffic: they show on the dashboard and use serve's workers).
-EXPERIMENT_READ_EVERY_S = 5.0
 MAX_FRESHNESS_MS = 60_000
 # The largest freshness report read: {"ms": N} is a few bytes. The bound also keeps nesting far below
 # what makes json.loads raise RecursionError (a 500 before).
 MAX_FRESHNESS_BODY = 256
+# Each open console asks for its sections every 2 s; the experiment's counters are read from the API at
+# most this often (the reads are real API traffic: they show on the dashboard and use serve's workers).
+EXPERIMENT_READ_EVERY_S = 5.0
 LOCAL_ONLY = "local only: measured by the storefront, not a metric of the stack's dashboard"
 # The header that carries config.json's token on POST freshness (the page reads its name from there too).
 TOKEN_HEADER = "x-storefront-token"
