@@ -378,20 +378,12 @@ class Runtime:
     def sample(self, sqs: Any = None) -> None:
         """One monitor tick: sample queue depths and backlog age, take the Kinesis and DynamoDB metrics
         the moto server metered, evaluate alarms, mirror metrics."""
-        sqs = sqs or aws.client("sqs", self.endpoint)
         self._collect_service_metrics()
-        for name, url in self._watched_queues.items():
-            try:
-                attributes = sqs.get_queue_attributes(
-                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-                )["Attributes"]
-            except Exception as error:
-                log.debug("depth of %s unavailable: %s", name, error)
-                continue
-            depth = float(attributes.get("ApproximateNumberOfMessages", 0))
-            self.metrics.put(
-                "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth, "Count"
-            )
+        for name, depth in self.queue_depths(sqs).items():
+            if depth is not None:
+                self.metrics.put(
+                    "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth, "Count"
+                )
         for thread in self.pollers:
             age = thread.poller.oldest_pending_age_ms()
             if age is not None:
@@ -484,9 +476,10 @@ class Runtime:
             "functions": {n: f.in_flight for n, f in self.functions.items()},
         }
 
-    def queue_depths(self) -> dict[str, int | None]:
-        """Messages waiting in each queue an alarm watches (the dead-letter and on-failure queues)."""
-        sqs = aws.client("sqs", self.endpoint)
+    def queue_depths(self, sqs: Any = None) -> dict[str, int | None]:
+        """Messages waiting in each queue an alarm watches (the dead-letter and on-failure queues); None
+        for one whose depth could not be read."""
+        sqs = sqs or aws.client("sqs", self.endpoint)
         depths: dict[str, int | None] = {}
         for name, url in sorted(self._watched_queues.items()):
             try:
