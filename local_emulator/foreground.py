@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from streamrec_core import routes
+
 from local_emulator.pipeline import REPO_ROOT, LocalPipeline
 
 
@@ -83,7 +85,8 @@ def print_endpoints(
             "try:",
             f"curl -s -X POST -H 'x-api-key: {pipeline.api_keys['producer']}' "
             "-H 'content-type: application/json' "
-            f'-d \'{{"event_type":"view","user_id":"u1","item_id":"i1"}}\' {pipeline.base_url}/v1/events',
+            f'-d \'{{"event_type":"view","user_id":"u1","item_id":"i1"}}\' '
+            + routes.EVENTS.url(pipeline.base_url),
         )
     out.flush()
 
