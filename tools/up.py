@@ -205,7 +205,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--events-file: no file at {args.events_file}")
     if args.events_file:  # a bad line is said now, not once the pipeline is up (one quick pass)
         try:
-            for _ in itertools.islice(read_events(args.events_file), args.limit):
+            for _ in source_for(args).catalog():
                 pass
         except ReplayError as error:
             parser.error(f"--events-file: {error}")
